@@ -1,0 +1,288 @@
+"""``ganmodels`` command line: thin wrappers around the library's functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _default_model() -> Path:
+    from ganmodels.resources import default_model_path
+
+    return default_model_path()
+
+
+def _tqdm(**kwargs):
+    from tqdm import tqdm
+
+    return tqdm(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# info / sample
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ganmodels.modelfile import load_model
+
+    model = load_model(args.model or _default_model())
+    G = model.G
+    n_params = sum(p.numel() for p in G.parameters())
+    info = {
+        "file": str(model.path),
+        "name": model.name,
+        "resolution": G.img_resolution,
+        "z_dim": G.z_dim,
+        "w_dim": G.w_dim,
+        "num_ws": G.num_ws,
+        "c_dim": G.c_dim,
+        "parameters": n_params,
+        "config": model.config.to_dict(),
+        "card": model.card,
+        "directions": {k: d.meta() for k, d in model.directions.items()},
+        "components": {k: v.get("kind") for k, v in model.components.items()},
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{model.name}: {G.img_resolution}x{G.img_resolution}, {n_params / 1e6:.2f} M parameters")
+        print(f"  file: {model.path}")
+        print(f"  z_dim {G.z_dim}, w_dim {G.w_dim}, num_ws {G.num_ws}, c_dim {G.c_dim}")
+        for k in ("training_data", "licence", "kimg", "hours", "metrics"):
+            if k in model.card:
+                print(f"  {k}: {model.card[k]}")
+        if model.directions:
+            print(f"  directions: {', '.join(model.directions)}")
+        if model.components:
+            print(f"  components: {', '.join(model.components)}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from ganmodels.device import choose_device
+    from ganmodels.generate import make_grid, parse_seeds, seeds_to_ws, synthesize, to_uint8
+    from ganmodels.modelfile import load_model
+
+    device = choose_device(args.device)
+    model = load_model(args.model or _default_model(), device=device)
+    seeds = parse_seeds(args.seeds)
+    images = []
+    for seed in _tqdm(iterable=seeds, desc="sampling", unit="img", disable=args.quiet):
+        ws = seeds_to_ws(model.G, [seed], truncation_psi=args.truncation, truncation_cutoff=args.cutoff)
+        images.append(to_uint8(synthesize(model.G, ws, noise_mode=args.noise_mode)))
+    grid = make_grid(np.concatenate(images), cols=args.cols, pad=args.pad)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(out)
+    print(f"wrote {out} ({len(seeds)} images, {grid.shape[1]}x{grid.shape[0]})")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# dataset
+
+
+def cmd_dataset_build(args: argparse.Namespace) -> int:
+    from ganmodels.dataset import BuildReport, build_dataset
+
+    bar = None
+    report = None
+    for item in build_dataset(args.src, resolution=args.res, out=args.out, xflip=args.xflip, dedup=not args.no_dedup):
+        if isinstance(item, BuildReport):
+            report = item
+            break
+        if bar is None and item.total:
+            bar = _tqdm(total=item.total, desc="images", unit="img", disable=args.quiet)
+        if bar is not None:
+            bar.n = item.done
+            bar.refresh()
+    if bar is not None:
+        bar.close()
+    assert report is not None
+    print(f"wrote {report.out}: {report.count} images at {report.resolution}px, {report.duplicates} duplicates dropped")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} unreadable files:")
+        for name, reason in report.skipped:
+            print(f"  {name}: {reason}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganmodels.dataset import ImageDataset
+    from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
+    from ganmodels.training import TrainConfig, init_distributed, latest_checkpoint, load_checkpoint, new_state, train
+    from ganmodels.trainreport import SnapshotReporter
+
+    rank, world, device = init_distributed()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = ImageDataset.from_path(args.data, xflip=args.xflip)
+    run_dir = Path(args.out)
+    resume = latest_checkpoint(args.resume) if args.resume else None
+    if args.resume and resume is None:
+        print(f"error: no snapshot-*.safetensors in {args.resume}", file=sys.stderr)
+        return 2
+    if resume is not None:
+        state = load_checkpoint(resume, device=device)
+        if rank == 0:
+            print(f"resumed {resume} at {state.cur_nimg / 1000:.1f} kimg, step {state.step}")
+    else:
+        precision = args.precision
+        if precision == "auto":
+            from ganmodels.device import cpu_has_fast_bf16
+
+            precision = "bf16" if (device.type == "cpu" and cpu_has_fast_bf16()) else "fp32"
+        res = dataset.resolution
+        cfg = TrainConfig(
+            G=GeneratorConfig(
+                img_resolution=res,
+                z_dim=args.z_dim,
+                w_dim=args.w_dim,
+                mapping_layers=args.map,
+                channel_base=args.cbase,
+                channel_max=args.cmax,
+            ),
+            D=DiscriminatorConfig(
+                img_resolution=res,
+                channel_base=args.cbase,
+                channel_max=args.cmax,
+                spectral_norm=args.spectral_norm,
+                mbstd_group_size=min(4, args.batch // max(world, 1)),
+            ),
+            batch_size=args.batch,
+            g_lr=args.lr,
+            d_lr=args.lr,
+            loss=args.loss,
+            r1_gamma=args.gamma if args.gamma is not None else 0.0002 * res**2 / args.batch,
+            pl_weight=args.pl_weight,
+            ema_kimg=args.ema_kimg if args.ema_kimg is not None else args.batch * 10 / 32,
+            augment=args.augment,
+            precision=precision,
+            channels_last=not args.no_channels_last,
+            seed=args.seed,
+        )
+        state = new_state(cfg, device=device)
+    reporter = SnapshotReporter(run_dir, dataset=dataset, data_name=str(args.data)) if rank == 0 else None
+    if reporter is not None:
+        reporter.write_config(state)
+    bar = _tqdm(total=args.kimg, initial=state.cur_nimg / 1000, unit="kimg", disable=args.quiet or rank != 0)
+    last = state.cur_nimg
+    for prog in train(
+        state,
+        dataset,
+        total_kimg=args.kimg,
+        run_dir=run_dir,
+        snapshot_minutes=args.snap_minutes,
+        snapshot_kimg=args.snap_kimg,
+        on_snapshot=reporter,
+    ):
+        if reporter is not None:
+            reporter.log(prog)
+        bar.update((state.cur_nimg - last) / 1000)
+        last = state.cur_nimg
+        bar.set_postfix(
+            G=f"{prog.losses['G']:.3f}", D=f"{prog.losses['D']:.3f}", p=f"{prog.augment_p:.2f}", refresh=False
+        )
+    bar.close()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ganmodels", description="GAN models: sample, train, invert, edit, inpaint.")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps; env GAN_EDITOR_DEVICE")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("info", help="describe a model file")
+    s.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("sample", help="render a grid of samples from seeds")
+    s.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    s.add_argument("--seeds", default="0-15", help="e.g. 0-15 or 1,5,9")
+    s.add_argument("--truncation", type=float, default=0.7, help="truncation psi")
+    s.add_argument("--cutoff", type=int, default=None, help="truncate only the first N ws")
+    s.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
+    s.add_argument("--cols", type=int, default=None)
+    s.add_argument("--pad", type=int, default=0)
+    s.add_argument("--out", default="grid.png")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("dataset", help="training data tools")
+    dsub = s.add_subparsers(dest="dataset_command", required=True)
+    b = dsub.add_parser("build", help="build a training set from an image folder or zip")
+    b.add_argument("src")
+    b.add_argument("--res", type=int, required=True, choices=[32, 64, 128, 256, 512, 1024])
+    b.add_argument("--out", required=True, help="data.npz or a folder")
+    b.add_argument("--xflip", action="store_true", help="also store mirrored copies")
+    b.add_argument("--no-dedup", action="store_true", help="keep exact duplicates")
+    b.set_defaults(func=cmd_dataset_build)
+
+    s = sub.add_parser("train", help="train a StyleGAN2 on a dataset (use torchrun for several processes)")
+    s.add_argument("data", help="dataset .npz or folder from 'ganmodels dataset build'")
+    s.add_argument("--out", required=True, help="run directory (snapshots, grids, logs)")
+    s.add_argument("--resume", default=None, help="continue from the newest snapshot in this run directory")
+    s.add_argument("--kimg", type=float, default=1000, help="train until this many thousand images")
+    s.add_argument("--batch", type=int, default=16)
+    s.add_argument("--cbase", type=int, default=2048, help="channel base (channels = min(cbase / res, cmax))")
+    s.add_argument("--cmax", type=int, default=128)
+    s.add_argument("--map", type=int, default=2, help="mapping network depth")
+    s.add_argument("--z-dim", type=int, default=512)
+    s.add_argument("--w-dim", type=int, default=512)
+    s.add_argument("--lr", type=float, default=0.0025)
+    s.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan-gp"], help="ns = non-saturating + R1")
+    s.add_argument("--gamma", type=float, default=None, help="R1 weight (default 0.0002 * res^2 / batch)")
+    s.add_argument("--pl-weight", type=float, default=0.0, help="path length regularisation weight")
+    s.add_argument("--ema-kimg", type=float, default=None)
+    s.add_argument("--augment", default="diffaugment", choices=["diffaugment", "ada", "none"])
+    s.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on D")
+    s.add_argument("--xflip", action="store_true", help="random horizontal flips of the data")
+    s.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    s.add_argument("--no-channels-last", action="store_true")
+    s.add_argument("--snap-minutes", type=float, default=10.0)
+    s.add_argument("--snap-kimg", type=float, default=None)
+    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ganmodels`` console script."""
+    args = build_parser().parse_args(argv)
+    t0 = time.monotonic()
+    try:
+        rc = args.func(args)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if not args.quiet and args.command not in ("info",):
+        print(f"done in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

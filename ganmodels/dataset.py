@@ -1,0 +1,532 @@
+"""Training data: turn a folder or .zip of pictures into a square uint8 dataset, and serve batches from it.
+
+Two on-disk layouts, both written by :func:`build_dataset` and read by :func:`load_images`:
+
+- ``*.npz``: ``images`` uint8 [N, R, R, 3], ``names`` str [N] (source file of each image) and ``flipped`` bool [N]
+  (True for the mirrored copies added by ``xflip``). Plain arrays, loaded with ``allow_pickle=False``.
+- any other path: a folder of ``000000.png``, ``000001.png`` ... plus ``dataset.json`` with ``format``,
+  ``resolution``, ``count``, ``xflip``, ``names`` and ``flipped`` (one entry per PNG, in file order).
+
+With ``xflip=True`` the build stores every kept image twice: first the N originals in source order, then their N
+horizontal mirrors in the same order, so ``images[N + i] == images[i][:, ::-1]`` and the first N images equal a
+build without ``xflip``.
+
+Building is a generator (one :class:`BuildProgress` per file, then a :class:`BuildReport`), so the GUI and the CLI
+drive it the same way and can stop it between files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "BuildProgress",
+    "BuildReport",
+    "DatasetError",
+    "ImageDataset",
+    "build_dataset",
+    "list_sources",
+    "load_images",
+    "prepare_image",
+]
+
+#: Lower-case file suffixes that are treated as images (all readable by Pillow's built-in plugins).
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {
+        ".png",
+        ".apng",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".webp",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".gif",
+        ".tga",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".ico",
+    }
+)
+
+DATASET_FORMAT = "gan-editor-dataset/1"
+DATASET_JSON = "dataset.json"
+#: Members of a .zip larger than this (uncompressed) are skipped instead of being read into memory.
+MAX_MEMBER_BYTES = 512 * 1024 * 1024
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be built or loaded, with a message meant for the user."""
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """Progress of :func:`build_dataset`, yielded once per source file."""
+
+    done: int  # files looked at so far
+    total: int  # files to look at
+    kept: int  # distinct images kept so far (mirrored copies not counted)
+    skipped: tuple[tuple[str, str], ...]  # (file name, reason) of unreadable files so far
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """Result of :func:`build_dataset`, its last yielded item."""
+
+    out: Path
+    count: int  # images stored, mirrored copies included
+    resolution: int
+    skipped: tuple[tuple[str, str], ...]
+    duplicates: int  # exact duplicates (after resizing) that were dropped
+
+
+def _is_hidden(name: str) -> bool:
+    parts = name.split("/")
+    return any(p.startswith(".") for p in parts) or "__MACOSX" in parts
+
+
+def _has_image_suffix(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def list_sources(src: str | Path) -> list[str]:
+    """Image files of a folder (recursive, as sorted '/'-separated relative paths) or of a .zip (sorted member names).
+
+    Files are picked by suffix (:data:`IMAGE_SUFFIXES`, case-insensitive); hidden files and folders (name starting
+    with '.') and macOS ``__MACOSX`` resource forks are left out. Symlinked folders are not followed.
+    """
+    src = Path(src)
+    if src.is_dir():
+        names = []
+        for root, dirs, files in os.walk(src):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            rel_root = Path(root).relative_to(src)
+            for f in files:
+                name = (rel_root / f).as_posix()
+                if _has_image_suffix(f) and not _is_hidden(name):
+                    names.append(name)
+        return sorted(names)
+    if src.is_file() and src.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(src) as zf:
+                members = [i.filename for i in zf.infolist() if not i.is_dir()]
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DatasetError(f"cannot read zip file {src}: {e}") from e
+        return sorted(m for m in members if _has_image_suffix(m) and not _is_hidden(m))
+    if not src.exists():
+        raise DatasetError(f"source {src} does not exist")
+    raise DatasetError(f"source {src} must be a folder or a .zip file of images")
+
+
+def _to_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Any Pillow mode -> RGB, transparency composited on `background`."""
+    if img.mode in _SIXTEEN_BIT_MODES:
+        # Pillow's own conversion clips 16-bit values at 255; scale the full 0..65535 range instead.
+        a = np.asarray(img).astype(np.float64)  # [H, W]
+        img = Image.fromarray(np.round(np.clip(a, 0, 65535) / 257.0).astype(np.uint8))
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        base = Image.new("RGBA", img.size, (*background, 255))
+        return Image.alpha_composite(base, img).convert("RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return img
+
+
+def prepare_image(
+    img: Image.Image, *, resolution: int, background: tuple[int, int, int] = (255, 255, 255)
+) -> np.ndarray:
+    """One picture -> uint8 [resolution, resolution, 3] RGB.
+
+    Applies the EXIF orientation, takes the first frame of animations, converts any mode to RGB (16-bit greyscale
+    scaled from its full range, transparency composited on `background` before resampling so edges get no dark
+    fringe), centre-crops to a square and resizes it with Lanczos (reducing_gap=3). Seeks `img` to frame 0.
+    """
+    _check_resolution(resolution)
+    background = _check_background(background)
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    img = ImageOps.exif_transpose(img)
+    img = _to_rgb(img, background)
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    out = img.resize(
+        (resolution, resolution),
+        Image.Resampling.LANCZOS,
+        box=(left, top, left + side, top + side),
+        reducing_gap=3.0,
+    )
+    arr = np.asarray(out, dtype=np.uint8)  # [R, R, 3]
+    return np.ascontiguousarray(arr)
+
+
+def _check_resolution(resolution: int) -> None:
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1:
+        raise DatasetError(f"resolution must be a positive integer, got {resolution!r}")
+
+
+def _check_background(background: Sequence[int]) -> tuple[int, int, int]:
+    bg = tuple(int(c) for c in background)
+    if len(bg) != 3 or not all(0 <= c <= 255 for c in bg):
+        raise DatasetError(f"background must be three integers in 0..255, got {background!r}")
+    return bg  # type: ignore[return-value]
+
+
+def _read_reason(e: BaseException) -> str:
+    """A short user-facing reason for a file that could not be read."""
+    if isinstance(e, Image.DecompressionBombError):
+        return f"too large, refused as a possible decompression bomb ({e})"
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image Pillow can read (corrupt or unsupported format)"
+    msg = str(e).strip() or "no details"
+    return f"{type(e).__name__}: {msg}"
+
+
+def _load_one(opener: _Source, name: str, *, resolution: int, background: tuple[int, int, int]) -> np.ndarray:
+    data = opener.read(name)
+    if not data:
+        raise _Skip("empty file (0 bytes)")
+    with Image.open(io.BytesIO(data)) as img:
+        # JPEG only: let libjpeg decode at a reduced scale, never smaller than twice the target.
+        img.draft(None, (2 * resolution, 2 * resolution))
+        return prepare_image(img, resolution=resolution, background=background)
+
+
+class _Skip(Exception):
+    """A file skipped for a reason that is already user-facing."""
+
+
+class _Source:
+    """Reads the bytes of the members named by list_sources, from a folder or an open zip."""
+
+    def __init__(self, src: Path) -> None:
+        self._src = src
+        self._zip = zipfile.ZipFile(src) if src.is_file() else None
+
+    def read(self, name: str) -> bytes:
+        if self._zip is None:
+            path = self._src / name
+            size = path.stat().st_size
+            if size > MAX_MEMBER_BYTES:
+                raise _Skip(f"file too large ({size} bytes)")
+            return path.read_bytes()
+        info = self._zip.getinfo(name)
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise _Skip(f"zip member too large ({info.file_size} bytes uncompressed)")
+        return self._zip.read(info)
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+
+def _is_npz(out: Path) -> bool:
+    return out.suffix.lower() == ".npz"
+
+
+def _check_out(out: Path, src: Path) -> None:
+    """Refuse outputs that would destroy something that is not a dataset, or feed back into the source."""
+    if _is_npz(out):
+        if out.is_dir():
+            raise DatasetError(f"output {out} is a folder, not an .npz file")
+        return
+    if out.exists():
+        if not out.is_dir():
+            raise DatasetError(f"output {out} exists and is not a folder (use a name ending in .npz for one file)")
+        if not _is_replaceable_dataset_dir(out):
+            raise DatasetError(f"output folder {out} is not empty and is not a dataset folder; refusing to replace it")
+    if src.is_dir():
+        src_r, out_r = src.resolve(), out.resolve()
+        if out_r == src_r or src_r in out_r.parents:
+            raise DatasetError(f"output folder {out} is inside the source folder {src}")
+
+
+def _is_replaceable_dataset_dir(path: Path) -> bool:
+    """An empty folder, or one holding only dataset.json and NNNNNN.png files (what build_dataset writes)."""
+    for entry in path.iterdir():
+        n = entry.name
+        if entry.is_dir():
+            return False
+        if n != DATASET_JSON and not (len(n) == 10 and n.endswith(".png") and n[:6].isdigit()):
+            return False
+    return True
+
+
+def build_dataset(
+    src: str | Path,
+    *,
+    resolution: int,
+    out: str | Path,
+    xflip: bool = False,
+    dedup: bool = True,
+    background: tuple[int, int, int] = (255, 255, 255),
+    max_images: int | None = None,
+) -> Iterator[BuildProgress | BuildReport]:
+    """Build a dataset from a folder or .zip of images; yields BuildProgress per file, then one BuildReport.
+
+    Every image goes through :func:`prepare_image`. Unreadable, corrupt, empty or oversized files (including
+    Pillow's decompression-bomb refusals) are skipped and listed in ``skipped``; they never stop the build.
+    ``dedup`` drops images whose resized pixels equal an earlier one. ``xflip`` appends a mirrored copy of every
+    kept image (N doubles; originals first, then mirrors, see the module docstring). ``max_images`` caps the number
+    of distinct images kept. ``out`` ending in ``.npz`` gives one file, anything else a folder of PNGs; both are
+    written under a temporary name and renamed at the end, so a stopped build leaves no partial output.
+
+    Arguments and ``out`` are checked when called; the work happens while iterating. Raises DatasetError when the
+    source holds no image file or none could be read.
+    """
+    src, out = Path(src), Path(out)
+    _check_resolution(resolution)
+    bg = _check_background(background)
+    if max_images is not None and (isinstance(max_images, bool) or max_images < 1):
+        raise DatasetError(f"max_images must be a positive integer or None, got {max_images!r}")
+    if not (src.is_dir() or (src.is_file() and src.suffix.lower() == ".zip")):
+        list_sources(src)  # raises the right DatasetError
+    _check_out(out, src)
+    return _build(src, resolution=resolution, out=out, xflip=xflip, dedup=dedup, background=bg, max_images=max_images)
+
+
+def _build(
+    src: Path,
+    *,
+    resolution: int,
+    out: Path,
+    xflip: bool,
+    dedup: bool,
+    background: tuple[int, int, int],
+    max_images: int | None,
+) -> Iterator[BuildProgress | BuildReport]:
+    names = list_sources(src)
+    total = len(names)
+    if total == 0:
+        raise DatasetError(f"no image files found in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    skipped: list[tuple[str, str]] = []
+    skipped_t: tuple[tuple[str, str], ...] = ()
+    seen: dict[bytes, str] = {}
+    images: list[np.ndarray] = []  # [R, R, 3] each
+    kept_names: list[str] = []
+    duplicates = 0
+    yield BuildProgress(0, total, 0, (), f"found {total} image files")
+
+    source = _Source(src)
+    try:
+        for done, name in enumerate(names, start=1):
+            try:
+                arr = _load_one(source, name, resolution=resolution, background=background)
+            except _Skip as e:
+                skipped.append((name, str(e)))
+            except Exception as e:  # any decoder failure skips this one file, never the whole build
+                skipped.append((name, _read_reason(e)))
+            else:
+                key = hashlib.blake2b(arr.tobytes(), digest_size=16).digest()
+                if dedup and key in seen:
+                    duplicates += 1
+                    yield BuildProgress(done, total, len(images), skipped_t, f"{name}: duplicate of {seen[key]}")
+                    continue
+                seen.setdefault(key, name)
+                images.append(arr)
+                kept_names.append(name)
+                yield BuildProgress(done, total, len(images), skipped_t, name)
+                if max_images is not None and len(images) >= max_images:
+                    break
+                continue
+            skipped_t = tuple(skipped)
+            yield BuildProgress(done, total, len(images), skipped_t, f"skipped {name}: {skipped[-1][1]}")
+    finally:
+        source.close()
+
+    if not images:
+        shown = "; ".join(f"{n}: {r}" for n, r in skipped[:5])
+        more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        raise DatasetError(f"none of the {total} image files in {src} could be read: {shown}{more}")
+
+    n = len(images)
+    all_names = kept_names + kept_names if xflip else kept_names
+    flipped = [False] * n + ([True] * n if xflip else [])
+    yield BuildProgress(done, total, n, skipped_t, f"writing {out}")
+    if _is_npz(out):
+        _write_npz(out, images, all_names, flipped, xflip=xflip)
+    else:
+        _write_folder(out, images, all_names, flipped, resolution=resolution, xflip=xflip)
+    yield BuildReport(out, len(all_names), resolution, skipped_t, duplicates)
+
+
+def _temp_name(out: Path) -> Path:
+    """A hidden sibling of `out` to write to before renaming it into place."""
+    return out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
+
+
+def _write_npz(out: Path, images: list[np.ndarray], names: list[str], flipped: list[bool], *, xflip: bool) -> None:
+    x = np.stack(images)  # [N, R, R, 3]
+    if xflip:
+        x = np.concatenate([x, x[:, :, ::-1]])  # [2N, R, R, 3]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(out)
+    try:
+        with open(tmp, "xb") as f:  # unlike mkstemp, honours the umask
+            np.savez(f, images=x, names=np.array(names, dtype=str), flipped=np.array(flipped, dtype=bool))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_folder(
+    out: Path, images: list[np.ndarray], names: list[str], flipped: list[bool], *, resolution: int, xflip: bool
+) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(out)
+    tmp.mkdir()  # unlike mkdtemp, honours the umask
+    try:
+        files = [f"{i:06d}.png" for i in range(len(names))]
+        for i, arr in enumerate(images):
+            Image.fromarray(arr).save(tmp / files[i])
+            if xflip:
+                Image.fromarray(np.ascontiguousarray(arr[:, ::-1])).save(tmp / files[len(images) + i])
+        meta = {
+            "format": DATASET_FORMAT,
+            "resolution": resolution,
+            "count": len(names),
+            "xflip": xflip,
+            "names": names,
+            "flipped": flipped,
+        }
+        (tmp / DATASET_JSON).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        if out.exists():
+            if not (out.is_dir() and _is_replaceable_dataset_dir(out)):  # it may have changed while we worked
+                raise DatasetError(f"output {out} changed during the build and is not a dataset folder; not replaced")
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _check_images(images: np.ndarray, where: str) -> np.ndarray:
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+        raise DatasetError(f"{where}: images must be a uint8 numpy array, got {getattr(images, 'dtype', images)!r}")
+    if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2] or images.shape[0] < 1:
+        raise DatasetError(f"{where}: images must have shape [N, R, R, 3] with N >= 1, got {list(images.shape)}")
+    return images
+
+
+def load_images(path: str | Path) -> np.ndarray:
+    """uint8 [N, R, R, 3] from an ``.npz`` or a dataset folder written by :func:`build_dataset`."""
+    path = Path(path)
+    hint = f"build one with: ganmodels dataset build SRC --res 64 --out {path}"
+    if not path.exists():
+        raise DatasetError(f"dataset {path} does not exist; {hint}")
+    if path.is_file():
+        if not _is_npz(path):
+            raise DatasetError(f"{path} is not a dataset (.npz file or dataset folder); {hint}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "images" not in z.files:
+                    raise DatasetError(f"{path} has no 'images' array (has {z.files}); {hint}")
+                images = z["images"]
+        except DatasetError:
+            raise
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise DatasetError(f"cannot read dataset {path}: {e}") from e
+        return _check_images(images, str(path))
+    meta_path = path / DATASET_JSON
+    if not meta_path.is_file():
+        raise DatasetError(f"{path} is a folder without {DATASET_JSON}, not a dataset folder; {hint}")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        count, res = int(meta["count"]), int(meta["resolution"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DatasetError(f"invalid {meta_path}: {e}") from e
+    if count < 1 or res < 1:
+        raise DatasetError(f"invalid {meta_path}: count={count}, resolution={res}")
+    images = np.empty((count, res, res, 3), dtype=np.uint8)  # [N, R, R, 3]
+    for i in range(count):
+        f = path / f"{i:06d}.png"
+        try:
+            with Image.open(f) as img:
+                if img.mode != "RGB" or img.size != (res, res):
+                    raise DatasetError(f"{f} is {img.mode} {img.size}, expected RGB ({res}, {res})")
+                images[i] = np.asarray(img)
+        except DatasetError:
+            raise
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"cannot read {f} of dataset {path}: {e}") from e
+    return images
+
+
+class ImageDataset:
+    """In-memory training images; batches are float32 [B, 3, R, R] in [-1, 1] (x / 127.5 - 1)."""
+
+    def __init__(self, images: np.ndarray, *, xflip: bool = False) -> None:
+        images = _check_images(images, "ImageDataset")
+        if not images.flags.writeable or not images.flags.c_contiguous:
+            images = np.array(images, copy=True, order="C")
+        self._images = torch.from_numpy(images)  # [N, R, R, 3] uint8
+        self.xflip = xflip
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, xflip: bool = False) -> ImageDataset:
+        """Load an ``.npz`` or dataset folder (see :func:`load_images`)."""
+        return cls(load_images(path), xflip=xflip)
+
+    def __len__(self) -> int:
+        return self._images.shape[0]
+
+    @property
+    def resolution(self) -> int:
+        return self._images.shape[1]
+
+    def batch(
+        self, indices: np.ndarray | torch.Tensor | Sequence[int], *, flip: np.ndarray | torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Images at `indices` as float32 [B, 3, R, R] in [-1, 1]; `flip` (bool [B]) mirrors those horizontally.
+
+        Deterministic: no randomness here, whatever ``xflip`` is.
+        """
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.long).reshape(-1)  # [B]
+        n = len(self)
+        if idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(f"indices out of range for a dataset of {n} images")
+        x = self._images[idx]  # [B, R, R, 3] uint8 (a copy)
+        if flip is not None:
+            f = torch.as_tensor(np.asarray(flip), dtype=torch.bool).reshape(-1)  # [B]
+            if f.shape != idx.shape:
+                raise ValueError(f"flip has {f.numel()} entries for {idx.numel()} indices")
+            x[f] = x[f].flip(2)
+        return x.permute(0, 3, 1, 2).to(torch.float32).div_(127.5).sub_(1.0).contiguous()  # [B, 3, R, R]
+
+    def sample(self, batch_size: int, *, generator: torch.Generator) -> torch.Tensor:
+        """A random batch [B, 3, R, R] float32 in [-1, 1], drawn with replacement using only `generator` (CPU).
+
+        With ``xflip=True`` each image is also mirrored with probability 1/2.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        idx = torch.randint(len(self), (batch_size,), generator=generator)  # [B]
+        flip = torch.rand(batch_size, generator=generator) < 0.5 if self.xflip else None  # [B]
+        return self.batch(idx, flip=flip)

@@ -1,0 +1,79 @@
+"""Sampling and rendering helpers shared by the CLI and the editor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ganmodels.networks import Generator
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part[1:]:
+            a, b = part.split("-", 1) if not part.startswith("-") else (part, "")
+            lo, hi = int(a), int(b)
+            if hi < lo:
+                raise ValueError(f"bad seed range {part!r}")
+            seeds.extend(range(lo, hi + 1))
+        else:
+            seeds.append(int(part))
+    if not seeds:
+        raise ValueError("no seeds given")
+    return seeds
+
+
+def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
+    """The z of a seed, identical to NVIDIA's generate.py (``np.random.RandomState(seed).randn``): [1, z_dim]."""
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).float()
+
+
+@torch.no_grad()
+def seeds_to_ws(
+    G: Generator, seeds: Sequence[int], *, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
+) -> torch.Tensor:
+    """Map seeds through G.mapping: [N, num_ws, w_dim]."""
+    device = next(G.parameters()).device
+    z = torch.cat([seed_to_z(s, G.z_dim) for s in seeds]).to(device)
+    c = torch.zeros([len(seeds), G.c_dim], device=device)
+    return G.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+
+
+@torch.no_grad()
+def synthesize(G: Generator, ws: torch.Tensor, *, noise_mode: str = "const", batch_size: int = 8) -> torch.Tensor:
+    """ws [N, num_ws, w_dim] -> images [N, 3, R, R] float32 in about [-1, 1], in batches."""
+    device = next(G.parameters()).device
+    out = [G.synthesis(ws[i : i + batch_size].to(device), noise_mode=noise_mode) for i in range(0, len(ws), batch_size)]
+    return torch.cat(out)
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3]."""
+    x = (img.detach().float().clamp(-1, 1) + 1) * 127.5
+    return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_float01(img: torch.Tensor) -> np.ndarray:
+    """[N, 3, H, W] in [-1, 1] -> float32 [N, H, W, 3] in [0, 1] (the editor's image convention)."""
+    x = (img.detach().float().clamp(-1, 1) + 1) * 0.5
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def make_grid(images: np.ndarray, *, cols: int | None = None, pad: int = 0, background: int = 255) -> np.ndarray:
+    """uint8 [N, H, W, 3] -> one uint8 [rows*H, cols*W, 3] grid."""
+    n, h, w, c = images.shape
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    grid = np.full([rows * (h + pad) + pad, cols * (w + pad) + pad, c], background, dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + q * (w + pad)
+        grid[y : y + h, x : x + w] = images[i]
+    return grid

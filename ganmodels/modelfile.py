@@ -1,0 +1,197 @@
+"""The native model file: one ``.safetensors`` holding tensors plus JSON metadata.
+
+Layout (all keys of the generator keep NVIDIA's state_dict names):
+
+- tensors ``generator.<name>``: the (EMA) generator weights, fp16 or fp32
+- tensors ``directions.<name>``: latent directions, [w_dim] each
+- tensors ``<component>.<name>`` for optional extra networks (an encoder, an inpainter, ...)
+- metadata ``format`` = ``gan-editor-model/1``, ``generator_config`` (GeneratorConfig JSON), ``card``
+  (training data, licence, kimg, metrics ...), ``directions`` (name -> layer range, method, description),
+  ``components`` (name -> {"kind", "config"}).
+
+Loading never unpickles anything: safetensors stores raw tensors and strings only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from ganmodels.directions import Direction
+from ganmodels.networks import Generator, GeneratorConfig
+from ganmodels.stio import save_safetensors
+
+FORMAT = "gan-editor-model/1"
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be read, with a message meant for the user."""
+
+
+@dataclasses.dataclass
+class GanModel:
+    """A loaded generator with everything the editor needs to know about it."""
+
+    G: Generator
+    config: GeneratorConfig
+    card: dict[str, Any] = dataclasses.field(default_factory=dict)
+    directions: dict[str, Direction] = dataclasses.field(default_factory=dict)
+    components: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """Display name: the card's name, else the file stem."""
+        return str(self.card.get("name") or (self.path.stem if self.path else "model"))
+
+    @property
+    def num_ws(self) -> int:
+        return self.G.num_ws
+
+    @property
+    def w_dim(self) -> int:
+        return self.G.w_dim
+
+    @property
+    def resolution(self) -> int:
+        return self.G.img_resolution
+
+
+def _to_storage(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    t = t.detach().to("cpu").contiguous()
+    if dtype is not None and t.is_floating_point():
+        t = t.to(dtype)
+    return t
+
+
+def save_model(
+    path: str | Path,
+    G: Generator,
+    *,
+    config: GeneratorConfig,
+    card: Mapping[str, Any] | None = None,
+    directions: Mapping[str, Direction] | None = None,
+    components: Mapping[str, tuple[str, Mapping[str, Any], Mapping[str, torch.Tensor]]] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write ``G`` (and directions / extra components) to ``path``.
+
+    ``dtype`` None keeps each tensor's dtype (fp32 round trips bit-exactly); ``torch.float16`` halves the size.
+    ``components`` maps a name to (kind, config, state_dict) for extra networks shipped with the model.
+    The file is written to a temporary name and renamed, so a crash never leaves half a model.
+    """
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in G.state_dict().items():
+        tensors[f"generator.{k}"] = _to_storage(v, dtype)
+    dir_meta: dict[str, Any] = {}
+    for name, d in (directions or {}).items():
+        tensors[f"directions.{name}"] = _to_storage(d.vector, torch.float32)
+        dir_meta[name] = d.meta()
+    comp_meta: dict[str, Any] = {}
+    for name, (kind, cfg, sd) in (components or {}).items():
+        if name in ("generator", "directions") or "." in name:
+            raise ValueError(f"invalid component name {name!r}")
+        comp_meta[name] = {"kind": kind, "config": dict(cfg)}
+        for k, v in sd.items():
+            tensors[f"{name}.{k}"] = _to_storage(v, dtype)
+    metadata = {
+        "format": FORMAT,
+        "generator_config": json.dumps(config.to_dict()),
+        "card": json.dumps(dict(card or {})),
+        "directions": json.dumps(dir_meta),
+        "components": json.dumps(comp_meta),
+    }
+    return save_safetensors(path, tensors, metadata)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The decoded JSON metadata of a model file, without loading weights."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFileError(f"{path.name} is not a readable .safetensors model file ({e})") from None
+    if raw.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path.name} is a safetensors file but not a gan-editor model (format={raw.get('format')!r}); "
+            "use 'ganmodels convert' for other checkpoints"
+        )
+    out: dict[str, Any] = {"format": raw["format"]}
+    for key in ("generator_config", "card", "directions", "components"):
+        try:
+            out[key] = json.loads(raw.get(key, "{}"))
+        except json.JSONDecodeError as e:
+            raise ModelFileError(f"{path.name}: metadata field {key!r} is not valid JSON ({e})") from None
+    return out
+
+
+def load_component(path: str | Path, name: str) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
+    """(kind, config, state_dict) of an extra network stored in a model file."""
+    meta = read_metadata(path)
+    if name not in meta["components"]:
+        raise ModelFileError(f"{Path(path).name} has no component {name!r}")
+    prefix = f"{name}."
+    with safe_open(str(path), framework="pt") as f:
+        sd = {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+    info = meta["components"][name]
+    return info["kind"], info["config"], sd
+
+
+def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanModel:
+    """Load a native model file into an eval-mode fp32 Generator on ``device``."""
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        config = GeneratorConfig.from_dict(meta["generator_config"])
+        G = config.build()
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{path.name}: invalid generator config ({e})") from None
+    sd: dict[str, torch.Tensor] = {}
+    dir_vectors: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for k in f.keys():
+                if k.startswith("generator."):
+                    sd[k[len("generator.") :]] = f.get_tensor(k)
+                elif k.startswith("directions."):
+                    dir_vectors[k[len("directions.") :]] = f.get_tensor(k)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFileError(f"{path.name}: damaged tensor data ({e})") from None
+    expected = G.state_dict()
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    wrong = sorted(k for k in set(sd) & set(expected) if sd[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+        if wrong:
+            parts.append(f"wrong shapes {wrong[:3]}")
+        raise ModelFileError(f"{path.name}: weights do not match its config: {'; '.join(parts)}")
+    G.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()})
+    G.eval().requires_grad_(False).to(device)
+    directions = {}
+    for name, info in meta["directions"].items():
+        if name not in dir_vectors:
+            raise ModelFileError(f"{path.name}: direction {name!r} has no vector")
+        directions[name] = Direction.from_meta(name, dir_vectors[name].float(), info)
+    return GanModel(
+        G=G,
+        config=config,
+        card=meta["card"],
+        directions=directions,
+        components=meta["components"],
+        path=path,
+    )

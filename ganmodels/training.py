@@ -1,0 +1,524 @@
+"""StyleGAN2 training: losses, lazy regularisation, EMA, augmentation, checkpoints with exact resume, DDP.
+
+``train(...)`` is a generator: it yields a ``TrainProgress`` after every optimisation step, so the CLI (tqdm) and
+any GUI drive it the same way and may stop between steps. Checkpoints are safetensors + JSON (no pickles) and hold
+everything needed to continue bit-exactly: G, G_ema, D, both Adam states, the training RNG, counters and the
+augmentation probability.
+
+Multi-process training runs under ``torchrun`` (torch.distributed, nccl on GPU, gloo on CPU): every rank draws its
+own samples, gradients are averaged with all_reduce, rank 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+
+from ganmodels.augment import POLICIES, AdaptiveAugment, diff_augment
+from ganmodels.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ganmodels.stio import save_safetensors
+
+LOSSES = ("ns", "hinge", "wgan-gp")
+AUGMENTS = ("diffaugment", "ada", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a run (saved in every checkpoint)."""
+
+    G: GeneratorConfig
+    D: DiscriminatorConfig
+    batch_size: int = 16
+    g_lr: float = 0.0025
+    d_lr: float = 0.0025
+    betas: tuple[float, float] = (0.0, 0.99)
+    loss: str = "ns"
+    r1_gamma: float = 0.05
+    r1_interval: int = 16
+    gp_weight: float = 10.0
+    pl_weight: float = 0.0
+    pl_interval: int = 4
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    style_mixing_prob: float = 0.9
+    ema_kimg: float = 5.0
+    ema_rampup: float | None = 0.05
+    augment: str = "diffaugment"
+    augment_policy: tuple[str, ...] = POLICIES
+    ada_target: float = 0.6
+    precision: str = "bf16"  # "bf16" (autocast) or "fp32"
+    channels_last: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}")
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError("precision must be bf16 or fp32")
+        if self.G.img_resolution != self.D.img_resolution:
+            raise ValueError("G and D resolutions differ")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["G"] = self.G.to_dict()
+        d["D"] = self.D.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        d["G"] = GeneratorConfig.from_dict(d["G"])
+        d["D"] = DiscriminatorConfig.from_dict(d["D"])
+        d["betas"] = tuple(d["betas"])
+        d["augment_policy"] = tuple(d["augment_policy"])
+        return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainProgress:
+    """One optimisation step done."""
+
+    step: int
+    kimg: float
+    losses: dict[str, float]
+    augment_p: float
+    seconds: float
+    checkpoint: Path | None = None  # set on steps that wrote a checkpoint
+    images_per_second: float = 0.0
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything that changes during training."""
+
+    config: TrainConfig
+    G: Generator
+    G_ema: Generator
+    D: Discriminator
+    opt_G: torch.optim.Adam
+    opt_D: torch.optim.Adam
+    rng: torch.Generator
+    step: int = 0
+    cur_nimg: int = 0
+    augment_p: float = 0.0
+    pl_mean: float = 0.0
+    seconds: float = 0.0  # wall time trained, over all sessions
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Set-up
+
+
+def _lazy_adam(params: Any, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
+    """Adam with lr / betas corrected for lazy regularisation (StyleGAN2 appendix B)."""
+    ratio = interval / (interval + 1) if interval > 0 else 1.0
+    return torch.optim.Adam(params, lr=lr * ratio, betas=(betas[0] ** ratio, betas[1] ** ratio), eps=1e-8)
+
+
+def new_state(config: TrainConfig, *, device: torch.device | str = "cpu") -> TrainState:
+    """Fresh networks and optimisers, initialised from ``config.seed``."""
+    device = torch.device(device)
+    torch.manual_seed(config.seed)  # network init uses the default generator, like the reference
+    G = config.G.build().to(device).train()
+    D = config.D.build().to(device).train()
+    G_ema = config.G.build().to(device).eval().requires_grad_(False)
+    G_ema.load_state_dict(G.state_dict())
+    if config.channels_last:
+        for net in (G, D, G_ema):
+            net.to(memory_format=torch.channels_last)
+    reg_g = config.pl_interval if config.pl_weight > 0 else 0
+    reg_d = config.r1_interval if (config.loss == "ns" and config.r1_gamma > 0) else 0
+    opt_G = _lazy_adam(G.parameters(), config.g_lr, config.betas, reg_g)
+    opt_D = _lazy_adam(D.parameters(), config.d_lr, config.betas, reg_d)
+    rng = torch.Generator(device=device)
+    rng.manual_seed(config.seed + _rank())
+    return TrainState(config=config, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D, rng=rng)
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+
+
+def _world() -> int:
+    return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+
+
+def _sync_grads(module: nn.Module) -> None:
+    """Average gradients over ranks (one flat all_reduce)."""
+    if _world() == 1:
+        return
+    params = [p for p in module.parameters() if p.grad is not None]
+    if not params:
+        return
+    flat = torch.cat([p.grad.flatten() for p in params]) / _world()
+    torch.distributed.all_reduce(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+        offset += n
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Losses
+
+
+def _autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    if config.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def sample_ws(
+    G: Generator, n: int, *, style_mixing_prob: float, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """Random ws with style mixing: [N, num_ws, w_dim]."""
+    z = torch.randn([n, G.z_dim], generator=generator, device=device)
+    c = torch.zeros([n, G.c_dim], device=device)
+    ws = G.mapping(z, c)
+    if style_mixing_prob > 0:
+        cutoff = int(torch.randint(1, ws.shape[1], [], generator=generator, device=device))
+        mix = torch.rand([], generator=generator, device=device) < style_mixing_prob
+        if bool(mix):
+            z2 = torch.randn([n, G.z_dim], generator=generator, device=device)
+            ws = ws.clone()
+            ws[:, cutoff:] = G.mapping(z2, c, skip_w_avg_update=True)[:, cutoff:]
+    return ws
+
+
+class _Augmenter:
+    def __init__(self, config: TrainConfig, p: float) -> None:
+        self.config = config
+        self.ada = (
+            AdaptiveAugment(policy=config.augment_policy, p=p, target=config.ada_target)
+            if config.augment == "ada"
+            else None
+        )
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.config.augment == "diffaugment":
+            return diff_augment(x, policy=self.config.augment_policy, generator=generator)
+        if self.ada is not None:
+            return self.ada(x, generator=generator)
+        return x
+
+    @property
+    def p(self) -> float:
+        return self.ada.p if self.ada is not None else (1.0 if self.config.augment == "diffaugment" else 0.0)
+
+
+def _d_logits(D: Discriminator, img: torch.Tensor, aug: _Augmenter, rng: torch.Generator, cl: bool) -> torch.Tensor:
+    x = aug(img, rng)
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return D(x, None).float()  # [N, 1]
+
+
+def train_step(state: TrainState, reals: torch.Tensor, aug: _Augmenter) -> dict[str, float]:
+    """One G step and one D step (with lazy R1 / path-length regularisation when due).
+
+    reals: [B, 3, R, R] float32 in [-1, 1] on the training device.
+    """
+    cfg = state.config
+    G, D, rng = state.G, state.D, state.rng
+    device = reals.device
+    batch = reals.shape[0]
+    cl = cfg.channels_last
+    losses: dict[str, float] = {}
+
+    # ---- G main: non-saturating / hinge / wgan generator loss.
+    G.requires_grad_(True)
+    D.requires_grad_(False)
+    with _autocast(cfg, device):
+        ws = sample_ws(G, batch, style_mixing_prob=cfg.style_mixing_prob, generator=rng, device=device)
+        fake = G.synthesis(ws, noise_mode="random", generator=rng)  # [B, 3, R, R]
+        fake_logits = _d_logits(D, fake, aug, rng, cl)
+    loss_g = F.softplus(-fake_logits).mean() if cfg.loss == "ns" else -fake_logits.mean()
+    state.opt_G.zero_grad(set_to_none=True)
+    loss_g.backward()
+    losses["G"] = loss_g.item()
+
+    # ---- G path-length regularisation (lazy).
+    if cfg.pl_weight > 0 and state.step % cfg.pl_interval == 0:
+        n = max(batch // cfg.pl_batch_shrink, 1)
+        with _autocast(cfg, device):
+            ws_pl = sample_ws(G, n, style_mixing_prob=cfg.style_mixing_prob, generator=rng, device=device)
+            img_pl = G.synthesis(ws_pl, noise_mode="random", generator=rng).float()
+        noise = torch.randn(img_pl.shape, generator=rng, device=device) / math.sqrt(img_pl.shape[2] * img_pl.shape[3])
+        (grads,) = torch.autograd.grad((img_pl * noise).sum(), ws_pl, create_graph=True)
+        lengths = grads.float().square().sum(2).mean(1).sqrt()  # [n]
+        state.pl_mean = state.pl_mean + cfg.pl_decay * (lengths.mean().item() - state.pl_mean)
+        loss_pl = (lengths - state.pl_mean).square().mean() * cfg.pl_weight * cfg.pl_interval
+        (loss_pl + 0 * img_pl[:, 0, 0, 0].sum()).backward()
+        losses["G_pl"] = loss_pl.item()
+    _sync_grads(G)
+    for p in G.parameters():
+        if p.grad is not None:
+            torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+    state.opt_G.step()
+
+    # ---- D main (+ lazy R1 on the same real pass, or WGAN-GP).
+    G.requires_grad_(False)
+    D.requires_grad_(True)
+    do_r1 = cfg.loss == "ns" and cfg.r1_gamma > 0 and state.step % cfg.r1_interval == 0
+    reals = reals.detach().requires_grad_(do_r1)
+    with _autocast(cfg, device):
+        fake_logits = _d_logits(D, fake.detach(), aug, rng, cl)
+        real_logits = _d_logits(D, reals, aug, rng, cl)
+    if cfg.loss == "ns":
+        loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+    elif cfg.loss == "hinge":
+        loss_d = F.relu(1 + fake_logits).mean() + F.relu(1 - real_logits).mean()
+    else:
+        loss_d = fake_logits.mean() - real_logits.mean() + 0.001 * real_logits.square().mean()
+    total_d = loss_d
+    if do_r1:
+        (r1_grads,) = torch.autograd.grad(real_logits.sum(), reals, create_graph=True)
+        r1 = r1_grads.float().square().sum([1, 2, 3])  # [B]
+        loss_r1 = r1.mean() * (cfg.r1_gamma / 2) * cfg.r1_interval
+        total_d = total_d + loss_r1
+        losses["D_r1"] = loss_r1.item()
+    if cfg.loss == "wgan-gp":
+        alpha = torch.rand([batch, 1, 1, 1], generator=rng, device=device)
+        mixed = (alpha * reals.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+        with _autocast(cfg, device):
+            mixed_logits = _d_logits(D, mixed, aug, rng, cl)
+        (gp_grads,) = torch.autograd.grad(mixed_logits.sum(), mixed, create_graph=True)
+        gp = (gp_grads.float().flatten(1).norm(dim=1) - 1).square().mean() * cfg.gp_weight
+        total_d = total_d + gp
+        losses["D_gp"] = gp.item()
+    state.opt_D.zero_grad(set_to_none=True)
+    total_d.backward()
+    _sync_grads(D)
+    for p in D.parameters():
+        if p.grad is not None:
+            torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+    state.opt_D.step()
+    losses["D"] = loss_d.item()
+    losses["D_real"] = real_logits.mean().item()
+    losses["D_fake"] = fake_logits.mean().item()
+    if aug.ada is not None:
+        aug.ada.observe(real_logits, batch * _world())
+
+    # ---- EMA of G.
+    world_batch = batch * _world()
+    state.cur_nimg += world_batch
+    state.step += 1
+    ema_nimg = cfg.ema_kimg * 1000
+    if cfg.ema_rampup is not None:
+        ema_nimg = min(ema_nimg, state.cur_nimg * cfg.ema_rampup)
+    beta = 0.5 ** (world_batch / max(ema_nimg, 1e-8))
+    update_ema(state.G_ema, G, beta=beta)
+    return losses
+
+
+@torch.no_grad()
+def update_ema(G_ema: nn.Module, G: nn.Module, *, beta: float) -> None:
+    """G_ema = beta * G_ema + (1 - beta) * G for parameters; buffers copied."""
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _opt_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+            tensors[f"{prefix}.state.{idx}.{k}"] = t.detach().cpu().contiguous()
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups}
+
+
+def _load_opt(opt: torch.optim.Optimizer, prefix: str, f: Any, meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    pre = f"{prefix}.state."
+    for k in f.keys():
+        if k.startswith(pre):
+            idx, name = k[len(pre) :].split(".", 1)
+            state.setdefault(int(idx), {})[name] = f.get_tensor(k)
+    groups = []
+    for g in meta["param_groups"]:
+        g = dict(g)
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+        groups.append(g)
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(state: TrainState, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+    """Write a resumable snapshot (atomic: temp file + rename)."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, net in (("G", state.G), ("G_ema", state.G_ema), ("D", state.D)):
+        for k, v in net.state_dict().items():
+            tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
+    t_g, m_g = _opt_tensors("opt_G", state.opt_G)
+    t_d, m_d = _opt_tensors("opt_D", state.opt_D)
+    tensors.update(t_g)
+    tensors.update(t_d)
+    tensors["rng"] = state.rng.get_state()
+    meta = {
+        "format": "gan-editor-train/1",
+        "config": json.dumps(state.config.to_dict()),
+        "counters": json.dumps(
+            {
+                "step": state.step,
+                "cur_nimg": state.cur_nimg,
+                "augment_p": state.augment_p,
+                "pl_mean": state.pl_mean,
+                "seconds": state.seconds,
+            }
+        ),
+        "opt_G": json.dumps(m_g),
+        "opt_D": json.dumps(m_d),
+        "extra": json.dumps(extra or {}),
+    }
+    return save_safetensors(path, tensors, meta)
+
+
+def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> TrainState:
+    """Rebuild the exact TrainState saved by ``save_checkpoint``."""
+    path = Path(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != "gan-editor-train/1":
+            raise ValueError(f"{path.name} is not a gan-editor training checkpoint")
+        config = TrainConfig.from_dict(json.loads(meta["config"]))
+        state = new_state(config, device=device)
+        for name, net in (("G", state.G), ("G_ema", state.G_ema), ("D", state.D)):
+            pre = f"{name}."
+            sd = {k[len(pre) :]: f.get_tensor(k) for k in f.keys() if k.startswith(pre)}
+            net.load_state_dict(sd)
+        _load_opt(state.opt_G, "opt_G", f, json.loads(meta["opt_G"]))
+        _load_opt(state.opt_D, "opt_D", f, json.loads(meta["opt_D"]))
+        state.rng.set_state(f.get_tensor("rng"))
+    counters = json.loads(meta["counters"])
+    state.step = int(counters["step"])
+    state.cur_nimg = int(counters["cur_nimg"])
+    state.augment_p = float(counters["augment_p"])
+    state.pl_mean = float(counters["pl_mean"])
+    state.seconds = float(counters["seconds"])
+    return state
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest ``snapshot-*.safetensors`` of a run directory."""
+    snaps = sorted(Path(run_dir).glob("snapshot-*.safetensors"))
+    return snaps[-1] if snaps else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The loop
+
+
+def train(
+    state: TrainState,
+    dataset: Any,
+    *,
+    total_kimg: float,
+    run_dir: str | Path | None = None,
+    snapshot_minutes: float = 10.0,
+    snapshot_kimg: float | None = None,
+    keep_snapshots: int = 3,
+    on_snapshot: Any = None,
+) -> Iterator[TrainProgress]:
+    """Train until ``total_kimg`` thousand images have been shown, yielding after every step.
+
+    ``dataset`` has ``sample(batch_size, generator=...) -> [B, 3, R, R]`` in [-1, 1].
+    Snapshots go to ``run_dir`` every ``snapshot_minutes`` of wall time (or every ``snapshot_kimg``) and at the
+    end; ``on_snapshot(state, path)`` runs after each (e.g. to write sample grids). Only rank 0 writes.
+    """
+    cfg = state.config
+    device = next(state.G.parameters()).device
+    aug = _Augmenter(cfg, state.augment_p)
+    per_rank = cfg.batch_size // _world()
+    if per_rank * _world() != cfg.batch_size:
+        raise ValueError("batch_size must be divisible by the number of processes")
+    last_snap_time = time.monotonic()
+    last_snap_nimg = state.cur_nimg
+    t_prev = time.monotonic()
+    while state.cur_nimg < total_kimg * 1000:
+        reals = dataset.sample(per_rank, generator=state.rng).to(device)
+        if cfg.channels_last:
+            reals = reals.contiguous(memory_format=torch.channels_last)
+        losses = train_step(state, reals, aug)
+        state.augment_p = aug.p if cfg.augment == "ada" else state.augment_p
+        now = time.monotonic()
+        dt = now - t_prev
+        t_prev = now
+        state.seconds += dt
+        ckpt = None
+        done = state.cur_nimg >= total_kimg * 1000
+        due = (now - last_snap_time) >= snapshot_minutes * 60
+        if snapshot_kimg is not None:
+            due = due or (state.cur_nimg - last_snap_nimg) >= snapshot_kimg * 1000
+        if run_dir is not None and (due or done) and _rank() == 0:
+            ckpt = save_checkpoint(
+                state, Path(run_dir) / f"snapshot-{state.cur_nimg // 1000:06d}k-{state.step:08d}.safetensors"
+            )
+            for old in sorted(Path(run_dir).glob("snapshot-*.safetensors"))[:-keep_snapshots]:
+                old.unlink()
+            if on_snapshot is not None:
+                on_snapshot(state, ckpt)
+            last_snap_time = time.monotonic()
+            last_snap_nimg = state.cur_nimg
+            t_prev = last_snap_time
+        yield TrainProgress(
+            step=state.step,
+            kimg=state.cur_nimg / 1000,
+            losses=losses,
+            augment_p=aug.p,
+            seconds=state.seconds,
+            checkpoint=ckpt,
+            images_per_second=cfg.batch_size / max(dt, 1e-9),
+        )
+
+
+def fixed_grid_z(z_dim: int, n: int, *, seed: int = 123) -> torch.Tensor:
+    """The same latents every snapshot, so grids show progress: [n, z_dim]."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn([n, z_dim], generator=g)
+
+
+def init_distributed() -> tuple[int, int, torch.device]:
+    """Set up torch.distributed from torchrun's environment: (rank, world size, device)."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    torch.distributed.init_process_group(backend=backend)
+    rank = torch.distributed.get_rank()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    return rank, torch.distributed.get_world_size(), device
+
+
+def np_images(img: torch.Tensor) -> np.ndarray:
+    """[N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3]."""
+    x = (img.detach().float().clamp(-1, 1) + 1) * 127.5
+    return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

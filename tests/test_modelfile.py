@@ -1,0 +1,111 @@
+"""Native model files: exact round trips, fp16 storage, directions, components, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from ganmodels.directions import Direction
+from ganmodels.modelfile import ModelFileError, load_component, load_model, read_metadata, save_model
+from tests.conftest import tiny_generator
+
+
+def test_round_trip_is_bit_exact(tmp_path, tiny_model_file):
+    G, cfg = tiny_generator()
+    model = load_model(tiny_model_file)
+    assert model.config == cfg
+    for k, v in G.state_dict().items():
+        assert torch.equal(model.G.state_dict()[k], v), k
+    ws = G.mapping(torch.randn(1, cfg.z_dim), None)
+    assert torch.equal(G.synthesis(ws, noise_mode="const"), model.G.synthesis(ws, noise_mode="const"))
+    # saving the loaded model again gives the same bytes
+    again = save_model(
+        tmp_path / "again.safetensors", model.G, config=model.config, card=model.card, directions=model.directions
+    )
+    assert again.read_bytes() == tiny_model_file.read_bytes()
+
+
+def test_card_and_directions_survive(tiny_model_file):
+    model = load_model(tiny_model_file)
+    assert model.card["licence"] == "MIT"
+    assert model.name == "tiny"
+    d = model.directions["first"]
+    assert d.layers == (0, 3)
+    assert d.description == "axis 0"
+    assert torch.equal(d.vector, torch.eye(32)[0])
+
+
+def test_fp16_storage_halves_size_and_stays_close(tmp_path):
+    G, cfg = tiny_generator()
+    p32 = save_model(tmp_path / "a.safetensors", G, config=cfg)
+    p16 = save_model(tmp_path / "b.safetensors", G, config=cfg, dtype=torch.float16)
+    assert p16.stat().st_size < 0.6 * p32.stat().st_size
+    m = load_model(p16)
+    for k, v in G.state_dict().items():
+        assert torch.equal(m.G.state_dict()[k], v.half().float()), k
+    assert m.G.mapping.w_avg.dtype == torch.float32
+
+
+def test_components_round_trip(tmp_path):
+    G, cfg = tiny_generator()
+    sd = {"layer.weight": torch.arange(6.0).reshape(2, 3)}
+    path = save_model(tmp_path / "m.safetensors", G, config=cfg, components={"encoder": ("e4e", {"depth": 2}, sd)})
+    kind, conf, loaded = load_component(path, "encoder")
+    assert kind == "e4e" and conf == {"depth": 2}
+    assert torch.equal(loaded["layer.weight"], sd["layer.weight"])
+    assert load_model(path).components["encoder"]["kind"] == "e4e"
+
+
+def test_direction_apply():
+    v = torch.zeros(4)
+    v[1] = 1
+    d = Direction("x", v, (1, 3))
+    ws = torch.zeros(2, 5, 4)
+    assert torch.equal(d.apply(ws, 0.0), ws)
+    out = d.apply(ws, 2.0)
+    assert out[:, 1:3, 1].eq(2).all() and out[:, 0].eq(0).all() and out[:, 3:].eq(0).all()
+
+
+def test_not_a_safetensors_file(tmp_path):
+    p = tmp_path / "junk.safetensors"
+    p.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ModelFileError, match="not a readable"):
+        load_model(p)
+
+
+def test_truncated_file(tmp_path, tiny_model_file):
+    data = tiny_model_file.read_bytes()
+    p = tmp_path / "cut.safetensors"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError):
+        load_model(p)
+
+
+def test_foreign_safetensors_is_refused(tmp_path):
+    p = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(2)}, str(p))
+    with pytest.raises(ModelFileError, match="not a gan-editor model"):
+        read_metadata(p)
+
+
+def test_wrong_shapes_are_reported(tmp_path):
+    G, cfg = tiny_generator()
+    p = save_model(tmp_path / "m.safetensors", G, config=cfg)
+    # rewrite the config so the weights no longer fit
+    from safetensors import safe_open
+
+    with safe_open(str(p), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = dict(f.metadata())
+    meta["generator_config"] = json.dumps({**cfg.to_dict(), "channel_max": 16})
+    save_file(tensors, str(p), metadata=meta)
+    with pytest.raises(ModelFileError, match="wrong shapes"):
+        load_model(p)
+
+
+def test_missing_file():
+    with pytest.raises(ModelFileError, match="no such file"):
+        load_model("/nonexistent/model.safetensors")
