@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,3 +54,179 @@ class Direction:
             description=str(info.get("description", "")),
             scale=float(info.get("scale", 1.0)),
         )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Finding directions
+
+
+def style_layers(G: Any) -> list[tuple[int, str, torch.nn.Module]]:
+    """(ws index, module name, layer) of every style-modulated layer (SynthesisLayer / ToRGBLayer) of G."""
+    out = []
+    for res, start, _count in G.synthesis.block_ws_ranges():
+        block = getattr(G.synthesis, f"b{res}")
+        idx = start
+        if hasattr(block, "conv0"):
+            out.append((idx, f"synthesis.b{res}.conv0", block.conv0))
+            idx += 1
+        out.append((idx, f"synthesis.b{res}.conv1", block.conv1))
+        if hasattr(block, "torgb"):
+            out.append((idx + 1, f"synthesis.b{res}.torgb", block.torgb))
+    return out
+
+
+def _check_layers(G: Any, layers: tuple[int, int] | None) -> tuple[int, int]:
+    start, stop = layers if layers is not None else (0, G.num_ws)
+    if not 0 <= start < stop <= G.num_ws:
+        raise ValueError(f"layer range must lie within [0, {G.num_ws}), got {start}..{stop}")
+    return int(start), int(stop)
+
+
+@torch.no_grad()
+def sefa(G: Any, *, layers: tuple[int, int] | None = None, k: int = 10, prefix: str = "sefa") -> list[Direction]:
+    """Closed-form factorisation (Shen & Zhou 2021): eigenvectors of A^T A, A = stacked style affine weights
+    of the layers in range. Returns ``k`` orthonormal directions, strongest first; ``scale`` is set from the
+    eigenvalue so sliders of different directions move the image by comparable amounts."""
+    start, stop = _check_layers(G, layers)
+    mats = [m.affine.weight * m.affine.weight_gain for i, _, m in style_layers(G) if start <= i < stop]  # [C, w_dim]
+    A = torch.cat(mats).double()  # [sum C, w_dim]
+    A = A / A.norm(dim=0, keepdim=True).clamp(min=1e-12)
+    eigval, eigvec = torch.linalg.eigh(A.T @ A)  # ascending
+    order = torch.argsort(eigval, descending=True)[:k]
+    out = []
+    for rank, idx in enumerate(order.tolist()):
+        v = eigvec[:, idx].float()
+        out.append(
+            Direction(
+                name=f"{prefix}{rank}",
+                vector=v,
+                layers=(start, stop),
+                method="sefa",
+                description=f"SeFa component {rank} of layers {start}-{stop - 1} (eigenvalue {eigval[idx]:.3g})",
+                scale=float(_w_spread(G)),
+            )
+        )
+    return out
+
+
+def _w_spread(G: Any) -> float:
+    """Twice the typical spread of w along one axis (rms of w - mean per dimension): a slider unit."""
+    g = torch.Generator().manual_seed(0)
+    device = next(G.parameters()).device
+    z = torch.randn([1000, G.z_dim], generator=g).to(device)
+    w = G.mapping(z, torch.zeros([1000, G.c_dim], device=device))[:, 0]
+    return float((w - w.mean(0)).square().mean().sqrt() * 2)
+
+
+@torch.no_grad()
+def ganspace(
+    G: Any,
+    *,
+    layers: tuple[int, int] | None = None,
+    k: int = 10,
+    num_samples: int = 10000,
+    generator: torch.Generator,
+    prefix: str = "pca",
+) -> list[Direction]:
+    """GANSpace (Härkönen et al. 2020): principal components of w over random z; ``scale`` = the component's
+    standard deviation."""
+    start, stop = _check_layers(G, layers)
+    device = next(G.parameters()).device
+    z = torch.randn([num_samples, G.z_dim], generator=generator).to(device)
+    c = torch.zeros([num_samples, G.c_dim], device=device)
+    w = torch.cat([G.mapping(z[i : i + 1000], c[i : i + 1000])[:, 0] for i in range(0, num_samples, 1000)])
+    w = (w - w.mean(0)).double()  # [N, w_dim]
+    _, s, vh = torch.linalg.svd(w, full_matrices=False)
+    std = s / (num_samples - 1) ** 0.5
+    return [
+        Direction(
+            name=f"{prefix}{i}",
+            vector=vh[i].float(),
+            layers=(start, stop),
+            method="ganspace",
+            description=f"principal component {i} of w (std {std[i]:.3g})",
+            scale=float(std[i]),
+        )
+        for i in range(min(k, vh.shape[0]))
+    ]
+
+
+def labelled_direction(
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    *,
+    name: str,
+    layers: tuple[int, int],
+    steps: int = 300,
+    weight_decay: float = 0.05,
+    description: str = "",
+) -> Direction:
+    """A direction from latents the user marked positive / negative: the normal of a logistic-regression
+    boundary on w (ws rows inside ``layers`` averaged). positive / negative: [N, num_ws, w_dim] or [N, w_dim]."""
+    if len(positive) < 1 or len(negative) < 1:
+        raise ValueError("mark at least one positive and one negative example")
+
+    def rows(ws: torch.Tensor) -> torch.Tensor:
+        ws = ws.detach().float()
+        return ws[:, layers[0] : layers[1]].mean(1) if ws.ndim == 3 else ws
+
+    x = torch.cat([rows(positive), rows(negative)])  # [N, w_dim]
+    y = torch.cat([torch.ones(len(positive)), torch.zeros(len(negative))])
+    mean = x.mean(0)
+    xc = x - mean
+    scale = xc.square().mean().sqrt().clamp(min=1e-6) if len(x) > 1 else torch.ones([])
+    xn = xc / scale  # one global scale: keeps the geometry of W (per-dimension scaling would tilt the normal)
+    w = torch.zeros(x.shape[1], requires_grad=True)
+    b = torch.zeros([], requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(xn @ w + b, y) + weight_decay * w.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    normal = w.detach().float()
+    if normal.norm() < 1e-12:
+        raise ValueError("the marked examples do not separate along any direction")
+    normal = normal / normal.norm()
+    proj = xc @ normal
+    return Direction(
+        name=name,
+        vector=normal,
+        layers=layers,
+        method="labelled",
+        description=description or f"learned from {len(positive)} positive and {len(negative)} negative examples",
+        scale=float(max(proj.std().item() if len(proj) > 1 else 1.0, 1e-3)),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sidecar files
+
+
+def save_directions(path: str | Path, directions: dict[str, Direction] | list[Direction]) -> Path:
+    """Write a direction set to a sidecar ``.safetensors`` (vectors as tensors, the rest as JSON metadata)."""
+    from ganmodels.stio import save_safetensors
+
+    items = directions.values() if isinstance(directions, dict) else directions
+    tensors = {d.name: d.vector.detach().float().cpu() for d in items}
+    meta = {"format": "gan-editor-directions/1", "directions": json.dumps({d.name: d.meta() for d in items})}
+    return save_safetensors(path, tensors, meta)
+
+
+def load_directions(path: str | Path) -> dict[str, Direction]:
+    """Read a sidecar written by ``save_directions`` (no code is ever executed from the file)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != "gan-editor-directions/1":
+                raise ValueError(f"{path.name} is not a gan-editor direction file")
+            info = json.loads(meta["directions"])
+            return {name: Direction.from_meta(name, f.get_tensor(name).float(), info[name]) for name in info}
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path.name}: cannot read directions ({e})") from None

@@ -1,0 +1,91 @@
+"""Latent directions: SeFa, GANSpace, user-labelled, sidecar files, edits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganmodels.directions import (
+    Direction,
+    ganspace,
+    labelled_direction,
+    load_directions,
+    save_directions,
+    sefa,
+    style_layers,
+)
+from tests.conftest import tiny_generator
+
+
+def test_style_layers_cover_every_ws_index():
+    G, _ = tiny_generator()
+    idx = sorted({i for i, _, _ in style_layers(G)})
+    assert idx == list(range(G.num_ws))
+
+
+def test_sefa_directions_are_orthonormal_and_sorted():
+    G, _ = tiny_generator()
+    dirs = sefa(G, k=6)
+    V = torch.stack([d.vector for d in dirs])  # [6, w_dim]
+    assert torch.allclose(V @ V.T, torch.eye(6), atol=1e-5)
+    assert all(d.layers == (0, G.num_ws) and d.method == "sefa" for d in dirs)
+    # the first direction changes the styles of its layers more than the last one
+    A = torch.cat([m.affine.weight * m.affine.weight_gain for _, _, m in style_layers(G)])
+    A = A / A.norm(dim=0, keepdim=True)
+    assert (A @ V[0]).norm() >= (A @ V[-1]).norm()
+
+
+def test_sefa_layer_range_is_checked():
+    G, _ = tiny_generator()
+    assert sefa(G, layers=(0, 2), k=2)[0].layers == (0, 2)
+    with pytest.raises(ValueError):
+        sefa(G, layers=(3, 2))
+
+
+def test_ganspace_components_are_orthonormal_with_decreasing_std():
+    G, _ = tiny_generator()
+    dirs = ganspace(G, k=5, num_samples=2000, generator=torch.Generator().manual_seed(0))
+    V = torch.stack([d.vector for d in dirs])
+    assert torch.allclose(V @ V.T, torch.eye(5), atol=1e-4)
+    scales = [d.scale for d in dirs]
+    assert scales == sorted(scales, reverse=True)
+
+
+def test_labelled_direction_finds_the_separating_axis():
+    g = torch.Generator().manual_seed(0)
+    axis = torch.zeros(32)
+    axis[7] = 1
+    pos = torch.randn(20, 32, generator=g) + 3 * axis
+    neg = torch.randn(20, 32, generator=g) - 3 * axis
+    d = labelled_direction(pos, neg, name="seven", layers=(0, 4))
+    assert d.vector[7] > 0.9
+    assert abs(d.vector.norm() - 1) < 1e-5
+    with pytest.raises(ValueError):
+        labelled_direction(pos[:0], neg, name="x", layers=(0, 4))
+
+
+def test_edit_strength_zero_is_identity_and_moves_only_its_layers():
+    G, _ = tiny_generator()
+    d = sefa(G, layers=(2, 4), k=1)[0]
+    ws = G.mapping(torch.randn(1, G.z_dim), None)
+    assert torch.equal(d.apply(ws, 0.0), ws)
+    edited = d.apply(ws, 1.5)
+    assert torch.equal(edited[:, :2], ws[:, :2]) and torch.equal(edited[:, 4:], ws[:, 4:])
+    assert torch.allclose(edited[:, 2:4] - ws[:, 2:4], 1.5 * d.vector.expand(1, 2, -1), atol=1e-6)
+    with torch.no_grad():
+        assert not torch.allclose(G.synthesis(edited, noise_mode="const"), G.synthesis(ws, noise_mode="const"))
+
+
+def test_sidecar_round_trip(tmp_path):
+    G, _ = tiny_generator()
+    dirs = {d.name: d for d in sefa(G, k=3)}
+    dirs["smile"] = Direction("smile", torch.ones(32) / 32**0.5, (1, 3), method="labelled", description="x", scale=2)
+    path = save_directions(tmp_path / "d.safetensors", dirs)
+    back = load_directions(path)
+    assert list(back) == sorted(dirs) or set(back) == set(dirs)
+    for k, d in dirs.items():
+        assert torch.equal(back[k].vector, d.vector) and back[k].meta() == d.meta()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"nonsense")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_directions(bad)
