@@ -220,9 +220,7 @@ def invert(
     noise = None
     params: list[torch.Tensor] = [w_opt]
     if optimize_noise and noise_layers(G):
-        noise = {
-            n: torch.randn(m.noise_const.shape, generator=generator, device=device) for n, m in noise_layers(G).items()
-        }
+        noise = default_noise(G)  # start from the model's own constant noise (what renders use)
         for v in noise.values():
             v.requires_grad_(True)
         params += list(noise.values())

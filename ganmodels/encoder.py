@@ -1,0 +1,213 @@
+"""An e4e-style encoder image -> W+, trained self-supervised on the generator's own samples.
+
+The encoder predicts one base w plus per-layer offsets (W+); the offsets are penalised so the code stays near W,
+where edits behave (Tov et al. 2021, "Designing an encoder for StyleGAN image manipulation"). Training needs no
+external data: random z are mapped to w, rendered, and the encoder learns to recover w (latent loss) and the
+image (pixel + optional discriminator-feature loss).
+
+Inversion with an encoder = one forward pass for the initial guess, then a few steps of ``invert``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganmodels.inversion import InvertStep, image_to_tensor, invert
+from ganmodels.losses import DiscriminatorPerceptual, masked_mse, psnr
+from ganmodels.networks import Generator
+
+ENCODER_KIND = "e4e-lite"
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Architecture of the encoder (stored with the weights)."""
+
+    img_resolution: int = 64
+    num_ws: int = 10
+    w_dim: int = 512
+    channels: int = 64
+    channel_max: int = 256
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EncoderConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, stride=2, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1, stride=2, bias=False)
+        self.norm = nn.GroupNorm(min(8, cout), cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, Cin, H, W] -> [N, Cout, H/2, W/2]
+        y = F.leaky_relu(self.conv1(x), 0.2)
+        y = F.leaky_relu(self.norm(self.conv2(y)), 0.2)
+        return (y + self.skip(x)) * 2**-0.5
+
+
+class Encoder(nn.Module):
+    """image [N, 3, R, R] in [-1, 1] -> ws [N, num_ws, w_dim] = w_avg + base + offsets."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        blocks = []
+        res = config.img_resolution
+        while res > 4:
+            cout = min(c * 2, config.channel_max)
+            blocks.append(_ResBlock(c, cout))
+            c = cout
+            res //= 2
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(c * 16, 512)
+        self.to_w = nn.Linear(512, config.w_dim)
+        self.to_offsets = nn.Linear(512, config.num_ws * config.w_dim)
+        nn.init.zeros_(self.to_offsets.weight)
+        nn.init.zeros_(self.to_offsets.bias)
+        self.register_buffer("w_avg", torch.zeros(config.w_dim))
+
+    def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (ws [N, num_ws, w_dim], offsets [N, num_ws, w_dim])."""
+        x = F.leaky_relu(self.stem(img), 0.2)
+        x = self.blocks(x)  # [N, C, 4, 4]
+        h = F.leaky_relu(self.head(x.flatten(1)), 0.2)
+        w = self.w_avg + self.to_w(h)  # [N, w_dim]
+        offsets = self.to_offsets(h).reshape(-1, self.config.num_ws, self.config.w_dim)
+        offsets = offsets - offsets[:, :1]  # the first layer defines w; the rest are offsets from it
+        return w[:, None] + offsets, offsets
+
+
+def new_encoder(G: Generator, *, channels: int = 64, channel_max: int = 256) -> Encoder:
+    """An untrained encoder sized for G, starting at G's mean w."""
+    E = Encoder(
+        EncoderConfig(
+            img_resolution=G.img_resolution,
+            num_ws=G.num_ws,
+            w_dim=G.w_dim,
+            channels=channels,
+            channel_max=channel_max,
+        )
+    )
+    with torch.no_grad():
+        E.w_avg.copy_(G.mapping.w_avg.detach().cpu())
+    return E.to(next(G.parameters()).device)
+
+
+def encoder_from_state(config: dict[str, Any], state: dict[str, torch.Tensor]) -> Encoder:
+    """Rebuild an encoder from a model-file component."""
+    E = Encoder(EncoderConfig.from_dict(config))
+    E.load_state_dict(state)
+    return E.eval()
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderStep:
+    step: int
+    num_steps: int
+    losses: dict[str, float]
+    psnr: float
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.num_steps
+
+
+def train_encoder(
+    E: Encoder,
+    G: Generator,
+    *,
+    num_steps: int,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    truncation: tuple[float, float] = (0.5, 1.0),
+    latent_weight: float = 1.0,
+    pixel_weight: float = 1.0,
+    perceptual: DiscriminatorPerceptual | None = None,
+    perceptual_weight: float = 0.1,
+    offset_weight: float = 0.01,
+    generator: torch.Generator,
+) -> Iterator[EncoderStep]:
+    """Train ``E`` in place on random samples of ``G``; yields after every step."""
+    device = next(G.parameters()).device
+    G.eval().requires_grad_(False)
+    E.train()
+    opt = torch.optim.Adam(E.parameters(), lr=lr, betas=(0.9, 0.99))
+    w_avg = G.mapping.w_avg
+    for step in range(num_steps):
+        t = step / max(num_steps, 1)
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (1 - t) / 0.25) if t > 0.75 else lr
+        with torch.no_grad():
+            z = torch.randn([batch_size, G.z_dim], generator=generator, device=device)
+            psi = torch.rand([batch_size, 1, 1], generator=generator, device=device)
+            psi = truncation[0] + (truncation[1] - truncation[0]) * psi
+            ws_true = w_avg.lerp(G.mapping(z, torch.zeros([batch_size, G.c_dim], device=device)), psi)
+            img = G.synthesis(ws_true, noise_mode="const")
+        ws_pred, offsets = E(img)
+        rec = G.synthesis(ws_pred, noise_mode="const")
+        losses = {
+            "latent": F.mse_loss(ws_pred, ws_true) * latent_weight,
+            "pixel": masked_mse(rec, img).mean() * pixel_weight,
+            "offsets": offsets.square().mean() * offset_weight,
+        }
+        if perceptual is not None and perceptual_weight:
+            losses["perceptual"] = perceptual(rec, img).mean() * perceptual_weight
+        loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        yield EncoderStep(
+            step=step + 1,
+            num_steps=num_steps,
+            losses={k: float(v.detach()) for k, v in losses.items()},
+            psnr=float(psnr(rec.detach(), img).mean()),
+        )
+    E.eval()
+
+
+@torch.no_grad()
+def encode(E: Encoder, image: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """One forward pass: image float [H, W, 3] in [0, 1] (or [1, 3, R, R] in [-1, 1]) -> ws [1, num_ws, w_dim]."""
+    device = next(E.parameters()).device
+    x = image if isinstance(image, torch.Tensor) else image_to_tensor(image, resolution=E.config.img_resolution)
+    E.eval()
+    return E(x.to(device))[0]
+
+
+def invert_with_encoder(
+    E: Encoder,
+    G: Generator,
+    target: np.ndarray | torch.Tensor,
+    *,
+    num_steps: int = 50,
+    lr: float = 0.02,
+    generator: torch.Generator,
+    **invert_kwargs: Any,
+) -> Iterator[InvertStep]:
+    """Encoder guess, then ``num_steps`` refinement steps of ``invert`` in W+ (small lr, no latent noise ramp)."""
+    tgt = target if isinstance(target, torch.Tensor) else image_to_tensor(target, resolution=G.img_resolution)
+    init = encode(E, tgt)
+    invert_kwargs.setdefault("initial_noise_factor", 0.0)
+    invert_kwargs.setdefault("lr_rampup", 0.0)
+    yield from invert(
+        G, tgt, space="w+", init_ws=init, num_steps=num_steps, lr=lr, w_std=1.0, generator=generator, **invert_kwargs
+    )
