@@ -139,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if resume is not None:
         state = load_checkpoint(resume, device=device)
         if rank == 0:
-            print(f"resumed {resume} at {state.cur_nimg / 1000:.1f} kimg, step {state.step}")
+            print(f"resumed {resume} at {state.cur_nimg / 1000:.3f} kimg, step {state.step}")
     else:
         precision = args.precision
         if precision == "auto":
@@ -204,6 +204,229 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# export / invert / edit / directions / train-encoder
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganmodels.components import discriminator_component
+    from ganmodels.modelfile import save_model
+    from ganmodels.training import latest_checkpoint, load_checkpoint
+
+    ckpt = Path(args.run)
+    if ckpt.is_dir():
+        found = latest_checkpoint(ckpt)
+        if found is None:
+            raise FileNotFoundError(f"no snapshot-*.safetensors in {ckpt}")
+        ckpt = found
+    state = load_checkpoint(ckpt)
+    card = json.loads(Path(args.card).read_text()) if args.card else {}
+    card.setdefault("kimg", round(state.cur_nimg / 1000, 3))
+    card.setdefault("hours", round(state.seconds / 3600, 2))
+    comps = {"discriminator": discriminator_component(state.D, state.config.D)}
+    out = save_model(
+        args.out,
+        state.G_ema,
+        config=state.config.G,
+        card=card,
+        components=comps,
+        dtype=torch.float16 if args.fp16 else None,
+    )
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {ckpt.name}, {card['kimg']} kimg")
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    from ganmodels.device import choose_device
+    from ganmodels.modelfile import load_model
+
+    device = choose_device(args.device)
+    return load_model(args.model or _default_model(), device=device), device
+
+
+def _read_image(path: str):
+    from ganmodels.imageio import load_image_rgb
+
+    return load_image_rgb(path)
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
+    import torch
+    from PIL import Image
+
+    from ganmodels.components import load_encoder, load_perceptual
+    from ganmodels.encoder import invert_with_encoder
+    from ganmodels.generate import to_uint8
+    from ganmodels.imageio import load_mask
+    from ganmodels.inversion import invert, pivotal_tuning, render
+    from ganmodels.latents import save_latent
+
+    model, device = _load(args)
+    image = _read_image(args.image)
+    mask = load_mask(args.mask, size=image.shape[:2]) if args.mask else None
+    perceptual = load_perceptual(model, device=device) if not args.no_perceptual else None
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    common = dict(mask=mask, perceptual=perceptual, ms_ssim_weight=args.ms_ssim, generator=g)
+    encoder = load_encoder(model, device=device) if args.encoder else None
+    if args.encoder and encoder is None:
+        raise ValueError(f"{model.name} has no encoder: train one with 'ganmodels train-encoder'")
+    if encoder is not None:
+        steps = invert_with_encoder(encoder, model.G, image, num_steps=args.steps, **common)
+    else:
+        steps = invert(model.G, image, space=args.space, num_steps=args.steps, **common)
+    bar = _tqdm(total=args.steps, desc="inverting", unit="step", disable=args.quiet)
+    last = None
+    for last in steps:
+        bar.update(1)
+        bar.set_postfix(psnr=f"{last.psnr:.2f}", loss=f"{last.loss:.4f}", refresh=False)
+    bar.close()
+    assert last is not None
+    weights = None
+    if args.pti:
+        tune = pivotal_tuning(
+            model.G, last.ws, image, mask=mask, noise=last.noise, num_steps=args.pti, perceptual=perceptual, generator=g
+        )
+        for t in _tqdm(iterable=tune, total=args.pti, desc="pivotal tuning", unit="step", disable=args.quiet):
+            weights = t.weights
+    info = {
+        "model": model.name,
+        "model_file": str(model.path),
+        "psnr": last.psnr,
+        "space": args.space,
+        "steps": args.steps,
+        "source": str(args.image),
+    }
+    save_latent(args.out, last.ws, noise=last.noise, info=info)
+    print(f"wrote {args.out}: PSNR {last.psnr:.2f} dB on known pixels")
+    if args.png:
+        img = render(model.G, last.ws, noise=last.noise, weights=weights)
+        Image.fromarray(to_uint8(img)[0]).save(args.png)
+        print(f"wrote {args.png}")
+    if weights:
+        from ganmodels.stio import save_safetensors
+
+        p = Path(args.out).with_suffix(".pti.safetensors")
+        save_safetensors(p, weights, {"format": "gan-editor-pti/1", "model": model.name})
+        print(f"wrote {p} (tuned synthesis weights)")
+    return 0
+
+
+def _resolve_direction(spec: str, model, extra: dict):
+    """'sefa:3=2.0', 'pca:1@0-4=-1', 'smile=1.5' -> (Direction, strength)."""
+    from ganmodels.directions import ganspace, sefa
+
+    if "=" not in spec:
+        raise ValueError(f"direction {spec!r} must look like NAME=STRENGTH, e.g. sefa:3=2.0")
+    name, strength = spec.rsplit("=", 1)
+    layers = None
+    if "@" in name:
+        name, rng = name.split("@", 1)
+        a, b = rng.split("-", 1)
+        layers = (int(a), int(b) + 1)
+    if ":" in name:
+        method, idx = name.split(":", 1)
+        k = int(idx) + 1
+        if method == "sefa":
+            d = sefa(model.G, layers=layers, k=k)[k - 1]
+        elif method in ("pca", "ganspace"):
+            import torch
+
+            d = ganspace(model.G, layers=layers, k=k, generator=torch.Generator().manual_seed(0))[k - 1]
+        else:
+            raise ValueError(f"unknown direction method {method!r} (sefa or ganspace)")
+        return d, float(strength)
+    pool = {**model.directions, **extra}
+    if name not in pool:
+        raise ValueError(f"unknown direction {name!r}; this model has: {', '.join(pool) or 'none'}")
+    d = pool[name]
+    if layers is not None:
+        import dataclasses
+
+        d = dataclasses.replace(d, layers=layers)
+    return d, float(strength)
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from ganmodels.directions import load_directions
+    from ganmodels.generate import to_uint8
+    from ganmodels.inversion import render
+    from ganmodels.latents import load_latent
+
+    model, device = _load(args)
+    ws, noise, _info = load_latent(args.latent)
+    if ws.shape[1:] != (model.num_ws, model.w_dim):
+        raise ValueError(
+            f"latent shape {list(ws.shape)} does not fit {model.name} ([1, {model.num_ws}, {model.w_dim}])"
+        )
+    extra = load_directions(args.directions) if args.directions else {}
+    ws = ws.to(device)
+    for spec in args.direction or []:
+        d, strength = _resolve_direction(spec, model, extra)
+        ws = d.apply(ws, strength)
+    if noise is not None:
+        noise = {k: v.to(device) for k, v in noise.items()}
+    img = render(model.G, ws, noise=noise)
+    Image.fromarray(to_uint8(img)[0]).save(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_directions(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganmodels.components import resave_with
+    from ganmodels.directions import ganspace, save_directions, sefa
+
+    model, _ = _load(args)
+    layers = None
+    if args.layers:
+        a, b = args.layers.split("-", 1)
+        layers = (int(a), int(b) + 1)
+    if args.method == "sefa":
+        dirs = sefa(model.G, layers=layers, k=args.k)
+    else:
+        dirs = ganspace(model.G, layers=layers, k=args.k, generator=torch.Generator().manual_seed(args.seed))
+    for d in dirs:
+        print(f"{d.name:>8}  layers {d.layers[0]}-{d.layers[1] - 1}  scale {d.scale:.3f}  {d.description}")
+    if args.out:
+        save_directions(args.out, dirs)
+        print(f"wrote {args.out}")
+    if args.into_model:
+        merged = {**model.directions, **{d.name: d for d in dirs}}
+        resave_with(model, args.into_model, directions=merged)
+        print(f"wrote {args.into_model} with {len(merged)} directions")
+    return 0
+
+
+def cmd_train_encoder(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganmodels.components import load_encoder, load_perceptual, resave_with
+    from ganmodels.encoder import ENCODER_KIND, new_encoder, train_encoder
+
+    model, device = _load(args)
+    E = load_encoder(model, device=device) if not args.fresh else None
+    if E is None:
+        E = new_encoder(model.G)
+    perceptual = load_perceptual(model, device=device)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    bar = _tqdm(total=args.steps, desc="encoder", unit="step", disable=args.quiet)
+    for s in train_encoder(
+        E, model.G, num_steps=args.steps, batch_size=args.batch, lr=args.lr, perceptual=perceptual, generator=g
+    ):
+        bar.update(1)
+        bar.set_postfix(psnr=f"{s.psnr:.2f}", latent=f"{s.losses['latent']:.4f}", refresh=False)
+    bar.close()
+    sd = {k: v.detach().cpu() for k, v in E.state_dict().items()}
+    out = resave_with(model, args.out or model.path, add={"encoder": (ENCODER_KIND, E.config.to_dict(), sd)})
+    print(f"wrote {out} with an encoder (last PSNR on samples {s.psnr:.2f} dB)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,6 +487,56 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("export", help="write a model file from a training run's newest snapshot (G_ema + D)")
+    s.add_argument("run", help="run directory or snapshot file")
+    s.add_argument("--out", required=True)
+    s.add_argument("--card", default=None, help="JSON file with the model card (name, licence, data, metrics)")
+    s.add_argument("--fp16", action="store_true", help="store weights as fp16 (half the size)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("invert", help="find the latent of an image (optimisation or encoder + refinement)")
+    s.add_argument("image")
+    s.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    s.add_argument("--space", default="w+", choices=["w", "w+"])
+    s.add_argument("--steps", type=int, default=300)
+    s.add_argument("--mask", default=None, help="PNG: white (or transparent) = ignore these pixels")
+    s.add_argument("--encoder", action="store_true", help="start from the model's encoder (W+)")
+    s.add_argument("--pti", type=int, default=0, help="pivotal tuning steps after inversion (0 = off)")
+    s.add_argument("--ms-ssim", type=float, default=0.0, help="MS-SSIM loss weight")
+    s.add_argument("--no-perceptual", action="store_true", help="no discriminator-feature loss")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="latent.npz")
+    s.add_argument("--png", default=None, help="also write the reconstruction")
+    s.set_defaults(func=cmd_invert)
+
+    s = sub.add_parser("edit", help="apply latent directions to a latent file and render it")
+    s.add_argument("latent")
+    s.add_argument("--model", default=None)
+    s.add_argument("--direction", action="append", help="e.g. sefa:3=2.0, pca:1@0-3=-1.5, smile=1 (repeatable)")
+    s.add_argument("--directions", default=None, help="sidecar direction file")
+    s.add_argument("--out", default="edit.png")
+    s.set_defaults(func=cmd_edit)
+
+    s = sub.add_parser("directions", help="find latent directions (SeFa closed form or GANSpace PCA)")
+    s.add_argument("model", nargs="?")
+    s.add_argument("--method", default="sefa", choices=["sefa", "ganspace"])
+    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--layers", default=None, help="ws range, e.g. 0-3 (inclusive)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=None, help="write a sidecar .safetensors")
+    s.add_argument("--into-model", default=None, help="write a copy of the model with these directions added")
+    s.set_defaults(func=cmd_directions)
+
+    s = sub.add_parser("train-encoder", help="train the model's e4e-style encoder on its own samples")
+    s.add_argument("model", nargs="?")
+    s.add_argument("--steps", type=int, default=2000)
+    s.add_argument("--batch", type=int, default=16)
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--fresh", action="store_true", help="start from scratch instead of the existing encoder")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=None, help="output model file (default: overwrite the input)")
+    s.set_defaults(func=cmd_train_encoder)
     return p
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganmodels.components import discriminator_component
 from ganmodels.generate import make_grid, to_uint8
 from ganmodels.modelfile import save_model
 from ganmodels.training import TrainProgress, TrainState, fixed_grid_z
@@ -59,11 +60,17 @@ class SnapshotReporter:
         card = {
             "name": "training snapshot",
             "training_data": self.data_name,
-            "kimg": round(state.cur_nimg / 1000, 1),
+            "kimg": round(state.cur_nimg / 1000, 3),
             "hours": round(state.seconds / 3600, 2),
             "step": state.step,
         }
-        save_model(self.run_dir / "model-latest.safetensors", G, config=state.config.G, card=card)
+        save_model(
+            self.run_dir / "model-latest.safetensors",
+            G,
+            config=state.config.G,
+            card=card,
+            components={"discriminator": discriminator_component(state.D, state.config.D)},
+        )
         self.plot_losses()
 
     def plot_losses(self) -> Path | None:

@@ -58,3 +58,185 @@ def test_bad_model_file_gives_clear_error(tmp_path, capsys):
     bad.write_text("not a model")
     assert main(["info", str(bad)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def _png_of_sample(tmp_path, model_file):
+    out = tmp_path / "one.png"
+    assert main(["--quiet", "sample", str(model_file), "--seeds", "7", "--out", str(out)]) == 0
+    return out
+
+
+def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file):
+    from ganmodels.latents import load_latent
+    from ganmodels.modelfile import load_model
+
+    target = _png_of_sample(tmp_path, tiny_model_file)
+    latent = tmp_path / "latent.npz"
+    rec = tmp_path / "rec.png"
+    assert (
+        main(
+            [
+                "--quiet",
+                "invert",
+                str(target),
+                "--model",
+                str(tiny_model_file),
+                "--steps",
+                "60",
+                "--out",
+                str(latent),
+                "--png",
+                str(rec),
+            ]
+        )
+        == 0
+    )
+    ws, noise, info = load_latent(latent)
+    assert ws.shape == (1, 6, 32) and noise is not None and info["psnr"] > 20
+    a = np.asarray(Image.open(target), dtype=np.float32)
+    b = np.asarray(Image.open(rec), dtype=np.float32)
+    assert 10 * np.log10(255**2 / ((a - b) ** 2).mean()) > 20
+
+    e0, e1 = tmp_path / "e0.png", tmp_path / "e1.png"
+    assert (
+        main(
+            [
+                "--quiet",
+                "edit",
+                str(latent),
+                "--model",
+                str(tiny_model_file),
+                "--direction",
+                "sefa:0=0",
+                "--out",
+                str(e0),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "--quiet",
+                "edit",
+                str(latent),
+                "--model",
+                str(tiny_model_file),
+                "--direction",
+                "sefa:0@0-2=3",
+                "--direction",
+                "first=1",
+                "--out",
+                str(e1),
+            ]
+        )
+        == 0
+    )
+    assert np.array_equal(np.asarray(Image.open(e0)), np.asarray(Image.open(rec)))  # strength 0 = identity
+    assert not np.array_equal(np.asarray(Image.open(e1)), np.asarray(Image.open(rec)))
+    assert main(["--quiet", "edit", str(latent), "--model", str(tiny_model_file), "--direction", "nope=1"]) == 2
+
+    with_dirs = tmp_path / "with_dirs.safetensors"
+    side = tmp_path / "dirs.safetensors"
+    assert (
+        main(
+            [
+                "--quiet",
+                "directions",
+                str(tiny_model_file),
+                "--method",
+                "ganspace",
+                "--k",
+                "3",
+                "--out",
+                str(side),
+                "--into-model",
+                str(with_dirs),
+            ]
+        )
+        == 0
+    )
+    assert set(load_model(with_dirs).directions) == {"first", "pca0", "pca1", "pca2"}
+
+    enc = tmp_path / "enc.safetensors"
+    assert main(["--quiet", "train-encoder", str(with_dirs), "--steps", "3", "--batch", "4", "--out", str(enc)]) == 0
+    m = load_model(enc)
+    assert m.components["encoder"]["kind"] == "e4e-lite" and set(m.directions) == set(load_model(with_dirs).directions)
+    assert (
+        main(
+            [
+                "--quiet",
+                "invert",
+                str(target),
+                "--model",
+                str(enc),
+                "--encoder",
+                "--steps",
+                "5",
+                "--out",
+                str(tmp_path / "l2.npz"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "--quiet",
+                "invert",
+                str(target),
+                "--model",
+                str(tiny_model_file),
+                "--encoder",
+                "--steps",
+                "5",
+                "--out",
+                str(tmp_path / "l3.npz"),
+            ]
+        )
+        == 2
+    )  # no encoder in that file: clear error
+
+
+def test_dataset_build_and_train_and_export(tmp_path):
+    from ganmodels.modelfile import load_model
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(src / f"{i}.png")
+    (src / "broken.png").write_bytes(b"\x89PNG garbage")
+    data = tmp_path / "data.npz"
+    assert main(["--quiet", "dataset", "build", str(src), "--res", "32", "--out", str(data)]) == 0
+    run = tmp_path / "run"
+    args = [
+        "--quiet",
+        "train",
+        str(data),
+        "--out",
+        str(run),
+        "--kimg",
+        "0.016",
+        "--batch",
+        "4",
+        "--cbase",
+        "128",
+        "--cmax",
+        "16",
+        "--z-dim",
+        "16",
+        "--w-dim",
+        "16",
+        "--snap-kimg",
+        "0.008",
+        "--precision",
+        "fp32",
+    ]
+    assert main(args) == 0
+    assert (run / "fakes-latest.png").exists() and (run / "model-latest.safetensors").exists()
+    assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024"]) == 0
+    out = tmp_path / "exported.safetensors"
+    assert main(["--quiet", "export", str(run), "--out", str(out), "--fp16"]) == 0
+    m = load_model(out)
+    assert m.card["kimg"] == 0.024 and "discriminator" in m.components

@@ -1,0 +1,76 @@
+"""Extra networks stored in a model file: the discriminator (for perceptual losses) and the encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganmodels.losses import DiscriminatorPerceptual
+from ganmodels.modelfile import GanModel, ModelFileError, load_component, save_model
+from ganmodels.networks import Discriminator, DiscriminatorConfig
+
+DISCRIMINATOR_KIND = "stylegan2-discriminator"
+
+
+def discriminator_component(D: Discriminator, config: DiscriminatorConfig) -> tuple[str, dict[str, Any], dict]:
+    """(kind, config, state_dict) for ``save_model(components=...)``."""
+    return DISCRIMINATOR_KIND, config.to_dict(), {k: v.detach().cpu() for k, v in D.state_dict().items()}
+
+
+def load_discriminator(model: GanModel, *, device: torch.device | str = "cpu") -> Discriminator | None:
+    """The model's discriminator, or None when the file has none."""
+    if model.path is None or "discriminator" not in model.components:
+        return None
+    kind, cfg, sd = load_component(model.path, "discriminator")
+    if kind != DISCRIMINATOR_KIND:
+        raise ModelFileError(f"unknown discriminator kind {kind!r}")
+    D = DiscriminatorConfig.from_dict(cfg).build()
+    D.load_state_dict({k: v.float() for k, v in sd.items()})
+    return D.eval().requires_grad_(False).to(device)
+
+
+def load_perceptual(model: GanModel, *, device: torch.device | str = "cpu") -> DiscriminatorPerceptual | None:
+    """A perceptual distance on the model's discriminator features, or None."""
+    D = load_discriminator(model, device=device)
+    return DiscriminatorPerceptual(D) if D is not None else None
+
+
+def load_encoder(model: GanModel, *, device: torch.device | str = "cpu") -> Any:
+    """The model's encoder (``ganmodels.encoder.Encoder``), or None."""
+    from ganmodels.encoder import ENCODER_KIND, encoder_from_state
+
+    if model.path is None or "encoder" not in model.components:
+        return None
+    kind, cfg, sd = load_component(model.path, "encoder")
+    if kind != ENCODER_KIND:
+        raise ModelFileError(f"unknown encoder kind {kind!r}")
+    return encoder_from_state(cfg, {k: v.float() for k, v in sd.items()}).to(device)
+
+
+def resave_with(
+    model: GanModel,
+    out: str | Path,
+    *,
+    add: dict[str, tuple[str, dict[str, Any], dict[str, torch.Tensor]]] | None = None,
+    directions: dict | None = None,
+    card: dict | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write ``model`` to ``out`` keeping its components, adding / replacing ``add`` and optionally directions."""
+    comps: dict[str, tuple[str, dict[str, Any], dict[str, torch.Tensor]]] = {}
+    if model.path is not None:
+        for name in model.components:
+            if not add or name not in add:
+                comps[name] = load_component(model.path, name)
+    comps.update(add or {})
+    return save_model(
+        out,
+        model.G,
+        config=model.config,
+        card=card if card is not None else model.card,
+        directions=directions if directions is not None else model.directions,
+        components=comps,
+        dtype=dtype,
+    )

@@ -1,0 +1,110 @@
+"""Reading images and masks for the backend, in the project's one convention:
+RGB(A) float32 [H, W, C] in [0, 1], masks float32 [H, W] with 1 = fill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 100_000_000  # larger images are refused with a clear message (decompression-bomb guard)
+
+
+class ImageReadError(ValueError):
+    """An image that cannot be read, with a message meant for the user."""
+
+
+def open_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open an image file: first frame of animations, EXIF orientation applied, fully decoded."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path.name} is empty (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageReadError(
+                    f"{path.name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP limit"
+                )
+            im.seek(0)
+            im.load()
+            out = ImageOps.exif_transpose(im)
+            return out.copy() if out is im else out
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise ImageReadError(f"{path.name} is not an image this program can read ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path.name} is damaged or truncated ({e})") from None
+
+
+def to_rgba_float(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> float32 [H, W, 4] in [0, 1] (straight alpha; 16-bit greyscale keeps its range)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float32)
+        arr = arr / (65535.0 if arr.max(initial=0) > 255 or im.mode.startswith("I;16") else 255.0)
+        rgb = np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2)
+        return np.concatenate([rgb, np.ones_like(rgb[..., :1])], axis=2)
+    if im.mode == "F":
+        arr = np.clip(np.asarray(im, dtype=np.float32) / 255.0, 0, 1)
+        rgb = np.repeat(arr[..., None], 3, axis=2)
+        return np.concatenate([rgb, np.ones_like(rgb[..., :1])], axis=2)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode == "CMYK":
+        im = im.convert("RGB")
+    return np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+
+
+def load_image_rgba(path: str | Path) -> np.ndarray:
+    """float32 [H, W, 4] in [0, 1]."""
+    return to_rgba_float(open_image(path))
+
+
+def load_image_rgb(path: str | Path, *, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """float32 [H, W, 3] in [0, 1], transparency composited on ``background`` (white by default)."""
+    rgba = load_image_rgba(path)
+    a = rgba[..., 3:4]
+    return (rgba[..., :3] * a + np.asarray(background, np.float32) * (1 - a)).astype(np.float32)
+
+
+def load_mask(path: str | Path, *, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask image -> float32 [H, W] with 1 = fill.
+
+    White pixels mean fill. An image with an alpha channel that is not fully opaque uses alpha instead
+    (opaque = fill). ``size`` (H, W) resizes with nearest-neighbour and errors if the aspect ratio differs.
+    """
+    im = open_image(path)
+    rgba = to_rgba_float(im)
+    alpha = rgba[..., 3]
+    if im.mode in ("RGBA", "LA", "PA") and alpha.min() < 1:
+        mask = alpha
+    else:
+        mask = rgba[..., :3].mean(axis=2)
+    if size is not None and mask.shape != tuple(size):
+        h, w = size
+        mh, mw = mask.shape
+        if abs(mh / mw - h / w) > 0.01:
+            raise ImageReadError(f"mask {mw}x{mh} does not match the image {w}x{h}")
+        mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((w, h), Image.NEAREST)) / 255.0
+    return np.clip(mask, 0, 1).astype(np.float32)
+
+
+def save_png(path: str | Path, image: np.ndarray, *, text: dict[str, str] | None = None) -> Path:
+    """float [H, W, 3|4] in [0, 1] (or uint8) -> PNG with optional text chunks, written atomically."""
+    from PIL import PngImagePlugin
+
+    path = Path(path)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+    info = PngImagePlugin.PngInfo()
+    for k, v in (text or {}).items():
+        info.add_itxt(k, v)
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(arr).save(tmp, format="PNG", pnginfo=info)
+    tmp.replace(path)
+    return path
