@@ -401,6 +401,41 @@ def cmd_directions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from ganmodels.imageio import load_image_rgb, load_mask, save_png
+    from ganmodels.inpainting import create_inpainter
+
+    image = load_image_rgb(args.image)
+    mask = load_mask(args.mask, size=image.shape[:2])
+    kwargs = {}
+    if args.method.startswith("gan"):
+        from ganmodels.components import load_encoder, load_perceptual
+
+        model, device = _load(args)
+        kwargs = dict(
+            G=model.G,
+            num_steps=args.steps,
+            blend=args.blend,
+            seed=args.seed,
+            perceptual=load_perceptual(model, device=device),
+            encoder=load_encoder(model, device=device),
+        )
+    inpainter = create_inpainter(args.method, **kwargs)
+    bar = None
+    result = None
+    for step in inpainter.run(image, mask):
+        if bar is None:
+            bar = _tqdm(total=step.num_steps, desc=args.method, unit="step", disable=args.quiet)
+        bar.n = step.step
+        bar.refresh()
+        result = step.result if step.result is not None else result
+    if bar is not None:
+        bar.close()
+    save_png(args.out, result, text={"gan-editor:inpaint-method": args.method})
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_train_encoder(args: argparse.Namespace) -> int:
     import torch
 
@@ -527,6 +562,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="write a sidecar .safetensors")
     s.add_argument("--into-model", default=None, help="write a copy of the model with these directions added")
     s.set_defaults(func=cmd_directions)
+
+    s = sub.add_parser("inpaint", help="fill the masked part of an image")
+    s.add_argument("image")
+    s.add_argument("mask", help="PNG: white (or opaque alpha) = fill")
+    s.add_argument("--method", default="gan-inversion", help="gan-inversion, telea, ns, fsr-fast, fsr-best")
+    s.add_argument("--model", default=None)
+    s.add_argument("--steps", type=int, default=200, help="inversion steps (GAN methods)")
+    s.add_argument("--blend", default="feather", choices=["feather", "poisson", "none"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="inpainted.png")
+    s.set_defaults(func=cmd_inpaint)
 
     s = sub.add_parser("train-encoder", help="train the model's e4e-style encoder on its own samples")
     s.add_argument("model", nargs="?")

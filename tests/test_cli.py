@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from ganmodels.cli import main
@@ -240,3 +241,52 @@ def test_dataset_build_and_train_and_export(tmp_path):
     assert main(["--quiet", "export", str(run), "--out", str(out), "--fp16"]) == 0
     m = load_model(out)
     assert m.card["kimg"] == 0.024 and "discriminator" in m.components
+
+
+@pytest.mark.parametrize("method", ["telea", "fsr-best", "gan-inversion"])
+def test_inpaint_command(tmp_path, tiny_model_file, method):
+    img = np.full((16, 16, 3), 200, np.uint8)
+    img[6:10, 6:10] = [255, 0, 255]
+    Image.fromarray(img).save(tmp_path / "img.png")
+    mask = np.zeros((16, 16), np.uint8)
+    mask[5:11, 5:11] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "out.png"
+    rc = main(
+        [
+            "--quiet",
+            "inpaint",
+            str(tmp_path / "img.png"),
+            str(tmp_path / "mask.png"),
+            "--method",
+            method,
+            "--model",
+            str(tiny_model_file),
+            "--steps",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    res = np.asarray(Image.open(out))
+    assert np.array_equal(res[mask == 0], img[mask == 0])
+    assert not np.array_equal(res[mask > 0], img[mask > 0])
+    Image.fromarray(mask[:8]).save(tmp_path / "small.png")
+    assert (
+        main(
+            [
+                "--quiet",
+                "inpaint",
+                str(tmp_path / "img.png"),
+                str(tmp_path / "small.png"),
+                "--method",
+                method,
+                "--model",
+                str(tiny_model_file),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )

@@ -1,0 +1,311 @@
+"""Inpainting: one interface, several methods looked up by name.
+
+Convention (everywhere): image RGB float32 [H, W, 3] in [0, 1]; mask float32 [H, W] in [0, 1], 1 = fill.
+``Inpainter.run`` is a generator yielding ``InpaintStep`` progress records; the last one carries the result.
+Pixels where the mask is 0 are returned unchanged, bit for bit, by every method.
+
+Methods:
+- ``telea``, ``ns``: OpenCV's fast marching (Telea 2004) and Navier-Stokes inpainting.
+- ``fsr-fast``, ``fsr-best``: OpenCV contrib's frequency-selective reconstruction (``cv2.xphoto.inpaint``;
+  its mask convention is the reverse: non-zero = known).
+- ``gan-inversion``: masked inversion into the loaded StyleGAN, then feathered (or Poisson) blending; for images
+  of the model's domain at any size (a square crop around the mask is resized to the model and pasted back).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+
+class InpaintError(ValueError):
+    """Bad input for inpainting, with a message meant for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InpaintStep:
+    """Progress; ``result`` (float32 [H, W, 3]) is set on the last step only."""
+
+    step: int
+    num_steps: int
+    message: str = ""
+    preview: np.ndarray | None = None
+    result: np.ndarray | None = None
+
+    @property
+    def fraction(self) -> float:
+        return self.step / max(self.num_steps, 1)
+
+
+def check_inputs(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and normalise (image float32 [H, W, 3] in [0, 1], mask float32 [H, W] in [0, 1])."""
+    image = np.asarray(image)
+    mask = np.asarray(mask)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise InpaintError(f"the image must be [H, W, 3], got shape {image.shape}")
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / 255
+    image = np.clip(image[..., :3].astype(np.float32), 0, 1)
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    if mask.shape != image.shape[:2]:
+        raise InpaintError(
+            f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
+        )
+    mask = np.clip(mask.astype(np.float32), 0, 1)
+    return image, mask
+
+
+def keep_known(original: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Composite so that pixels with mask 0 are exactly the original; partial mask values blend."""
+    m = mask[..., None]
+    out = filled.astype(np.float32) * m + original * (1 - m)
+    out[mask <= 0] = original[mask <= 0]
+    return out.astype(np.float32)
+
+
+class Inpainter(abc.ABC):
+    """Fills masked pixels of an image."""
+
+    name: str = ""
+    description: str = ""
+    needs_model: bool = False
+
+    @abc.abstractmethod
+    def run(self, image: np.ndarray, mask: np.ndarray) -> Iterator[InpaintStep]:
+        """Yield progress; the last step's ``result`` is the inpainted image."""
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Run to completion and return the result."""
+        result = None
+        for step in self.run(image, mask):
+            result = step.result if step.result is not None else result
+        assert result is not None
+        return result
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Classical methods
+
+
+def _to_u8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _binary(mask: np.ndarray) -> np.ndarray:
+    return (mask > 0.5).astype(np.uint8)
+
+
+class OpenCVInpainter(Inpainter):
+    """cv2.inpaint with the Telea or Navier-Stokes method."""
+
+    def __init__(self, *, method: str = "telea", radius: float = 5.0) -> None:
+        if method not in ("telea", "ns"):
+            raise ValueError("method must be telea or ns")
+        self.method = method
+        self.radius = radius
+        self.name = method
+        self.description = "OpenCV fast marching (Telea)" if method == "telea" else "OpenCV Navier-Stokes"
+
+    def run(self, image: np.ndarray, mask: np.ndarray) -> Iterator[InpaintStep]:
+        image, mask = check_inputs(image, mask)
+        flag = cv2.INPAINT_TELEA if self.method == "telea" else cv2.INPAINT_NS
+        bgr = cv2.cvtColor(_to_u8(image), cv2.COLOR_RGB2BGR)
+        out = cv2.inpaint(bgr, _binary(mask) * 255, self.radius, flag)
+        filled = cv2.cvtColor(out, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+        yield InpaintStep(1, 1, "done", result=keep_known(image, filled, mask))
+
+
+class FSRInpainter(Inpainter):
+    """cv2.xphoto.inpaint frequency-selective reconstruction (mask convention reversed: non-zero = known)."""
+
+    def __init__(self, *, quality: str = "fast") -> None:
+        if quality not in ("fast", "best"):
+            raise ValueError("quality must be fast or best")
+        self.quality = quality
+        self.name = f"fsr-{quality}"
+        self.description = f"OpenCV frequency-selective reconstruction ({quality})"
+
+    def run(self, image: np.ndarray, mask: np.ndarray) -> Iterator[InpaintStep]:
+        image, mask = check_inputs(image, mask)
+        known = (1 - _binary(mask)).astype(np.uint8)  # xphoto: 1 = valid pixel
+        bgr = cv2.cvtColor(_to_u8(image), cv2.COLOR_RGB2BGR)
+        dst = np.zeros_like(bgr)
+        flag = cv2.xphoto.INPAINT_FSR_FAST if self.quality == "fast" else cv2.xphoto.INPAINT_FSR_BEST
+        cv2.xphoto.inpaint(bgr, known, dst, flag)
+        filled = cv2.cvtColor(dst, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+        yield InpaintStep(1, 1, "done", result=keep_known(image, filled, mask))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# GAN inversion inpainting
+
+
+def square_crop_box(mask: np.ndarray, *, margin: float = 0.5, min_size: int = 0) -> tuple[int, int, int]:
+    """(top, left, size) of a square around the mask's bounding box, grown by ``margin`` of its size, inside
+    the image when possible (the whole image when it is square and the mask is large)."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask > 0)
+    if len(ys) == 0:
+        raise InpaintError("the mask is empty: paint the area to fill first")
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    size = int(max(y1 - y0, x1 - x0) * (1 + 2 * margin))
+    size = max(size, min_size)
+    size = min(size, max(h, w))
+    cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+    top = int(np.round(cy - size / 2))
+    left = int(np.round(cx - size / 2))
+    top = min(max(top, 0), max(h - size, 0))
+    left = min(max(left, 0), max(w - size, 0))
+    return top, left, size
+
+
+def _crop_square(arr: np.ndarray, top: int, left: int, size: int, fill: float) -> np.ndarray:
+    """Crop a size x size square, padding with ``fill`` where it leaves the image."""
+    h, w = arr.shape[:2]
+    out = np.full((size, size, *arr.shape[2:]), fill, dtype=arr.dtype)
+    ys, xs = max(top, 0), max(left, 0)
+    ye, xe = min(top + size, h), min(left + size, w)
+    out[ys - top : ye - top, xs - left : xe - left] = arr[ys:ye, xs:xe]
+    return out
+
+
+def feather(mask: np.ndarray, *, radius: float) -> np.ndarray:
+    """Blend weights that fade in over ``radius`` pixels inside the mask: 0 outside it (unmasked pixels stay
+    exact), ``mask`` deep inside, a ramp towards the mask's edge."""
+    if radius <= 0:
+        return mask.astype(np.float32)
+    inside = (mask > 0).astype(np.uint8)
+    dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)  # distance to the nearest unmasked pixel
+    return (mask * np.clip(dist / radius, 0, 1)).astype(np.float32)
+
+
+class GanInversionInpainter(Inpainter):
+    """Masked inversion of the surrounding pixels into a StyleGAN, then blending of the generated fill."""
+
+    needs_model = True
+
+    def __init__(
+        self,
+        G: Any,
+        *,
+        perceptual: Any = None,
+        encoder: Any = None,
+        num_steps: int = 200,
+        blend: str = "feather",
+        feather_px: float | None = None,
+        margin: float = 0.5,
+        seed: int = 0,
+        preview_every: int = 10,
+    ) -> None:
+        if blend not in ("feather", "poisson", "none"):
+            raise ValueError("blend must be feather, poisson or none")
+        self.G = G
+        self.perceptual = perceptual
+        self.encoder = encoder
+        self.num_steps = num_steps
+        self.blend = blend
+        self.feather_px = feather_px
+        self.margin = margin
+        self.seed = seed
+        self.preview_every = preview_every
+        self.name = "gan-inversion"
+        self.description = "Masked GAN inversion + blending (images of the model's domain)"
+
+    def run(self, image: np.ndarray, mask: np.ndarray) -> Iterator[InpaintStep]:
+        from ganmodels.inversion import image_to_tensor, invert
+
+        image, mask = check_inputs(image, mask)
+        res = self.G.img_resolution
+        top, left, size = square_crop_box(mask, margin=self.margin)
+        crop = _crop_square(image, top, left, size, 1.0)
+        crop_mask = _crop_square(mask, top, left, size, 1.0)  # outside the image counts as unknown
+        device = next(self.G.parameters()).device
+        g = torch.Generator(device=device).manual_seed(self.seed)
+        target = image_to_tensor(crop, resolution=res)
+        small_mask = cv2.resize(crop_mask, (res, res), interpolation=cv2.INTER_AREA)
+        kw: dict[str, Any] = dict(
+            mask=small_mask,
+            perceptual=self.perceptual,
+            generator=g,
+            preview_every=self.preview_every,
+            ms_ssim_weight=0.2,
+        )
+        if self.encoder is not None:
+            from ganmodels.encoder import encode
+
+            kw["init_ws"] = encode(self.encoder, target * torch.from_numpy(1 - small_mask)[None, None])
+        last = None
+        for last in invert(self.G, target, num_steps=self.num_steps, **kw):
+            if last.step < last.num_steps:
+                yield InpaintStep(
+                    last.step, self.num_steps + 1, f"inverting: PSNR {last.psnr:.1f} dB", preview=last.preview
+                )
+        assert last is not None and last.preview is not None
+        gen = cv2.resize(last.preview, (size, size), interpolation=cv2.INTER_CUBIC if size > res else cv2.INTER_AREA)
+        gen = np.clip(gen, 0, 1)
+        # paste back into a full-size canvas
+        h, w = mask.shape
+        filled = image.copy()
+        ys, xs = max(top, 0), max(left, 0)
+        ye, xe = min(top + size, h), min(left + size, w)
+        filled[ys:ye, xs:xe] = gen[ys - top : ye - top, xs - left : xe - left]
+        radius = self.feather_px if self.feather_px is not None else max(1.5, size / res)
+        if self.blend == "poisson":
+            result = poisson_blend(image, filled, mask)
+        elif self.blend == "feather":
+            soft = feather(mask, radius=radius)
+            result = keep_known(image, filled, soft)
+        else:
+            result = keep_known(image, filled, mask)
+        yield InpaintStep(self.num_steps + 1, self.num_steps + 1, "done", preview=result, result=result)
+
+
+def poisson_blend(image: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Seamless cloning (cv2.seamlessClone, NORMAL_CLONE) of ``filled`` into ``image`` over the mask."""
+    hard = ((mask > 0.5) * 255).astype(np.uint8)
+    hard[0, :] = hard[-1, :] = 0  # seamlessClone needs the region inside the border
+    hard[:, 0] = hard[:, -1] = 0
+    ys, xs = np.nonzero(hard)
+    if len(ys) == 0:
+        return keep_known(image, filled, mask)
+    center = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
+    src = cv2.cvtColor(_to_u8(filled), cv2.COLOR_RGB2BGR)
+    dst = cv2.cvtColor(_to_u8(image), cv2.COLOR_RGB2BGR)
+    try:
+        out = cv2.seamlessClone(src, dst, hard, center, cv2.NORMAL_CLONE)
+    except cv2.error:
+        return keep_known(image, filled, mask)
+    blended = cv2.cvtColor(out, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    return keep_known(image, blended, (hard > 0).astype(np.float32))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Registry
+
+
+_REGISTRY: dict[str, Callable[..., Inpainter]] = {
+    "telea": lambda **kw: OpenCVInpainter(method="telea", **kw),
+    "ns": lambda **kw: OpenCVInpainter(method="ns", **kw),
+    "fsr-fast": lambda **kw: FSRInpainter(quality="fast", **kw),
+    "fsr-best": lambda **kw: FSRInpainter(quality="best", **kw),
+    "gan-inversion": lambda **kw: GanInversionInpainter(**kw),
+}
+
+
+def available_methods() -> list[str]:
+    """Names accepted by ``create_inpainter``."""
+    return list(_REGISTRY)
+
+
+def create_inpainter(name: str, **kwargs: Any) -> Inpainter:
+    """Build an inpainter by name; GAN methods take the generator as ``G=``."""
+    if name not in _REGISTRY:
+        raise InpaintError(f"unknown inpainting method {name!r}; available: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name](**kwargs)
