@@ -74,3 +74,15 @@ def resave_with(
         components=comps,
         dtype=dtype,
     )
+
+
+def load_inpainter(model: GanModel, *, device: torch.device | str = "cpu") -> Any:
+    """The model's trained feed-forward inpainter network, or None."""
+    from ganmodels.ganinpainter import INPAINTER_KIND, inpainter_from_state
+
+    if model.path is None or "inpainter" not in model.components:
+        return None
+    kind, cfg, sd = load_component(model.path, "inpainter")
+    if kind != INPAINTER_KIND:
+        raise ModelFileError(f"unknown inpainter kind {kind!r}")
+    return inpainter_from_state(cfg, {k: v.float() for k, v in sd.items()}).to(device)

@@ -35,6 +35,7 @@ class EncoderConfig:
     w_dim: int = 512
     channels: int = 64
     channel_max: int = 256
+    in_channels: int = 3  # 4 for the inpainting encoder (masked RGB + mask)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -69,7 +70,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = config
         c = config.channels
-        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.stem = nn.Conv2d(config.in_channels, c, 3, padding=1)
         blocks = []
         res = config.img_resolution
         while res > 4:
@@ -96,7 +97,7 @@ class Encoder(nn.Module):
         return w[:, None] + offsets, offsets
 
 
-def new_encoder(G: Generator, *, channels: int = 64, channel_max: int = 256) -> Encoder:
+def new_encoder(G: Generator, *, channels: int = 64, channel_max: int = 256, in_channels: int = 3) -> Encoder:
     """An untrained encoder sized for G, starting at G's mean w."""
     E = Encoder(
         EncoderConfig(
@@ -105,6 +106,7 @@ def new_encoder(G: Generator, *, channels: int = 64, channel_max: int = 256) -> 
             w_dim=G.w_dim,
             channels=channels,
             channel_max=channel_max,
+            in_channels=in_channels,
         )
     )
     with torch.no_grad():

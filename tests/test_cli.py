@@ -290,3 +290,68 @@ def test_inpaint_command(tmp_path, tiny_model_file, method):
         )
         == 2
     )
+
+
+def test_train_inpainter_then_inpaint(tmp_path, tiny_model_file):
+    from ganmodels.modelfile import load_model
+
+    out_model = tmp_path / "with_inp.safetensors"
+    assert (
+        main(
+            [
+                "--quiet",
+                "train-inpainter",
+                str(tiny_model_file),
+                "--steps",
+                "3",
+                "--batch",
+                "4",
+                "--out",
+                str(out_model),
+            ]
+        )
+        == 0
+    )
+    assert load_model(out_model).components["inpainter"]["kind"] == "comod-encoder"
+    img = np.full((40, 40, 3), 90, np.uint8)
+    Image.fromarray(img).save(tmp_path / "img.png")
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:20, 12:30] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "out.png"
+    assert (
+        main(
+            [
+                "--quiet",
+                "inpaint",
+                str(tmp_path / "img.png"),
+                str(tmp_path / "mask.png"),
+                "--method",
+                "gan-inpainter",
+                "--model",
+                str(out_model),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    res = np.asarray(Image.open(out))
+    assert res.shape == (40, 40, 3) and np.array_equal(res[mask == 0], img[mask == 0])
+    assert (
+        main(
+            [
+                "--quiet",
+                "inpaint",
+                str(tmp_path / "img.png"),
+                str(tmp_path / "mask.png"),
+                "--method",
+                "gan-inpainter",
+                "--model",
+                str(tiny_model_file),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganmodels.ganinpainter import new_inpainter_net, train_inpainter
 from ganmodels.inpainting import (
     InpaintError,
     available_methods,
@@ -14,6 +15,7 @@ from ganmodels.inpainting import (
     feather,
     square_crop_box,
 )
+from ganmodels.masks import free_form_mask
 from tests.conftest import tiny_generator
 
 
@@ -33,6 +35,10 @@ def _make(name):
     if name == "gan-inversion":
         G, _ = tiny_generator()
         return create_inpainter(name, G=G, num_steps=10)
+    if name == "gan-inpainter":
+        G, _ = tiny_generator()
+        torch.manual_seed(0)
+        return create_inpainter(name, G=G, net=new_inpainter_net(G, channels=8, channel_max=16))
     return create_inpainter(name)
 
 
@@ -114,3 +120,32 @@ def test_crop_box_and_feather():
     assert top <= 10 and top + size >= 20 and left <= 150 and left + size >= 170
     f = feather(mask, radius=3)
     assert f[mask == 0].max() == 0 and f[15, 160] == 1 and 0 < f[10, 160] < 1
+
+
+def test_gan_inpainter_training_lowers_hole_loss_and_needs_a_net():
+    G, _ = tiny_generator()
+    torch.manual_seed(0)
+    net = new_inpainter_net(G, channels=16, channel_max=32)
+    steps = list(
+        train_inpainter(
+            net,
+            G,
+            num_steps=80,
+            batch_size=8,
+            lr=2e-3,
+            generator=torch.Generator().manual_seed(0),
+            rng=np.random.default_rng(0),
+        )
+    )
+    first = np.mean([s.losses["hole"] for s in steps[:5]])
+    last = np.mean([s.losses["hole"] for s in steps[-5:]])
+    assert last < 0.8 * first, (first, last)
+    with pytest.raises(InpaintError, match="no trained inpainter"):
+        create_inpainter("gan-inpainter", G=G)
+
+
+def test_free_form_masks_cover_the_requested_area():
+    rng = np.random.default_rng(0)
+    areas = [free_form_mask(64, 64, rng=rng, area_range=(0.1, 0.4)).mean() for _ in range(30)]
+    assert min(areas) >= 0.1 - 1e-6 and max(areas) <= 0.4 + 1e-6
+    assert max(areas) - min(areas) > 0.1  # varied
