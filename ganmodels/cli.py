@@ -409,17 +409,20 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     mask = load_mask(args.mask, size=image.shape[:2])
     kwargs = {}
     if args.method.startswith("gan"):
-        from ganmodels.components import load_encoder, load_perceptual
+        from ganmodels.components import load_encoder, load_inpainter, load_perceptual
 
         model, device = _load(args)
-        kwargs = dict(
-            G=model.G,
-            num_steps=args.steps,
-            blend=args.blend,
-            seed=args.seed,
-            perceptual=load_perceptual(model, device=device),
-            encoder=load_encoder(model, device=device),
-        )
+        if args.method == "gan-inpainter":
+            kwargs = dict(G=model.G, net=load_inpainter(model, device=device), blend=args.blend)
+        else:
+            kwargs = dict(
+                G=model.G,
+                num_steps=args.steps,
+                blend=args.blend,
+                seed=args.seed,
+                perceptual=load_perceptual(model, device=device),
+                encoder=load_encoder(model, device=device),
+            )
     inpainter = create_inpainter(args.method, **kwargs)
     bar = None
     result = None
