@@ -1,0 +1,95 @@
+"""Inpainting on held-in domain images with free-form masks (10-40% area): PSNR, SSIM, a perceptual distance
+(discriminator features of the model) and ms per image, for every method in one run.
+
+    python bench/inpainting.py --data data.npz [--model M] [--images 16] [--size 256] [--steps 100]
+Goals (issue 5): the GAN methods beat fsr-fast on the domain; gan-inpainter <= 1 s at 256 px.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from ganmodels.components import load_encoder, load_inpainter, load_perceptual
+from ganmodels.inpainting import available_methods, create_inpainter
+from ganmodels.losses import psnr, ssim
+from ganmodels.masks import free_form_mask
+from ganmodels.modelfile import load_model
+from ganmodels.resources import default_model_path
+
+
+def to_t(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(x).permute(2, 0, 1)[None].float() * 2 - 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--size", type=int, default=256, help="images are resized to this size")
+    ap.add_argument("--steps", type=int, default=100, help="gan-inversion steps")
+    ap.add_argument("--methods", nargs="*", default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from ganmodels.dataset import load_images
+
+    model = load_model(args.model or default_model_path())
+    perceptual = load_perceptual(model)
+    imgs = load_images(args.data)
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(imgs), args.images, replace=False)
+    cases = []
+    for i in idx:
+        img = cv2.resize(imgs[i], (args.size, args.size), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+        mask = free_form_mask(args.size, args.size, rng=rng, area_range=(0.1, 0.4))
+        cases.append((np.clip(img, 0, 1), mask))
+    methods = args.methods or available_methods()
+    print(f"{len(cases)} images at {args.size}px from {args.data}, masks 10-40% area, model {model.name}")
+    print(f"{'method':>14} {'PSNR':>7} {'SSIM':>6} {'D-perc':>7} {'ms/img':>8}")
+    for name in methods:
+        kw = {}
+        if name == "gan-inversion":
+            kw = dict(G=model.G, num_steps=args.steps, perceptual=perceptual, encoder=load_encoder(model))
+        elif name == "gan-inpainter":
+            net = load_inpainter(model)
+            if net is None:
+                print(f"{name:>14}   (the model has no trained inpainter)")
+                continue
+            kw = dict(G=model.G, net=net)
+        inp = create_inpainter(name, **kw)
+        ps, ss, pd, times = [], [], [], []
+        for img, mask in cases:
+            damaged = img.copy()
+            damaged[mask > 0] = 0.5
+            t = time.perf_counter()
+            out = inp(damaged, mask)
+            times.append(time.perf_counter() - t)
+            a, b = to_t(out), to_t(img)
+            ps.append(float(psnr(a, b)))
+            ss.append(float(ssim(a, b)))
+            if perceptual is not None:
+                r = model.G.img_resolution
+                with torch.no_grad():
+                    pd.append(
+                        float(
+                            perceptual(
+                                torch.nn.functional.interpolate(a, size=(r, r), mode="area"),
+                                torch.nn.functional.interpolate(b, size=(r, r), mode="area"),
+                            )
+                        )
+                    )
+        print(
+            f"{name:>14} {np.mean(ps):7.2f} {np.mean(ss):6.3f} {np.mean(pd) if pd else float('nan'):7.4f} "
+            f"{1000 * np.median(times):8.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

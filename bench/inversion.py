@@ -1,0 +1,135 @@
+"""Inversion quality vs wall time on held-in domain images:
+(a) mean-w init optimisation (W+, 500 steps) and (b) encoder + refinement, as PSNR / SSIM curves, plus the
+ratio of the time (b) needs to reach (a)'s final PSNR. Also the PSNR reached on the model's own samples.
+
+    python bench/inversion.py [--model M] [--data data.npz] [--images 4] [--steps 500] [--refine 100]
+Goals (issue 4): (b) reaches (a)'s final PSNR in <= 1/5 of the time; own samples >= 25 dB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from ganmodels.components import load_encoder, load_perceptual
+from ganmodels.encoder import encode
+from ganmodels.inversion import image_to_tensor, invert
+from ganmodels.losses import ssim
+from ganmodels.modelfile import load_model
+from ganmodels.resources import default_model_path
+
+
+def curve(steps, t0: float, target: torch.Tensor) -> list[tuple[float, int, float, float]]:
+    """(seconds, step, psnr, ssim) after every step."""
+    out = []
+    for s in steps:
+        dt = time.perf_counter() - t0
+        ss = float("nan")
+        if s.preview is not None:
+            x = torch.from_numpy(s.preview).permute(2, 0, 1)[None] * 2 - 1
+            ss = float(ssim(x, target))
+        out.append((dt, s.step, s.psnr, ss))
+    return out
+
+
+def time_to_reach(c: list[tuple[float, int, float, float]], psnr: float) -> float | None:
+    for dt, _, p, _ in c:
+        if p >= psnr:
+            return dt
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--data", default=None, help="dataset npz of the model's domain (held-in images)")
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--refine", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model or default_model_path())
+    G = model.G
+    perceptual = load_perceptual(model)
+    E = load_encoder(model)
+    rng = np.random.default_rng(0)
+    targets = []
+    if args.data:
+        from ganmodels.dataset import load_images
+
+        imgs = load_images(args.data)
+        for i in rng.choice(len(imgs), args.images, replace=False):
+            targets.append(image_to_tensor(imgs[i], resolution=G.img_resolution))
+    print(
+        f"model {model.name} ({G.img_resolution}px), perceptual={'D features' if perceptual else 'none'}, "
+        f"encoder={'yes' if E else 'no'}, {len(targets)} held-in images"
+    )
+    ratios = []
+    for k, tgt in enumerate(targets):
+        g = torch.Generator().manual_seed(k)
+        t0 = time.perf_counter()
+        a = curve(invert(G, tgt, num_steps=args.steps, perceptual=perceptual, generator=g, preview_every=50), t0, tgt)
+        line = f"image {k}: (a) {args.steps} steps {a[-1][0]:.1f} s -> {a[-1][2]:.2f} dB"
+        if E is not None:
+            t0 = time.perf_counter()
+            init = encode(E, tgt)
+            b = curve(
+                invert(
+                    G,
+                    tgt,
+                    init_ws=init,
+                    num_steps=args.refine,
+                    lr=0.02,
+                    w_std=1.0,
+                    initial_noise_factor=0,
+                    lr_rampup=0,
+                    perceptual=perceptual,
+                    generator=g,
+                    preview_every=10,
+                ),
+                t0,
+                tgt,
+            )
+            reach = time_to_reach(b, a[-1][2])
+            line += f" | (b) encoder+{args.refine} steps {b[-1][0]:.1f} s -> {b[-1][2]:.2f} dB"
+            if reach is not None:
+                ratios.append(reach / a[-1][0])
+                line += f", reaches (a)'s PSNR after {reach:.1f} s = {reach / a[-1][0]:.2f} of (a)'s time"
+            else:
+                line += ", does not reach (a)'s PSNR"
+        print(line, flush=True)
+        for name, c in (("a", a),) + ((("b", b),) if E is not None else ()):
+            pts = [c[i] for i in sorted({0, len(c) // 10, len(c) // 4, len(c) // 2, len(c) - 1})]
+            print(f"   curve {name}: " + ", ".join(f"{dt:.1f}s/{p:.1f}dB" for dt, _, p, _ in pts))
+    if ratios:
+        print(f"time ratio (b)/(a) to reach (a)'s final PSNR: median {np.median(ratios):.3f} (goal <= 0.2)")
+    # own samples
+    own = []
+    for seed in range(args.images):
+        with torch.no_grad():
+            z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
+            tgt = G.synthesis(G.mapping(z, None, truncation_psi=0.7), noise_mode="const")
+        last = list(
+            invert(
+                G,
+                tgt,
+                num_steps=args.steps,
+                perceptual=perceptual,
+                generator=torch.Generator().manual_seed(seed),
+                preview_every=0,
+            )
+        )[-1]
+        own.append(last.psnr)
+    print(
+        f"own samples (psi 0.7), {args.steps} steps: PSNR "
+        + ", ".join(f"{p:.2f}" for p in own)
+        + f" dB; mean {np.mean(own):.2f} (goal >= 25)"
+    )
+
+
+if __name__ == "__main__":
+    main()
