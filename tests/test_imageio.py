@@ -1,0 +1,109 @@
+"""Backend image reading: every common mode opens or fails with a clear message."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganmodels.imageio import ImageReadError, load_image_rgb, load_image_rgba, load_mask, open_image, save_png
+
+
+def _save(tmp_path, im, name):
+    p = tmp_path / name
+    im.save(p)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("mode", "name"),
+    [
+        ("RGB", "a.png"),
+        ("RGBA", "b.png"),
+        ("L", "c.png"),
+        ("LA", "d.png"),
+        ("P", "e.png"),
+        ("CMYK", "f.tif"),
+        ("I;16", "g.png"),
+        ("RGB", "h.jpg"),
+        ("RGB", "i.webp"),
+        ("RGB", "j.bmp"),
+        ("RGB", "k.tiff"),
+    ],
+)
+def test_modes_open_as_float_rgba(tmp_path, mode, name):
+    im = Image.new("RGB", (12, 8), (200, 100, 50)).convert(mode)
+    arr = load_image_rgba(_save(tmp_path, im, name))
+    assert arr.shape == (8, 12, 4) and arr.dtype == np.float32
+    assert 0 <= arr.min() and arr.max() <= 1
+
+
+def test_rgba_on_white_and_16_bit_range(tmp_path):
+    im = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    assert np.array_equal(load_image_rgb(_save(tmp_path, im, "t.png")), np.ones((4, 4, 3), np.float32))
+    arr16 = np.full((4, 4), 65535, np.uint16)
+    rgb = load_image_rgb(_save(tmp_path, Image.fromarray(arr16), "w.png"))
+    assert np.allclose(rgb, 1.0)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.new("RGB", (20, 10), (0, 0, 255))
+    im.paste((255, 0, 0), (0, 0, 5, 5))  # red top-left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW when displayed
+    p = tmp_path / "r.jpg"
+    im.save(p, exif=exif, quality=95)
+    arr = load_image_rgb(p)
+    assert arr.shape == (20, 10, 3)
+    assert arr[2, -3, 0] > 0.8 and arr[2, -3, 2] < 0.3  # red now at the top-right
+
+
+def test_animated_gif_first_frame(tmp_path):
+    frames = [Image.new("RGB", (6, 6), c) for c in [(255, 0, 0), (0, 255, 0)]]
+    p = tmp_path / "a.gif"
+    frames[0].save(p, save_all=True, append_images=frames[1:])
+    arr = load_image_rgb(p)
+    assert arr[0, 0, 0] > 0.9 and arr[0, 0, 1] < 0.1
+
+
+@pytest.mark.parametrize("payload", [b"", b"not an image at all", None])
+def test_bad_files_give_clear_errors(tmp_path, payload):
+    p = tmp_path / "x.png"
+    if payload is None:
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (1, 2, 3)).save(buf, format="PNG")
+        payload = buf.getvalue()[:60]  # truncated
+    p.write_bytes(payload)
+    with pytest.raises(ImageReadError) as e:
+        load_image_rgb(p)
+    assert "x.png" in str(e.value)
+
+
+def test_huge_image_is_refused(tmp_path):
+    p = _save(tmp_path, Image.new("L", (300, 300)), "big.png")
+    with pytest.raises(ImageReadError, match="limit"):
+        open_image(p, max_pixels=10_000)
+
+
+def test_masks_white_or_alpha_and_size_check(tmp_path):
+    m = np.zeros((8, 8), np.uint8)
+    m[2:4] = 255
+    mask = load_mask(_save(tmp_path, Image.fromarray(m), "m.png"))
+    assert mask.dtype == np.float32 and mask[2:4].min() == 1 and mask[4:].max() == 0
+    a = np.zeros((8, 8, 4), np.uint8)
+    a[5:, :, 3] = 255
+    amask = load_mask(_save(tmp_path, Image.fromarray(a, "RGBA"), "a.png"))
+    assert amask[5:].min() == 1 and amask[:5].max() == 0
+    assert load_mask(tmp_path / "m.png", size=(16, 16)).shape == (16, 16)
+    with pytest.raises(ImageReadError, match="does not match"):
+        load_mask(tmp_path / "m.png", size=(8, 16))
+
+
+def test_save_png_round_trip_with_text(tmp_path):
+    img = np.random.default_rng(0).random((5, 7, 3)).astype(np.float32)
+    p = save_png(tmp_path / "o.png", img, text={"k": "v"})
+    back = Image.open(p)
+    assert back.text["k"] == "v"
+    assert np.array_equal(np.asarray(back), (img * 255 + 0.5).astype(np.uint8))
