@@ -439,6 +439,47 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganmodels.dataset import load_images
+    from ganmodels.generate import to_uint8
+    from ganmodels.metrics import DiscriminatorFeatures, compute_features, fid_from_features, kid_from_features, swd
+
+    model, device = _load(args)
+    reals = load_images(args.data)
+    rng = np.random.default_rng(args.seed)
+    reals = reals[rng.choice(len(reals), min(args.num, len(reals)), replace=False)]
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    fakes = []
+    with torch.no_grad():
+        for i in range(0, args.num, 50):
+            n = min(50, args.num - i)
+            z = torch.randn([n, model.G.z_dim], generator=g, device=device)
+            ws = model.G.mapping(z, torch.zeros([n, model.G.c_dim], device=device), truncation_psi=args.truncation)
+            fakes.append(to_uint8(model.G.synthesis(ws, noise_mode="const")))
+    fakes = np.concatenate(fakes)
+    if fakes.shape[1] != reals.shape[1]:
+        raise ValueError(f"the data is {reals.shape[1]}px but the model makes {fakes.shape[1]}px images")
+    result = {k: round(v, 3) for k, v in swd(reals, fakes, generator=torch.Generator().manual_seed(args.seed)).items()}
+    if args.inception:
+        from ganmodels.inception import InceptionFeatures, load_fid_inception
+
+        extractor = InceptionFeatures(load_fid_inception(args.inception, device=device))
+    else:
+        from ganmodels.components import load_discriminator
+
+        D = load_discriminator(model, device=device)
+        extractor = DiscriminatorFeatures(D) if D is not None else None
+    if extractor is not None:
+        fr = compute_features(extractor, reals)
+        ff = compute_features(extractor, fakes)
+        result[f"FID_{extractor.name}"] = round(fid_from_features(fr, ff), 3)
+        result[f"KIDx1e3_{extractor.name}"] = round(1e3 * kid_from_features(fr, ff, generator=rng), 3)
+    print(json.dumps(result))
+    return 0
+
+
 def cmd_train_inpainter(args: argparse.Namespace) -> int:
     import torch
 
@@ -617,6 +658,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="inpainted.png")
     s.set_defaults(func=cmd_inpaint)
+
+    s = sub.add_parser("metrics", help="SWD and FID/KID of a model against a dataset")
+    s.add_argument("model", nargs="?")
+    s.add_argument("--data", required=True)
+    s.add_argument("--num", type=int, default=2000)
+    s.add_argument("--truncation", type=float, default=1.0)
+    s.add_argument("--inception", default=None, help="pt_inception-2015-12-05 weights file for standard FID")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_metrics)
 
     s = sub.add_parser("train-inpainter", help="train the model's feed-forward GAN inpainter")
     s.add_argument("model", nargs="?")

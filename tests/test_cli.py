@@ -355,3 +355,25 @@ def test_train_inpainter_then_inpaint(tmp_path, tiny_model_file):
         )
         == 2
     )
+
+
+def test_metrics_command(tmp_path, capsys):
+    import torch
+
+    from ganmodels.components import discriminator_component
+    from ganmodels.modelfile import save_model
+    from tests.conftest import TINY_D, tiny_generator
+
+    G, cfg = tiny_generator()
+    torch.manual_seed(0)
+    path = save_model(
+        tmp_path / "m.safetensors",
+        G,
+        config=cfg,
+        components={"discriminator": discriminator_component(TINY_D.build(), TINY_D)},
+    )
+    data = tmp_path / "d.npz"
+    np.savez(data, images=np.random.default_rng(0).integers(0, 255, (40, 16, 16, 3), dtype=np.uint8))
+    assert main(["--quiet", "metrics", str(path), "--data", str(data), "--num", "40"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["SWDx1e3_avg"] > 0 and "FID_discriminator" in out and "KIDx1e3_discriminator" in out
