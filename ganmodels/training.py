@@ -367,17 +367,28 @@ def _load_opt(opt: torch.optim.Optimizer, prefix: str, f: Any, meta: dict[str, A
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def save_checkpoint(state: TrainState, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write a resumable snapshot (atomic: temp file + rename)."""
+def save_checkpoint(
+    state: TrainState, path: str | Path, *, extra: dict[str, Any] | None = None, compact: bool = False
+) -> Path:
+    """Write a resumable snapshot (atomic: temp file + rename).
+
+    ``compact`` stores weights in fp16 and Adam moments in bf16 (about half the size; resuming continues the
+    run closely but not bit-exactly) for snapshots that must be small, e.g. committed to git.
+    """
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     for name, net in (("G", state.G), ("G_ema", state.G_ema), ("D", state.D)):
         for k, v in net.state_dict().items():
-            tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
+            v = v.detach().cpu().contiguous()
+            tensors[f"{name}.{k}"] = v.half() if compact and v.is_floating_point() else v
     t_g, m_g = _opt_tensors("opt_G", state.opt_G)
     t_d, m_d = _opt_tensors("opt_D", state.opt_D)
     tensors.update(t_g)
     tensors.update(t_d)
+    if compact:
+        for k, v in tensors.items():
+            if k.startswith("opt_") and v.is_floating_point() and v.ndim > 0:
+                tensors[k] = v.bfloat16()
     tensors["rng"] = state.rng.get_state()
     meta = {
         "format": "gan-editor-train/1",
