@@ -1,0 +1,184 @@
+"""OpenRaster (``.ora``) reading and writing, so Krita, GIMP and MyPaint open our layers.
+
+An .ora file is a zip: ``mimetype`` (first, stored, ``image/openraster``), ``stack.xml`` (layers listed top to
+bottom), one PNG per layer under ``data/``, ``mergedimage.png`` and ``Thumbnails/thumbnail.png``. Extra
+application data (our latents, masks, tuned weights) goes under ``gan-editor/``, which other programs ignore.
+
+Images are RGBA float32 [H, W, 4] in [0, 1], straight alpha. Writing is atomic (temp file + rename). Reading
+a damaged file recovers what it can and reports the rest in ``OraDocument.warnings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import zipfile
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import numpy as np
+from PIL import Image
+
+MIMETYPE = b"image/openraster"
+EXTRA_DIR = "gan-editor/"
+
+
+@dataclasses.dataclass
+class OraLayer:
+    """One raster layer of an .ora stack."""
+
+    name: str
+    pixels: np.ndarray  # float32 [h, w, 4] in [0, 1], straight alpha
+    x: int = 0
+    y: int = 0
+    opacity: float = 1.0
+    visible: bool = True
+    attrs: dict[str, str] = dataclasses.field(default_factory=dict)  # extra XML attributes (ours: gan-editor-*)
+
+
+@dataclasses.dataclass
+class OraDocument:
+    width: int
+    height: int
+    layers: list[OraLayer]  # bottom to top (the editor's order); the file lists them top to bottom
+    extras: dict[str, bytes] = dataclasses.field(default_factory=dict)  # name (under gan-editor/) -> bytes
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+class OraError(ValueError):
+    """An .ora file that cannot be opened at all."""
+
+
+def _png_bytes(rgba: np.ndarray) -> bytes:
+    arr = (np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGBA").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def composite(doc: OraDocument) -> np.ndarray:
+    """Flatten visible layers with source-over and their opacity: float32 [H, W, 4], straight alpha."""
+    out = np.zeros((doc.height, doc.width, 4), np.float32)
+    for layer in doc.layers:
+        if not layer.visible or layer.opacity <= 0:
+            continue
+        h, w = layer.pixels.shape[:2]
+        y0, x0 = max(layer.y, 0), max(layer.x, 0)
+        y1, x1 = min(layer.y + h, doc.height), min(layer.x + w, doc.width)
+        if y1 <= y0 or x1 <= x0:
+            continue
+        src = layer.pixels[y0 - layer.y : y1 - layer.y, x0 - layer.x : x1 - layer.x]
+        dst = out[y0:y1, x0:x1]
+        sa = src[..., 3:4] * layer.opacity
+        da = dst[..., 3:4]
+        oa = sa + da * (1 - sa)
+        rgb = (src[..., :3] * sa + dst[..., :3] * da * (1 - sa)) / np.maximum(oa, 1e-8)
+        dst[..., :3] = np.where(oa > 0, rgb, 0)
+        dst[..., 3:4] = oa
+    return out
+
+
+def write_ora(path: str | Path, doc: OraDocument) -> Path:
+    """Write ``doc`` to ``path`` atomically."""
+    path = Path(path)
+    root = ET.Element("image", {"w": str(doc.width), "h": str(doc.height), "version": "0.0.5"})
+    stack = ET.SubElement(root, "stack")
+    files: list[tuple[str, bytes]] = []
+    for i, layer in enumerate(reversed(doc.layers)):  # top first
+        src = f"data/layer{len(doc.layers) - 1 - i:03d}.png"
+        attrs = {
+            "name": layer.name,
+            "src": src,
+            "x": str(layer.x),
+            "y": str(layer.y),
+            "opacity": f"{layer.opacity:.4f}",
+            "visibility": "visible" if layer.visible else "hidden",
+            "composite-op": "svg:src-over",
+        }
+        attrs.update(layer.attrs)
+        ET.SubElement(stack, "layer", attrs)
+        files.append((src, _png_bytes(layer.pixels)))
+    merged = composite(doc)
+    files.append(("mergedimage.png", _png_bytes(merged)))
+    thumb = Image.fromarray((merged * 255 + 0.5).astype(np.uint8), "RGBA")
+    thumb.thumbnail((256, 256))
+    buf = io.BytesIO()
+    thumb.save(buf, format="PNG")
+    files.append(("Thumbnails/thumbnail.png", buf.getvalue()))
+    for name, data in doc.extras.items():
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise ValueError(f"invalid extra name {name!r}")
+        files.append((EXTRA_DIR + name, data))
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE, compress_type=zipfile.ZIP_STORED)
+        z.writestr("stack.xml", ET.tostring(root, encoding="utf-8", xml_declaration=True), zipfile.ZIP_DEFLATED)
+        for name, data in files:
+            z.writestr(name, data, zipfile.ZIP_DEFLATED)
+    tmp.replace(path)
+    return path
+
+
+MAX_LAYER_PIXELS = 100_000_000
+
+
+def read_ora(path: str | Path) -> OraDocument:
+    """Read an .ora; layers whose image is missing or damaged are skipped with a warning."""
+    path = Path(path)
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise OraError(f"{path.name} is not an OpenRaster file (not a zip: {e})") from None
+    warnings: list[str] = []
+    with z:
+        names = set(z.namelist())
+        try:
+            root = ET.fromstring(z.read("stack.xml"))  # stdlib expat: no external entities
+        except KeyError:
+            raise OraError(f"{path.name} has no stack.xml") from None
+        except (ET.ParseError, zipfile.BadZipFile, OSError, EOFError) as e:
+            raise OraError(f"{path.name}: stack.xml is damaged ({e})") from None
+        try:
+            width, height = int(root.get("w", "0")), int(root.get("h", "0"))
+        except ValueError:
+            raise OraError(f"{path.name}: invalid image size in stack.xml") from None
+        if not (0 < width and 0 < height and width * height <= MAX_LAYER_PIXELS):
+            raise OraError(f"{path.name}: invalid image size {width}x{height}")
+        layers: list[OraLayer] = []
+        for el in root.iter("layer"):
+            name = el.get("name", "layer")
+            src = el.get("src", "")
+            try:
+                data = z.read(src)
+                with Image.open(io.BytesIO(data)) as im:
+                    if im.size[0] * im.size[1] > MAX_LAYER_PIXELS:
+                        raise ValueError("layer too large")
+                    pixels = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255
+                x, y = int(float(el.get("x", "0"))), int(float(el.get("y", "0")))
+                opacity = float(el.get("opacity", "1"))
+            except (KeyError, OSError, ValueError, zipfile.BadZipFile, EOFError, Image.DecompressionBombError) as e:
+                warnings.append(f"layer {name!r} could not be read ({type(e).__name__}: {e}); skipped")
+                continue
+            attrs = {k: v for k, v in el.attrib.items() if k.startswith("gan-editor-")}
+            layers.append(
+                OraLayer(
+                    name=name,
+                    pixels=pixels,
+                    x=x,
+                    y=y,
+                    opacity=min(max(opacity, 0.0), 1.0),
+                    visible=el.get("visibility", "visible") != "hidden",
+                    attrs=attrs,
+                )
+            )
+        layers.reverse()  # bottom first
+        extras: dict[str, bytes] = {}
+        for n in sorted(names):
+            if n.startswith(EXTRA_DIR) and not n.endswith("/"):
+                try:
+                    extras[n[len(EXTRA_DIR) :]] = z.read(n)
+                except (zipfile.BadZipFile, OSError, EOFError) as e:
+                    warnings.append(f"{n} could not be read ({e}); skipped")
+    if not layers and root.find(".//layer") is not None:
+        warnings.append("no layer could be read")
+    return OraDocument(width=width, height=height, layers=layers, extras=extras, warnings=warnings)

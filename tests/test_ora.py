@@ -1,0 +1,91 @@
+"""OpenRaster files: exact round trip, the layout other programs expect, damaged files open what they can."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from ganmodels.ora import OraDocument, OraError, OraLayer, composite, read_ora, write_ora
+
+
+def _doc():
+    rng = np.random.default_rng(0)
+    base = np.ones((6, 8, 4), np.float32)
+    base[..., :3] = rng.integers(0, 256, (6, 8, 3)) / 255
+    top = np.zeros((3, 4, 4), np.float32)
+    top[..., 0] = 1
+    top[..., 3] = 128 / 255
+    return OraDocument(
+        width=8,
+        height=6,
+        layers=[
+            OraLayer("background", base),
+            OraLayer("gan", top, x=2, y=1, opacity=0.5, visible=True, attrs={"gan-editor-kind": "gan"}),
+            OraLayer("hidden", base.copy(), visible=False),
+        ],
+        extras={"latents/1.npz": b"\x00\x01binary", "document.json": b"{}"},
+    )
+
+
+def test_round_trip_is_exact(tmp_path):
+    doc = _doc()
+    p = write_ora(tmp_path / "a.ora", doc)
+    back = read_ora(p)
+    assert (back.width, back.height) == (8, 6)
+    assert [layer.name for layer in back.layers] == ["background", "gan", "hidden"]
+    for a, b in zip(doc.layers, back.layers):
+        assert np.array_equal(np.round(a.pixels * 255), np.round(b.pixels * 255))
+        assert (a.x, a.y, a.visible) == (b.x, b.y, b.visible) and abs(a.opacity - b.opacity) < 1e-4
+    assert back.layers[1].attrs == {"gan-editor-kind": "gan"}
+    assert back.extras == doc.extras and back.warnings == []
+
+
+def test_layout_follows_the_openraster_spec(tmp_path):
+    p = write_ora(tmp_path / "a.ora", _doc())
+    with zipfile.ZipFile(p) as z:
+        first = z.infolist()[0]
+        assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED
+        assert z.read("mimetype") == b"image/openraster"
+        names = set(z.namelist())
+        assert {"stack.xml", "mergedimage.png", "Thumbnails/thumbnail.png"} <= names
+        xml = z.read("stack.xml").decode()
+    assert xml.index('name="hidden"') < xml.index('name="gan"') < xml.index('name="background"')  # top first
+
+
+def test_composite_respects_opacity_visibility_and_offset():
+    doc = _doc()
+    out = composite(doc)
+    base = doc.layers[0].pixels
+    assert np.allclose(out[0, 0], base[0, 0])  # outside the top layer
+    a = 128 / 255 * 0.5
+    expected = np.array([1, 0, 0]) * a + base[1, 2, :3] * (1 - a)
+    assert np.allclose(out[1, 2, :3], expected, atol=1e-6) and np.isclose(out[1, 2, 3], 1)
+
+
+def test_damaged_files(tmp_path):
+    p = write_ora(tmp_path / "a.ora", _doc())
+    # drop one layer's PNG: the rest still opens, with a warning
+    broken = tmp_path / "b.ora"
+    with zipfile.ZipFile(p) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            if info.filename != "data/layer001.png":
+                dst.writestr(info, src.read(info.filename))
+    doc = read_ora(broken)
+    assert [layer.name for layer in doc.layers] == ["background", "hidden"]
+    assert any("gan" in w for w in doc.warnings)
+    (tmp_path / "c.ora").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(OraError, match="not an OpenRaster"):
+        read_ora(tmp_path / "c.ora")
+    truncated = tmp_path / "d.ora"
+    truncated.write_bytes(p.read_bytes()[: p.stat().st_size // 3])
+    with pytest.raises(OraError):
+        read_ora(truncated)
+
+
+def test_extra_names_cannot_escape(tmp_path):
+    doc = _doc()
+    doc.extras = {"../evil": b"x"}
+    with pytest.raises(ValueError):
+        write_ora(tmp_path / "e.ora", doc)
