@@ -29,9 +29,9 @@ def _tqdm(**kwargs):
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ganmodels.modelfile import load_model
+    from ganmodels.importers import load_any
 
-    model = load_model(args.model or _default_model())
+    model = load_any(args.model or _default_model())  # native files, NVIDIA .pkl, rosinality / DCGAN .pt
     G = model.G
     n_params = sum(p.numel() for p in G.parameters())
     info = {
@@ -42,6 +42,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "w_dim": G.w_dim,
         "num_ws": G.num_ws,
         "c_dim": G.c_dim,
+        "generator_kind": model.kind,
         "parameters": n_params,
         "config": model.config.to_dict(),
         "card": model.card,
@@ -53,7 +54,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         print(f"{model.name}: {G.img_resolution}x{G.img_resolution}, {n_params / 1e6:.2f} M parameters")
         print(f"  file: {model.path}")
-        print(f"  z_dim {G.z_dim}, w_dim {G.w_dim}, num_ws {G.num_ws}, c_dim {G.c_dim}")
+        print(f"  {model.kind}: z_dim {G.z_dim}, w_dim {G.w_dim}, num_ws {G.num_ws}, c_dim {G.c_dim}")
         for k in ("training_data", "licence", "kimg", "hours", "metrics"):
             if k in model.card:
                 print(f"  {k}: {model.card[k]}")
@@ -83,6 +84,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(out)
     print(f"wrote {out} ({len(seeds)} images, {grid.shape[1]}x{grid.shape[0]})")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganmodels.importers import convert
+
+    out, notes = convert(args.input, args.output, dtype=torch.float16 if args.fp16 else None)
+    for note in notes:
+        print(f"note: {note}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -557,6 +570,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", nargs="?", help="model file (default: the shipped model)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser(
+        "convert", help="convert an NVIDIA .pkl, rosinality / e4e / DCGAN .pt or model file to a native model file"
+    )
+    s.add_argument("input", help="checkpoint to read (never runs code from it)")
+    s.add_argument("output", help="output .safetensors model file")
+    s.add_argument("--fp16", action="store_true", help="store weights as fp16 (half the size)")
+    s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("sample", help="render a grid of samples from seeds")
     s.add_argument("model", nargs="?", help="model file (default: the shipped model)")

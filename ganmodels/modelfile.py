@@ -8,6 +8,8 @@ Layout (all keys of the generator keep NVIDIA's state_dict names):
 - metadata ``format`` = ``gan-editor-model/1``, ``generator_config`` (GeneratorConfig JSON), ``card``
   (training data, licence, kimg, metrics ...), ``directions`` (name -> layer range, method, description),
   ``components`` (name -> {"kind", "config"}).
+- optional metadata ``generator_kind``: ``stylegan2`` when absent, ``stylegan3`` (StyleGAN3Config JSON) or
+  ``dcgan`` (DCGANConfig JSON); the config class names its kind in ``generator_kind``.
 
 Loading never unpickles anything: safetensors stores raw tensors and strings only.
 """
@@ -34,9 +36,27 @@ class ModelFileError(ValueError):
     """A model file that cannot be read, with a message meant for the user."""
 
 
+def _config_class(kind: str) -> Any:
+    """The config dataclass of a generator kind (imported lazily: those modules import this one)."""
+    if kind == "stylegan2":
+        return GeneratorConfig
+    if kind == "stylegan3":
+        from ganmodels.stylegan3 import StyleGAN3Config
+
+        return StyleGAN3Config
+    if kind == "dcgan":
+        from ganmodels.importers.dcgan import DCGANConfig
+
+        return DCGANConfig
+    raise ModelFileError(f"unknown generator kind {kind!r} (written by a newer version of this app?)")
+
+
 @dataclasses.dataclass
 class GanModel:
-    """A loaded generator with everything the editor needs to know about it."""
+    """A loaded generator with everything the editor needs to know about it.
+
+    ``G`` is a StyleGAN2 Generator, a ``stylegan3.Generator`` or a DCGAN adapter, with ``config`` to match.
+    """
 
     G: Generator
     config: GeneratorConfig
@@ -49,6 +69,11 @@ class GanModel:
     def name(self) -> str:
         """Display name: the card's name, else the file stem."""
         return str(self.card.get("name") or (self.path.stem if self.path else "model"))
+
+    @property
+    def kind(self) -> str:
+        """Generator kind: stylegan2, stylegan3 or dcgan."""
+        return getattr(self.config, "generator_kind", "stylegan2")
 
     @property
     def num_ws(self) -> int:
@@ -108,6 +133,9 @@ def save_model(
         "directions": json.dumps(dir_meta),
         "components": json.dumps(comp_meta),
     }
+    kind = getattr(config, "generator_kind", "stylegan2")
+    if kind != "stylegan2":
+        metadata["generator_kind"] = kind
     return save_safetensors(path, tensors, metadata)
 
 
@@ -126,7 +154,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             f"{path.name} is a safetensors file but not a gan-editor model (format={raw.get('format')!r}); "
             "use 'ganmodels convert' for other checkpoints"
         )
-    out: dict[str, Any] = {"format": raw["format"]}
+    out: dict[str, Any] = {"format": raw["format"], "generator_kind": raw.get("generator_kind", "stylegan2")}
     for key in ("generator_config", "card", "directions", "components"):
         try:
             out[key] = json.loads(raw.get(key, "{}"))
@@ -151,8 +179,9 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanMo
     """Load a native model file into an eval-mode fp32 Generator on ``device``."""
     path = Path(path)
     meta = read_metadata(path)
+    config_class = _config_class(meta["generator_kind"])
     try:
-        config = GeneratorConfig.from_dict(meta["generator_config"])
+        config = config_class.from_dict(meta["generator_config"])
         G = config.build()
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{path.name}: invalid generator config ({e})") from None

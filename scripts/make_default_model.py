@@ -1,0 +1,121 @@
+"""Build the shipped default model from a training run: export G_ema (fp16) + D, add SeFa directions per layer
+group, measure SWD / FID on D features against the training set, write the card, a sample grid and the model
+card markdown.
+
+    python scripts/make_default_model.py RUN_DIR DATA.npz [--out resources/models/fluent-emoji-64.safetensors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganmodels.components import discriminator_component, resave_with
+from ganmodels.dataset import load_images
+from ganmodels.directions import sefa
+from ganmodels.generate import make_grid, seeds_to_ws, synthesize, to_uint8
+from ganmodels.metrics import DiscriminatorFeatures, compute_features, fid_from_features, swd
+from ganmodels.modelfile import load_model, save_model
+from ganmodels.training import latest_checkpoint, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUPS = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("run")
+    ap.add_argument("data")
+    ap.add_argument("--out", default=str(ROOT / "resources/models/fluent-emoji-64.safetensors"))
+    ap.add_argument("--num", type=int, default=2000, help="images for the metrics")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    ckpt = latest_checkpoint(args.run)
+    state = load_checkpoint(ckpt)
+    G = state.G_ema.eval()
+    kimg = round(state.cur_nimg / 1000, 1)
+    hours = round(state.seconds / 3600, 2)
+
+    reals = load_images(args.data)
+    rng = np.random.default_rng(0)
+    reals = reals[rng.choice(len(reals), min(args.num, len(reals)), replace=False)]
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        fakes = np.concatenate(
+            [
+                to_uint8(G.synthesis(G.mapping(torch.randn(50, G.z_dim, generator=g), None), noise_mode="const"))
+                for _ in range(len(reals) // 50)
+            ]
+        )
+    metrics = {k: round(v, 2) for k, v in swd(reals, fakes, generator=torch.Generator().manual_seed(0)).items()}
+    feats = DiscriminatorFeatures(state.D.eval())
+    metrics["FID_own_D_features"] = round(
+        fid_from_features(compute_features(feats, reals), compute_features(feats, fakes)), 2
+    )
+
+    card = {
+        "name": "Fluent 3D Emoji 64px",
+        "description": "StyleGAN2 (skip G, resnet D, channels 32-128) trained from scratch by the gan-editor project.",
+        "training_data": "@lobehub/fluent-emoji-3d 1.1.0 (npm, 3,390 unique images, 256px WebP composited on white, "
+        "resized to 64px, random x-flips)",
+        "licence": "MIT (weights); training images MIT per the package's package.json",
+        "kimg": kimg,
+        "hours": hours,
+        "hardware": "2 CPU cores, fp32",
+        "metrics": metrics,
+        "metrics_note": f"{len(reals)} real vs {len(fakes)} generated images, psi 1.0; FID on this model's own D "
+        "features is not comparable with Inception FID",
+    }
+    directions = {}
+    for group, (a, b) in GROUPS.items():
+        stop = G.num_ws if b is None else b
+        for i, d in enumerate(sefa(G, layers=(a, stop), k=4)):
+            name = f"{group} {i + 1}"
+            directions[name] = type(d)(
+                name=name,
+                vector=d.vector,
+                layers=d.layers,
+                method="sefa",
+                description=f"SeFa direction {i + 1} of the {group} layers ({a}-{stop - 1})",
+                scale=d.scale,
+            )
+    with tempfile.TemporaryDirectory() as tmp:
+        base = save_model(
+            Path(tmp) / "base.safetensors",
+            G,
+            config=state.config.G,
+            card=card,
+            components={"discriminator": discriminator_component(state.D, state.config.D)},
+        )
+        model = load_model(base)
+        out = resave_with(model, args.out, directions=directions, dtype=torch.float16)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {ckpt.name}: {kimg} kimg, {hours} h, {metrics}")
+
+    model = load_model(out)
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    grid = make_grid(
+        to_uint8(synthesize(model.G, seeds_to_ws(model.G, list(range(32)), truncation_psi=0.7))), cols=8, pad=2
+    )
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(docs / "samples.png")
+    (docs / "MODEL_CARD.md").write_text(
+        "# Default model: "
+        + card["name"]
+        + "\n\n"
+        + card["description"]
+        + "\n\n"
+        + "\n".join(f"- **{k}**: {v}" for k, v in card.items() if k not in ("name", "description"))
+        + f"\n- **directions**: {', '.join(directions)} (SeFa, closed form)\n\n"
+        + "Samples (seeds 0-31, truncation 0.7):\n\n![samples](samples.png)\n"
+    )
+    print(json.dumps(card, indent=2))
+
+
+if __name__ == "__main__":
+    main()
