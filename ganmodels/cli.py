@@ -70,10 +70,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from ganmodels.device import choose_device
     from ganmodels.generate import make_grid, parse_seeds, seeds_to_ws, synthesize, to_uint8
-    from ganmodels.modelfile import load_model
+    from ganmodels.importers import load_any
 
     device = choose_device(args.device)
-    model = load_model(args.model or _default_model(), device=device)
+    model = load_any(args.model or _default_model(), device=device)
     seeds = parse_seeds(args.seeds)
     images = []
     for seed in _tqdm(iterable=seeds, desc="sampling", unit="img", disable=args.quiet):
@@ -252,10 +252,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace):
     from ganmodels.device import choose_device
-    from ganmodels.modelfile import load_model
+    from ganmodels.importers import load_any
 
     device = choose_device(args.device)
-    return load_model(args.model or _default_model(), device=device), device
+    return load_any(args.model or _default_model(), device=device), device
 
 
 def _read_image(path: str):

@@ -62,6 +62,10 @@ class Direction:
 
 def style_layers(G: Any) -> list[tuple[int, str, torch.nn.Module]]:
     """(ws index, module name, layer) of every style-modulated layer (SynthesisLayer / ToRGBLayer) of G."""
+    if hasattr(G.synthesis, "style_layers"):  # StyleGAN3 and other kinds describe their own layers
+        return G.synthesis.style_layers()
+    if not hasattr(G.synthesis, "block_ws_ranges"):
+        raise ValueError("this kind of generator has no style layers (SeFa needs a style-based generator)")
     out = []
     for res, start, _count in G.synthesis.block_ws_ranges():
         block = getattr(G.synthesis, f"b{res}")

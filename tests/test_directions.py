@@ -89,3 +89,19 @@ def test_sidecar_round_trip(tmp_path):
     bad.write_bytes(b"nonsense")
     with pytest.raises(ValueError, match="cannot read"):
         load_directions(bad)
+
+
+def test_sefa_on_stylegan3():
+    from ganmodels.stylegan3 import StyleGAN3Config
+
+    fields = StyleGAN3Config.__dataclass_fields__
+    kw = {
+        k: v
+        for k, v in dict(img_resolution=16, z_dim=16, w_dim=16, channel_base=256, channel_max=32).items()
+        if k in fields
+    }
+    torch.manual_seed(0)
+    G = StyleGAN3Config(**kw).build().eval()
+    dirs = sefa(G, k=3)
+    V = torch.stack([d.vector for d in dirs])
+    assert torch.allclose(V @ V.T, torch.eye(3), atol=1e-5)
