@@ -52,14 +52,14 @@ def check_inputs(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
         raise InpaintError(f"the image must be [H, W, 3], got shape {image.shape}")
     if image.dtype == np.uint8:
         image = image.astype(np.float32) / 255
-    image = np.clip(image[..., :3].astype(np.float32), 0, 1)
+    image = np.clip(np.nan_to_num(image[..., :3].astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0, 1)
     if mask.ndim == 3:
         mask = mask[..., 0]
     if mask.shape != image.shape[:2]:
         raise InpaintError(
             f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
         )
-    mask = np.clip(mask.astype(np.float32), 0, 1)
+    mask = np.clip(np.nan_to_num(mask.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0, 1)
     return image, mask
 
 

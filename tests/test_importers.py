@@ -529,3 +529,14 @@ def test_cli_convert_and_info(tmp_path, capsys):
     assert main(["--quiet", "convert", str(evil), str(tmp_path / "x.safetensors")]) == 2
     assert "refused to load" in capsys.readouterr().err
     assert not (tmp_path / "pwned").exists()
+
+
+def test_pickle_claiming_a_huge_object_gives_a_clear_error(tmp_path):
+    from ganmodels.importers import load_any
+    from ganmodels.modelfile import ModelFileError
+
+    p = tmp_path / "huge.pkl"
+    # protocol-4 BINBYTES8 with a length of 2**60 bytes
+    p.write_bytes(b"\x80\x04\x8e" + (2**60).to_bytes(8, "little") + b"xx.")
+    with pytest.raises(ModelFileError):
+        load_any(p)

@@ -149,3 +149,12 @@ def test_free_form_masks_cover_the_requested_area():
     areas = [free_form_mask(64, 64, rng=rng, area_range=(0.1, 0.4)).mean() for _ in range(30)]
     assert min(areas) >= 0.1 - 1e-6 and max(areas) <= 0.4 + 1e-6
     assert max(areas) - min(areas) > 0.1  # varied
+
+
+def test_nan_and_inf_inputs_are_sanitised():
+    image, mask = _case()
+    image[0, 0] = np.nan
+    mask[0, 1] = np.inf
+    mask[0, 2] = np.nan
+    img, m = check_inputs(image, mask)
+    assert np.isfinite(img).all() and np.isfinite(m).all() and m[0, 1] == 1 and m[0, 2] == 0

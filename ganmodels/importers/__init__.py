@@ -148,13 +148,18 @@ def import_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -
     """Like :func:`load_any`, also returning extra networks worth keeping on conversion and notes for the user."""
     path = Path(path)
     kind = detect_format(path)
-    if kind == "safetensors":
-        return Imported(model=load_model(path, device=device))
-    if kind == "pickle":
-        from ganmodels.importers.nvidia import import_pickle
+    try:
+        if kind == "safetensors":
+            return Imported(model=load_model(path, device=device))
+        if kind == "pickle":
+            from ganmodels.importers.nvidia import import_pickle
 
-        return import_pickle(path, device=device)
-    return _import_torch(path, device=device)
+            return import_pickle(path, device=device)
+        return _import_torch(path, device=device)
+    except MemoryError:
+        raise ModelFileError(
+            f"{path.name} asks for more memory than this machine has: it is damaged or not a checkpoint"
+        ) from None
 
 
 def load_any(path: str | Path, *, device: torch.device | str = "cpu") -> GanModel:
