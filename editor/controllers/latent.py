@@ -1,0 +1,269 @@
+"""Wires the Latent panel to the active GAN layer: slider gestures become latest-wins renders on the worker,
+shown as non-undoable previews while dragging and recorded as ONE undo command when the gesture ends.
+
+At most one render per layer is in flight: values that arrive meanwhile only update the target, which is
+rendered as soon as the current render returns (so a long drag keeps showing fresh frames instead of starving
+behind ever-newer requests). The runner drops any result that is not the newest for its layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from editor.document import Document, Layer
+from editor.jobs import JobRunner, Placement, RenderRequest, RenderResult
+from editor.latent import GanState, state_effective_ws
+from editor.panels.latent import DirectionInfo, LatentPanel
+from editor.qtimage import display_cache
+from editor.session import ModelSession
+from ganmodels.generate import seeds_to_ws
+
+
+@dataclasses.dataclass
+class _Gesture:
+    layer_id: str
+    before: tuple[GanState, np.ndarray]  # what undo returns to
+    target: GanState  # the newest state asked for
+    text: str
+    dragging: bool = True
+    rendered: tuple[GanState, np.ndarray] | None = None  # the newest state shown, with its pixels
+    in_flight: tuple[int, GanState] | None = None  # job id and state of the render being computed
+
+
+def model_matches(state: GanState, session: ModelSession) -> bool:
+    """Whether a GAN layer was made with the loaded model (same file, or same name for unsaved models)."""
+    m = session.model
+    if m is None:
+        return False
+    if state.model_key == session.key:
+        return True
+    if state.model_path and m.path is not None:
+        return str(state.model_path) == str(m.path)
+    return state.model_name == m.name
+
+
+class LatentController(QObject):
+    error = Signal(str)
+    frame_applied = Signal(object)  # the GanState whose render was just shown (for latency measurements)
+
+    def __init__(
+        self,
+        doc: Document,
+        runner: JobRunner,
+        session: ModelSession,
+        panel: LatentPanel,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.doc, self.runner, self.session, self.panel = doc, runner, session, panel
+        self._gesture: _Gesture | None = None
+        self._layer_id = ""
+
+        doc.active_changed.connect(self.bind)
+        doc.layers_changed.connect(self.bind)
+        doc.layer_changed.connect(self._on_layer_changed)
+        doc.reset.connect(self._on_reset)
+        session.model_changed.connect(self._on_model_changed)
+        runner.job_finished.connect(self._on_job_finished)
+        runner.job_failed.connect(self._on_job_failed)
+        runner.job_cancelled.connect(self._on_job_cancelled)
+
+        panel.gesture_started.connect(self._on_gesture_started)
+        panel.gesture_finished.connect(self._on_gesture_finished)
+        panel.strength_changed.connect(self.set_strength)
+        panel.truncation_changed.connect(self.set_truncation)
+        panel.seed_chosen.connect(self.set_seed)
+        panel.reset_requested.connect(self.reset_directions)
+        self._on_model_changed()
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Binding the panel to the active layer
+
+    def editable_layer(self) -> Layer | None:
+        """The active layer if it is a GAN layer of the loaded model."""
+        layer = self.doc.active_layer
+        if layer is None or layer.gan is None or not model_matches(layer.gan, self.session):
+            return None
+        return layer
+
+    def bind(self, *_args: object) -> None:
+        """Show the active layer's latent (or why it cannot be edited)."""
+        layer = self.doc.active_layer
+        if self._gesture is not None and (layer is None or layer.id != self._gesture.layer_id):
+            self._abandon_gesture()
+        self.panel.set_new_sample_enabled(self.session.loaded)
+        if not self.session.loaded:
+            self._layer_id = ""
+            self.panel.show_layer(None, "Open a model to generate and edit GAN layers.")
+            return
+        if layer is None or layer.gan is None:
+            self._layer_id = ""
+            self.panel.show_layer(None, "Select a GAN layer to edit its latent, or add one with New sample.")
+            return
+        if not model_matches(layer.gan, self.session):
+            self._layer_id = ""
+            self.panel.show_layer(
+                None, f"{layer.name} was made with the model {layer.gan.model_name!r}; open that model to edit it."
+            )
+            return
+        self._layer_id = layer.id
+        g = layer.gan
+        seed = f" · seed {g.seed}" if g.seed is not None else ""
+        self.panel.show_layer(f"<b>{layer.name}</b>{seed}")
+        if self._gesture is None:
+            self.panel.set_values(seed=g.seed, truncation=g.truncation, strengths=dict(g.strengths))
+
+    def _on_model_changed(self) -> None:
+        model = self.session.model
+        infos = []
+        if model is not None:
+            for d in model.directions.values():
+                tip = d.description or d.name
+                infos.append(
+                    DirectionInfo(d.name, d.scale, f"{tip}\n{d.method}, layers {d.layers[0]}-{d.layers[1] - 1}")
+                )
+        self.panel.set_directions(infos, model_loaded=model is not None)
+        self.bind()
+
+    def _on_layer_changed(self, layer_id: str) -> None:
+        if layer_id == self._layer_id and self._gesture is None:
+            self.bind()
+
+    def _on_reset(self) -> None:
+        self._gesture = None
+        self.bind()
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Edits
+
+    def set_strength(self, name: str, value: float) -> None:
+        """Move one direction of the active layer (part of the current gesture)."""
+        self._change(lambda s: s.with_strength(name, value), f"Direction {name}")
+
+    def set_truncation(self, value: float) -> None:
+        """Change the truncation psi of the active layer (part of the current gesture)."""
+        self._change(lambda s: s.replace(truncation=float(value)), "Truncation")
+
+    def set_seed(self, seed: int) -> None:
+        """Re-sample the active layer from another seed (keeps truncation and direction edits)."""
+        layer = self.editable_layer()
+        if layer is None or layer.gan is None or layer.gan.seed is None or layer.gan.seed == seed:
+            return
+        assert self.session.model is not None
+        base = seeds_to_ws(self.session.model.G, [seed])[0].cpu().numpy()  # [num_ws, w_dim]
+        self._single(lambda s: s.replace(ws=base, seed=int(seed)), f"Seed {seed}")
+
+    def reset_directions(self) -> None:
+        """All direction strengths of the active layer back to 0 (one undo step)."""
+        layer = self.editable_layer()
+        if layer is not None and layer.gan is not None and layer.gan.strengths:
+            self._single(lambda s: s.replace(strengths={}), "Reset directions")
+            self.panel.set_values(seed=layer.gan.seed, truncation=layer.gan.truncation, strengths={})
+
+    def _single(self, change, text: str) -> None:
+        self._on_gesture_started()
+        self._change(change, text)
+        self._on_gesture_finished()
+
+    def _on_gesture_started(self) -> None:
+        layer = self.editable_layer()
+        if layer is None or layer.gan is None:
+            return
+        if self._gesture is None:
+            self._gesture = _Gesture(layer.id, (layer.gan, layer.pixels), layer.gan, "Edit latent")
+        self._gesture.dragging = True
+
+    def _on_gesture_finished(self) -> None:
+        if self._gesture is not None:
+            self._gesture.dragging = False
+            self._maybe_commit()
+
+    def _change(self, change, text: str) -> None:
+        if self._gesture is None:
+            self._on_gesture_started()
+            if self._gesture is None:
+                return
+            self._gesture.dragging = False
+        g = self._gesture
+        g.target = change(g.target)
+        g.text = text
+        self._request()
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Rendering
+
+    def _request(self) -> None:
+        g = self._gesture
+        if g is None or g.in_flight is not None:
+            return  # the target is rendered when the current render returns
+        layer = self.doc.find(g.layer_id)
+        model = self.session.model
+        if layer is None or model is None:
+            self._abandon_gesture()
+            return
+        ws = state_effective_ws(g.target, w_avg=self.session.w_avg, directions=model.directions)
+        placement = Placement(g.target.placement, self.doc.width, self.doc.height)
+        request = RenderRequest(g.layer_id, self.session.key, ws, g.target.noise_mode, placement=placement)
+        state = g.target
+        g.in_flight = (-1, state)  # a sync runner finishes inside submit
+        job = self.runner.submit(request)
+        if g is self._gesture and g.in_flight is not None and g.in_flight[0] == -1:
+            g.in_flight = (job.id, state)
+
+    def _on_job_finished(self, job_id: int, result: object) -> None:
+        g = self._gesture
+        if g is None or g.in_flight is None or not isinstance(result, RenderResult) or result.layer_id != g.layer_id:
+            return
+        if g.in_flight[0] not in (job_id, -1):
+            return
+        state = g.in_flight[1]
+        g.in_flight = None
+        assert result.pixels is not None
+        g.rendered = (state, result.pixels)
+        if result.display is not None:
+            display_cache.put(result.pixels, result.display)
+        self.doc.preview_pixels(g.layer_id, result.pixels)
+        self.frame_applied.emit(state)
+        if g.target is not state:
+            self._request()
+        else:
+            self._maybe_commit()
+
+    def _on_job_failed(self, job_id: int, message: str) -> None:
+        g = self._gesture
+        if g is not None and g.in_flight is not None and g.in_flight[0] in (job_id, -1):
+            self._abandon_gesture()
+            self.error.emit(f"Rendering the layer failed: {message}")
+
+    def _on_job_cancelled(self, job_id: int) -> None:
+        g = self._gesture
+        if g is not None and g.in_flight is not None and g.in_flight[0] in (job_id, -1):
+            g.in_flight = None
+            self._request()
+
+    def _maybe_commit(self) -> None:
+        g = self._gesture
+        if g is None or g.dragging or g.in_flight is not None:
+            return
+        if g.rendered is None or g.rendered[0] is not g.target:
+            self._request()
+            return
+        self._gesture = None
+        state, pixels = g.rendered
+        if g.before[0].same_picture(state) and g.before[0].seed == state.seed:
+            self.doc.preview_pixels(g.layer_id, g.before[1])  # back where it started: nothing to record
+        else:
+            self.doc.set_latent(g.layer_id, state, pixels, text=g.text, before=g.before)
+        self.bind()
+
+    def _abandon_gesture(self) -> None:
+        """Drop an unfinished gesture, restoring the pixels it previewed."""
+        g, self._gesture = self._gesture, None
+        if g is None:
+            return
+        if self.doc.find(g.layer_id) is not None and g.rendered is not None:
+            self.doc.preview_pixels(g.layer_id, g.before[1])
+        self.bind()

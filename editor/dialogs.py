@@ -1,0 +1,81 @@
+"""Small dialogs of the main window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from editor.icons import icon
+from editor.panels.latent import MAX_SEED, TRUNCATION_MAX
+
+BACKGROUNDS = {"White": (1.0, 1.0, 1.0, 1.0), "Black": (0.0, 0.0, 0.0, 1.0), "Transparent": None}
+
+
+class NewDocumentDialog(QDialog):
+    """Width, height and background of a new image."""
+
+    def __init__(self, width: int, height: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New image")
+        self.width_box, self.height_box = QSpinBox(), QSpinBox()
+        for box, value in ((self.width_box, width), (self.height_box, height)):
+            box.setRange(16, 8192)
+            box.setSuffix(" px")
+            box.setValue(value)
+        self.background = QComboBox()
+        self.background.addItems(list(BACKGROUNDS))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Width", self.width_box)
+        form.addRow("Height", self.height_box)
+        form.addRow("Background", self.background)
+        form.addRow(buttons)
+
+    def values(self) -> tuple[int, int, tuple[float, float, float, float] | None]:
+        return self.width_box.value(), self.height_box.value(), BACKGROUNDS[self.background.currentText()]
+
+
+class SampleDialog(QDialog):
+    """Seed and truncation of a new GAN sample."""
+
+    def __init__(
+        self, seed: int, truncation: float, random_seed: Callable[[], int], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New sample from seed")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, MAX_SEED)
+        self.seed.setValue(seed)
+        dice = QPushButton(icon("dice"), "")
+        dice.setToolTip("Random seed")
+        dice.clicked.connect(lambda: self.seed.setValue(random_seed()))
+        row = QHBoxLayout()
+        row.addWidget(self.seed, 1)
+        row.addWidget(dice)
+        self.truncation = QDoubleSpinBox()
+        self.truncation.setRange(0.0, TRUNCATION_MAX)
+        self.truncation.setSingleStep(0.05)
+        self.truncation.setValue(truncation)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Seed", row)
+        form.addRow("Truncation", self.truncation)
+        form.addRow(buttons)
+
+    def values(self) -> tuple[int, float]:
+        return self.seed.value(), self.truncation.value()

@@ -1,0 +1,124 @@
+"""Image files of the editor: reading pictures into layers and exporting PNGs with latent metadata.
+
+Reading goes through ``ganmodels.imageio`` (Pillow, first frame, EXIF orientation applied) and gives straight
+RGBA float32 [H, W, 4]. Exported PNGs carry an iTXt chunk ``gan-editor`` with JSON describing the GAN layers they
+contain (model, seed, truncation, direction strengths, placement and the base ws as base64 float32), so a
+picture can be traced back to (and later re-opened as) its latent.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from editor.document import Layer
+from editor.raster import to_uint8
+from ganmodels.imageio import ImageReadError, load_image_rgba
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
+MODEL_FILTER = "GAN models (*.safetensors);;All files (*)"
+PNG_FILTER = "PNG images (*.png)"
+METADATA_KEY = "gan-editor"
+METADATA_FORMAT = "gan-editor-png/1"
+MAX_DOCUMENT_PIXELS = 40_000_000  # float32 RGBA layers of larger images would need gigabytes
+
+
+class ImageFileError(ValueError):
+    """An image that cannot be opened or saved, with a message meant for the user."""
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file -> straight RGBA float32 [H, W, 4] (raises ImageFileError)."""
+    path = Path(path)
+    try:
+        rgba = load_image_rgba(path)
+    except ImageReadError as e:
+        raise ImageFileError(str(e)) from None
+    except (OSError, ValueError, MemoryError) as e:
+        raise ImageFileError(f"{path.name} cannot be opened ({e})") from None
+    h, w = rgba.shape[:2]
+    if w * h > MAX_DOCUMENT_PIXELS:
+        raise ImageFileError(
+            f"{path.name} is {w}x{h} pixels; the editor handles up to {MAX_DOCUMENT_PIXELS // 10**6} MP"
+        )
+    return np.ascontiguousarray(rgba, np.float32)
+
+
+def encode_ws(ws: np.ndarray) -> dict[str, Any]:
+    """float32 array -> JSON-safe {"shape", "dtype", "base64"} (little-endian)."""
+    arr = np.ascontiguousarray(ws, dtype="<f4")
+    return {"shape": list(arr.shape), "dtype": "float32", "base64": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def decode_ws(data: dict[str, Any]) -> np.ndarray:
+    """Inverse of ``encode_ws``."""
+    raw = base64.b64decode(data["base64"])
+    return np.frombuffer(raw, dtype="<f4").reshape(data["shape"]).astype(np.float32)
+
+
+def layer_metadata(layer: Layer) -> dict[str, Any]:
+    """JSON-safe description of one layer (GAN layers include their latent)."""
+    out: dict[str, Any] = {
+        "id": layer.id,
+        "name": layer.name,
+        "kind": layer.kind,
+        "visible": layer.visible,
+        "opacity": layer.opacity,
+    }
+    if layer.gan is not None:
+        out["gan"] = layer.gan.to_metadata()
+        out["ws"] = encode_ws(layer.gan.ws)
+    return out
+
+
+def export_metadata(layers: Sequence[Layer], *, what: str, size: tuple[int, int]) -> dict[str, str]:
+    """The PNG text chunks of an export: Software plus the ``gan-editor`` JSON (GAN layers only)."""
+    from editor import __version__
+
+    payload = {
+        "format": METADATA_FORMAT,
+        "export": what,
+        "size": list(size),
+        "layers": [layer_metadata(layer) for layer in layers if layer.gan is not None],
+    }
+    return {"Software": f"GAN Editor {__version__}", METADATA_KEY: json.dumps(payload)}
+
+
+def write_png(path: str | Path, rgba: np.ndarray, *, text: dict[str, str] | None = None) -> Path:
+    """Straight RGBA float [H, W, 4] -> PNG (RGB when fully opaque), written atomically, text as iTXt chunks."""
+    path = Path(path)
+    arr = to_uint8(rgba)
+    if arr.shape[2] == 4 and (arr[..., 3] == 255).all():
+        arr = arr[..., :3]
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value, zip=len(value) > 1024)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG", pnginfo=info)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ImageFileError(f"cannot write {path} ({e.strerror or e})") from None
+    return path
+
+
+def read_png_metadata(path: str | Path) -> dict[str, Any]:
+    """The decoded ``gan-editor`` chunk of an exported PNG ({} if there is none)."""
+    with Image.open(path) as im:
+        text = dict(getattr(im, "text", {}) or {})
+    raw = text.get(METADATA_KEY)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) and data.get("format") == METADATA_FORMAT else {}

@@ -1,0 +1,554 @@
+"""The main window: lays out the canvas, docks, menus, toolbars and status bar, and wires them to the
+controllers. Dialogs (file choosers, message boxes) live here; the flows themselves are in the controllers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from PySide6.QtCore import QPointF, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QSpinBox,
+    QToolBar,
+    QWidget,
+)
+
+from editor import __version__
+from editor.brush import MAX_SIZE, MIN_SIZE, BrushSettings
+from editor.canvas import CanvasView
+from editor.controllers.canvas import CanvasController
+from editor.controllers.editor import DEFAULT_SIZE, DEFAULT_TRUNCATION, EditorController
+from editor.controllers.jobs import JobsController
+from editor.controllers.latent import LatentController
+from editor.controllers.layers import LayersController
+from editor.dialogs import NewDocumentDialog, SampleDialog
+from editor.document import Document
+from editor.fileio import IMAGE_FILTER, IMAGE_SUFFIXES, MODEL_FILTER, PNG_FILTER
+from editor.icons import icon
+from editor.jobs import JobRunner
+from editor.panels.history import HistoryPanel
+from editor.panels.jobs import JobsPanel
+from editor.panels.latent import LatentPanel
+from editor.panels.layers import LayersPanel
+from editor.panels.model import ModelPanel
+from editor.session import ModelSession
+from editor.settings import Settings
+
+APP_NAME = "GAN Editor"
+log = logging.getLogger(__name__)
+
+
+def _fill(menu_or_bar, actions: list[QAction | None]) -> None:
+    """Add actions to a menu or toolbar; None adds a separator."""
+    for action in actions:
+        if action is None:
+            menu_or_bar.addSeparator()
+        else:
+            menu_or_bar.addAction(action)
+
+
+class MainWindow(QMainWindow):
+    """One document, one model, one job runner."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        runner: JobRunner | None = None,
+        device: torch.device | str = "cpu",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("main-window")
+        self.setWindowIcon(icon("app"))
+        self.settings = settings if settings is not None else Settings()
+        self.ask_before_discarding = True  # tests turn the "discard changes?" question off
+        self.worker_stuck = False  # set when closing could not stop a background job
+        self._shown_once = False
+
+        # Models
+        self.runner = runner if runner is not None else JobRunner(self)
+        self._owns_runner = runner is None
+        self.doc = Document(DEFAULT_SIZE, DEFAULT_SIZE, self)
+        self.session = ModelSession(self.runner.models, device=device, threads=self.runner.torch_threads, parent=self)
+        self.brush = BrushSettings(size=self.settings.brush_size, hardness=self.settings.brush_hardness, parent=self)
+
+        # Views
+        self.canvas = CanvasView()
+        self.setCentralWidget(self.canvas)
+        self.layers_panel = LayersPanel()
+        self.latent_panel = LatentPanel()
+        self.model_panel = ModelPanel()
+        self.jobs_panel = JobsPanel()
+        self.history_panel = HistoryPanel(self.doc.undo_stack)
+        self.docks: dict[str, QDockWidget] = {}
+        self._add_dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._add_dock("Latent", self.latent_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._add_dock("Model", self.model_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("History", self.history_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("Jobs", self.jobs_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.resizeDocks([self.docks["Model"]], [250], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Layers"]], [300], Qt.Orientation.Horizontal)
+
+        # Controllers
+        self.editor = EditorController(self.doc, self.runner, self.session, self)
+        self.canvas_controller = CanvasController(self.doc, self.canvas, self.brush, self)
+        self.layers_controller = LayersController(self.doc, self.layers_panel, self)
+        self.latent_controller = LatentController(self.doc, self.runner, self.session, self.latent_panel, self)
+        self.jobs_controller = JobsController(self.runner, self.jobs_panel, self)
+
+        self._create_actions()
+        self._create_menus()
+        self._create_toolbars()
+        self._create_status_bar()
+        self._connect()
+        self.editor.new_document()
+        self._on_model_changed()
+        self._update_title()
+        self._restore_layout()
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Construction
+
+    def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower()}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+        return dock
+
+    def _action(self, text: str, slot, *, shortcut=None, icon_name: str = "", tip: str = "", checkable=False):
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        if shortcut is not None:
+            if isinstance(shortcut, list):
+                action.setShortcuts(shortcut)
+            else:
+                action.setShortcut(shortcut)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.setCheckable(checkable)
+        if checkable:
+            action.toggled.connect(slot)
+        else:
+            action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _create_actions(self) -> None:
+        K = QKeySequence
+        a = self._action
+        self.act_new = a(
+            "&New…", self.new_document, shortcut=K.StandardKey.New, icon_name="new-document", tip="Start a new image"
+        )
+        self.act_open = a(
+            "&Open Image…",
+            self.choose_image,
+            shortcut=K.StandardKey.Open,
+            icon_name="open-image",
+            tip="Open a picture (PNG, JPEG, WebP, TIFF, BMP)",
+        )
+        self.act_import = a(
+            "&Import Image as Layer…",
+            self.choose_import,
+            shortcut=K("Ctrl+Shift+O"),
+            tip="Add a picture as a new layer",
+        )
+        self.act_open_model = a(
+            "Open &Model…",
+            self.choose_model,
+            shortcut=K("Ctrl+Shift+M"),
+            icon_name="open-model",
+            tip="Load a GAN model file (.safetensors)",
+        )
+        self.act_export = a(
+            "&Export PNG…",
+            lambda: self.choose_export("flattened"),
+            shortcut=K("Ctrl+E"),
+            icon_name="export",
+            tip="Save the flattened image as PNG, with latent metadata",
+        )
+        self.act_export_layer = a(
+            "Export &Layer as PNG…",
+            lambda: self.choose_export("layer"),
+            shortcut=K("Ctrl+Shift+E"),
+            tip="Save the selected layer as PNG",
+        )
+        self.act_quit = a("&Quit", self.close, shortcut=K.StandardKey.Quit, icon_name="quit")
+
+        stack = self.doc.undo_stack
+        self.act_undo = stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcut(K("Ctrl+Z"))
+        self.act_undo.setIcon(icon("undo"))
+        self.act_redo = stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([K("Ctrl+Shift+Z"), K("Ctrl+Y")])
+        self.act_redo.setIcon(icon("redo"))
+        self.addAction(self.act_undo)
+        self.addAction(self.act_redo)
+        self.act_clear_mask = a(
+            "&Clear Mask",
+            self.editor.clear_mask,
+            shortcut=K("Shift+Del"),
+            icon_name="mask-clear",
+            tip="Remove the mask of the selected layer",
+        )
+        self.act_invert_mask = a(
+            "&Invert Mask",
+            self.editor.invert_mask,
+            shortcut=K("Ctrl+I"),
+            icon_name="mask-invert",
+            tip="Swap masked and unmasked areas",
+        )
+
+        self.act_paint = a(
+            "&Paint Mask",
+            lambda on: on and self.brush.set_erase(False),
+            shortcut=K("B"),
+            icon_name="brush",
+            tip="Brush: paint the mask (B)",
+            checkable=True,
+        )
+        self.act_erase = a(
+            "&Erase Mask",
+            lambda on: on and self.brush.set_erase(True),
+            shortcut=K("E"),
+            icon_name="eraser",
+            tip="Brush: erase the mask (E)",
+            checkable=True,
+        )
+        self.act_bigger = a("&Bigger Brush", self.brush.bigger, shortcut=K("]"))
+        self.act_smaller = a("&Smaller Brush", self.brush.smaller, shortcut=K("["))
+
+        self.act_sample = a(
+            "&New Sample from Seed…",
+            self.choose_sample,
+            shortcut=K("Ctrl+G"),
+            icon_name="generate",
+            tip="Add a GAN layer generated from a seed",
+        )
+        self.act_random_sample = a(
+            "New &Random Sample",
+            self.random_sample,
+            shortcut=K("Ctrl+Shift+G"),
+            icon_name="dice",
+            tip="Add a GAN layer from a random seed",
+        )
+
+        self.act_zoom_in = a("Zoom &In", self.canvas.zoom_in, shortcut=[K("Ctrl++"), K("Ctrl+=")], icon_name="zoom-in")
+        self.act_zoom_out = a("Zoom &Out", self.canvas.zoom_out, shortcut=K("Ctrl+-"), icon_name="zoom-out")
+        self.act_zoom_fit = a("Zoom to &Fit", self.canvas.zoom_to_fit, shortcut=K("Ctrl+0"), icon_name="zoom-fit")
+        self.act_zoom_100 = a("&Actual Pixels (100%)", self.canvas.zoom_100, shortcut=K("Ctrl+1"), icon_name="zoom-100")
+        self.act_show_mask = a(
+            "Show &Mask",
+            self.canvas.set_mask_visible,
+            shortcut=K("Ctrl+H"),
+            checkable=True,
+            tip="Show the selected layer's mask as a red tint",
+        )
+        self.act_show_mask.setChecked(True)
+        self.act_about = a("&About GAN Editor", self.show_about)
+
+    def _create_menus(self) -> None:
+        mb = self.menuBar()
+        _fill(mb.addMenu("&File"), [self.act_new, self.act_open, self.act_import, self.act_open_model, None,
+                                    self.act_export, self.act_export_layer, None, self.act_quit])  # fmt: skip
+        _fill(mb.addMenu("&Edit"), [self.act_undo, self.act_redo, None, self.act_clear_mask, self.act_invert_mask])
+        _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller])
+        # The Invert and Inpaint flows (issue 6) add their actions to this menu; see EditorController.run_backend_job.
+        self.generate_menu = mb.addMenu("&Generate")
+        _fill(self.generate_menu, [self.act_sample, self.act_random_sample])
+        view = mb.addMenu("&View")
+        _fill(view, [self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit, self.act_zoom_100, None,
+                     self.act_show_mask, None])  # fmt: skip
+        panels = view.addMenu("&Panels")
+        for dock in self.docks.values():
+            panels.addAction(dock.toggleViewAction())
+        _fill(mb.addMenu("&Help"), [self.act_about])
+
+    def _create_toolbars(self) -> None:
+        tb = QToolBar("Main")
+        tb.setObjectName("toolbar-main")
+        tb.setIconSize(QSize(20, 20))
+        tb.setMovable(False)
+        self.addToolBar(tb)
+        _fill(tb, [self.act_new, self.act_open, self.act_open_model, self.act_export, None, self.act_undo,
+                   self.act_redo, None, self.act_sample, None, self.act_zoom_fit, self.act_zoom_100])  # fmt: skip
+
+        bt = QToolBar("Brush")
+        bt.setObjectName("toolbar-brush")
+        bt.setIconSize(QSize(20, 20))
+        self.addToolBar(bt)
+        bt.addAction(self.act_paint)
+        bt.addAction(self.act_erase)
+        bt.addSeparator()
+        bt.addWidget(QLabel(" Size "))
+        self.size_box = QSpinBox()
+        self.size_box.setObjectName("brush-size")
+        self.size_box.setRange(int(MIN_SIZE), int(MAX_SIZE))
+        self.size_box.setSuffix(" px")
+        self.size_box.setToolTip("Brush diameter ([ and ] change it)")
+        bt.addWidget(self.size_box)
+        bt.addWidget(QLabel("  Hardness "))
+        self.hardness_slider = QSlider(Qt.Orientation.Horizontal)
+        self.hardness_slider.setObjectName("brush-hardness")
+        self.hardness_slider.setRange(0, 100)
+        self.hardness_slider.setFixedWidth(110)
+        self.hardness_slider.setToolTip("Brush hardness: soft edge at 0, hard edge at 100")
+        bt.addWidget(self.hardness_slider)
+        bt.addSeparator()
+        bt.addAction(self.act_clear_mask)
+        bt.addAction(self.act_invert_mask)
+
+    def _create_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.position_label = QLabel()
+        self.zoom_label = QLabel()
+        self.jobs_label = QLabel()
+        self.timing_label = QLabel()
+        self.device_label = QLabel()
+        for w in (self.position_label, self.zoom_label, self.jobs_label, self.timing_label, self.device_label):
+            sb.addPermanentWidget(w)
+        self.device_label.setText(self.session.device_text)
+
+    def _connect(self) -> None:
+        self.editor.error.connect(self.show_error)
+        self.editor.status.connect(self.show_status)
+        self.latent_controller.error.connect(self._on_render_error)
+        self.jobs_controller.timing.connect(self._on_timing)
+        self.runner.count_changed.connect(self._on_job_count)
+        self.session.model_changed.connect(self._on_model_changed)
+        self.model_panel.open_requested.connect(self.choose_model)
+        self.latent_panel.new_sample_requested.connect(self.random_sample)
+        self.canvas.zoom_changed.connect(self._on_zoom)
+        self.canvas.cursor_moved.connect(self._on_cursor_moved)
+        self.canvas.files_dropped.connect(self.open_paths)
+        self.doc.undo_stack.cleanChanged.connect(self._update_title)
+        self.doc.reset.connect(self._update_title)
+        self.doc.active_changed.connect(self._update_actions)
+        self.doc.layers_changed.connect(self._update_actions)
+
+        self.brush.changed.connect(self._on_brush_changed)
+        self.size_box.valueChanged.connect(self.brush.set_size)
+        self.hardness_slider.valueChanged.connect(self._on_hardness)
+        self._on_brush_changed()
+        self._on_job_count(0)
+
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1360, 860)
+        if state is not None:
+            self.restoreState(state)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Reactions
+
+    def _on_model_changed(self) -> None:
+        self.model_panel.show_card(self.session.card_info())
+        loaded = self.session.loaded
+        self.act_sample.setEnabled(loaded)
+        self.act_random_sample.setEnabled(loaded)
+        tip = "" if loaded else " (open a model first)"
+        self.act_sample.setStatusTip("Add a GAN layer generated from a seed" + tip)
+        self.device_label.setText(self.session.device_text)
+
+    def _on_brush_changed(self) -> None:
+        b = self.brush
+        self.act_paint.setChecked(not b.erase)
+        self.act_erase.setChecked(b.erase)
+        for w, v in ((self.size_box, round(b.size)), (self.hardness_slider, round(b.hardness * 100))):
+            w.blockSignals(True)
+            w.setValue(v)
+            w.blockSignals(False)
+        self.settings.brush_size = b.size
+        self.settings.brush_hardness = b.hardness
+
+    def show_status(self, text: str) -> None:
+        """A transient status-bar message."""
+        self.statusBar().showMessage(text, 5000)
+
+    def _on_render_error(self, message: str) -> None:
+        self.show_error("Rendering failed", message)
+
+    def _on_timing(self, text: str) -> None:
+        self.timing_label.setText(f"Last job: {text}")
+
+    def _on_zoom(self, zoom: float) -> None:
+        self.zoom_label.setText(f"{zoom * 100:.0f} %")
+
+    def _on_hardness(self, value: int) -> None:
+        self.brush.set_hardness(value / 100.0)
+
+    def _on_job_count(self, count: int) -> None:
+        self.jobs_label.setText(f"{count} job{'s' if count != 1 else ''} running" if count else "")
+
+    def _on_cursor_moved(self, pos: QPointF) -> None:
+        w, h = self.doc.size
+        x, y = int(pos.x() // 1), int(pos.y() // 1)
+        inside = 0 <= x < w and 0 <= y < h
+        self.position_label.setText(f"{x}, {y}" if inside else "")
+
+    def _update_actions(self, *_args: object) -> None:
+        has_layer = self.doc.active_layer is not None
+        for act in (self.act_clear_mask, self.act_invert_mask, self.act_export_layer):
+            act.setEnabled(has_layer)
+
+    def _update_title(self, *_args: object) -> None:
+        name = self.doc.path.name if self.doc.path is not None else "Untitled"
+        w, h = self.doc.size
+        self.setWindowTitle(f"{name} ({w} x {h})[*] — {APP_NAME}")
+        self.setWindowModified(not self.doc.undo_stack.isClean())
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            QTimer.singleShot(0, self.canvas.zoom_to_fit)
+            self.canvas.setFocus()  # Space-pan and the brush keys work at once
+
+    # ----------------------------------------------------------------------------------------------------------
+    # User commands with dialogs
+
+    def show_error(self, title: str, message: str) -> QMessageBox:
+        """A non-blocking (window-modal) warning box."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("error-box")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()
+        self.statusBar().showMessage(f"{title}: {message}", 8000)
+        return box
+
+    def confirm_discard(self) -> bool:
+        """Ask before replacing a document that has changes (there is no native save format yet)."""
+        if not self.ask_before_discarding or self.doc.undo_stack.isClean():
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Discard changes?",
+            "The current image has changes that were not exported. Discard them?",
+            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Discard
+
+    def new_document(self) -> None:
+        """File > New: ask for a size and background, then start over."""
+        dialog = NewDocumentDialog(*self.doc.size, self)
+        if dialog.exec() and self.confirm_discard():
+            self.editor.new_document(*dialog.values())
+
+    def choose_image(self) -> None:
+        """File > Open Image: pick a picture and open it as the document."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self.settings.last_folder("image"), IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    def open_image(self, path: str | Path) -> bool:
+        """Open a picture as the document (asks before discarding changes)."""
+        if not self.confirm_discard():
+            return False
+        ok = self.editor.open_image(path)
+        if ok:
+            self.settings.set_last_folder("image", path)
+            self.canvas.zoom_to_fit()
+        return ok
+
+    def choose_import(self) -> None:
+        """File > Import Image as Layer."""
+        path, _ = QFileDialog.getOpenFileName(self, "Import image", self.settings.last_folder("image"), IMAGE_FILTER)
+        if path and self.editor.import_image(path):
+            self.settings.set_last_folder("image", path)
+
+    def choose_model(self) -> None:
+        """File > Open Model: pick a model file."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", self.settings.last_folder("model"), MODEL_FILTER)
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str | Path) -> bool:
+        """Load a model file (errors are shown); remembers its folder."""
+        ok = self.editor.open_model(path)
+        if ok:
+            self.settings.set_last_folder("model", path)
+        return ok
+
+    def open_paths(self, paths: list[str]) -> None:
+        """Dropped files: models are loaded, the first picture is opened."""
+        for p in paths:
+            if p.lower().endswith(".safetensors"):
+                self.open_model(p)
+        images = [p for p in paths if not p.lower().endswith(".safetensors")]
+        if images:
+            if not images[0].lower().endswith(IMAGE_SUFFIXES):
+                self.show_error("Cannot open file", f"{Path(images[0]).name} is not a supported image type.")
+                return
+            self.open_image(images[0])
+
+    def choose_export(self, what: str) -> None:
+        """File > Export: the flattened image (``what="flattened"``) or the selected layer (``"layer"``)."""
+        stem = self.doc.path.stem if self.doc.path is not None else "untitled"
+        if what == "layer" and self.doc.active_layer is not None:
+            stem = f"{stem}-{self.doc.active_layer.name}"
+        start = str(Path(self.settings.last_folder("export")) / f"{stem}.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Export PNG", start, PNG_FILTER)
+        if not path:
+            return
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        if self.editor.export_png(path, what=what):
+            self.settings.set_last_folder("export", path)
+            self.doc.undo_stack.setClean()
+
+    def choose_sample(self) -> None:
+        """Generate > New Sample from Seed: ask for seed and truncation."""
+        active = self.doc.active_layer
+        truncation = active.gan.truncation if active is not None and active.gan is not None else DEFAULT_TRUNCATION
+        dialog = SampleDialog(self.editor.random_seed(), truncation, self.editor.random_seed, self)
+        if dialog.exec():
+            seed, truncation = dialog.values()
+            self.editor.generate(seed, truncation)
+
+    def random_sample(self) -> None:
+        """A GAN layer from a random seed."""
+        self.editor.generate(None, DEFAULT_TRUNCATION)
+
+    def show_about(self) -> None:
+        """Help > About."""
+        QMessageBox.about(
+            self,
+            f"About {APP_NAME}",
+            f"<b>{APP_NAME}</b> {__version__}<br>Edit pictures in the latent space of a GAN: generate, paint masks, "
+            "slide latent directions, work on layers.<br>MIT licence.",
+        )
+
+    # ----------------------------------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.confirm_discard():
+            event.ignore()
+            return
+        self.settings.set_window_state(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        if self._owns_runner and not self.runner.shutdown(timeout=30):
+            log.error("a background job did not stop within 30 s of being cancelled")
+            self.worker_stuck = True
+        super().closeEvent(event)

@@ -1,0 +1,87 @@
+"""The loaded model: which GanModel the editor uses, on which device, registered with the job runner."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from ganmodels.device import describe
+from ganmodels.modelfile import GanModel, load_model
+
+_keys = itertools.count(1)
+
+
+class ModelSession(QObject):
+    """Holds the current model. Each load gets a new key, so requests made for an older model never render
+    with a newer one."""
+
+    model_changed = Signal()
+
+    def __init__(
+        self, models, *, device: torch.device | str = "cpu", threads: int = 1, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._registry = models  # jobs.ModelRegistry
+        self.device = torch.device(device)
+        self.threads = threads  # the worker's torch threads (shown for the CPU)
+        self.model: GanModel | None = None
+        self.key = ""
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    @property
+    def device_text(self) -> str:
+        if self.device.type == "cpu":
+            return f"CPU ({self.threads} thread{'s' if self.threads != 1 else ''})"
+        return describe(self.device)
+
+    def load(self, path: str | Path) -> GanModel:
+        """Load a model file (raises ModelFileError with a user-facing message)."""
+        model = load_model(path, device=self.device)
+        self.set_model(model)
+        return model
+
+    def set_model(self, model: GanModel | None) -> None:
+        """Use an already loaded model (or None to unload)."""
+        old_key = self.key
+        self.model = model
+        self.key = f"{model.name}#{next(_keys)}" if model is not None else ""
+        if model is not None:
+            self._registry.set(self.key, model)
+        if old_key:
+            self._registry.remove(old_key)
+        self.model_changed.emit()
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        """The model's mean w [w_dim] (on the CPU)."""
+        assert self.model is not None
+        return self.model.G.mapping.w_avg.detach().float().cpu()
+
+    def card_info(self) -> dict[str, str]:
+        """What the Model panel shows: label -> text."""
+        m = self.model
+        if m is None:
+            return {}
+        card = m.card
+        kimg = card.get("kimg")
+        info = {
+            "Name": m.name,
+            "Resolution": f"{m.resolution} x {m.resolution} px",
+            "Training data": str(card.get("training_data") or "not stated"),
+            "Licence": str(card.get("licence") or card.get("license") or "not stated"),
+            "Trained": f"{kimg} kimg" if kimg is not None else "not stated",
+            "Latent": f"{m.num_ws} x {m.w_dim} (W+)",
+            "Directions": str(len(m.directions)) if m.directions else "none",
+            "Device": self.device_text,
+            "File": str(m.path) if m.path else "",
+        }
+        for key in ("fid", "metrics"):
+            if key in card:
+                info[key.upper() if key == "fid" else "Metrics"] = str(card[key])
+        return info

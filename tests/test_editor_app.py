@@ -1,0 +1,376 @@
+"""The main window end to end (offscreen): models, samples, sliders, painting, files, panels, entry point."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QKeySequence, QWheelEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
+from qt_helpers import drag_slider, window_factory
+
+from editor.document import make_raster_layer
+from editor.fileio import decode_ws, read_png_metadata
+from editor.raster import to_uint8
+from editor.settings import Settings
+from ganmodels.generate import seeds_to_ws, synthesize, to_float01
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    yield from window_factory(qtbot, tmp_path)
+
+
+def sample_window(make_window, model_file, *, seed=3, truncation=0.7, sync=True):
+    """A window with the tiny model, a document of the model's size and one GAN sample on top."""
+    window = make_window(model=model_file, sync=sync)
+    res = window.session.model.resolution
+    window.editor.new_document(res, res)
+    return window, window.editor.generate(seed, truncation)
+
+
+def expected_sample(model, seed, truncation):
+    return to_float01(synthesize(model.G, seeds_to_ws(model.G, [seed], truncation_psi=truncation)))[0]
+
+
+def test_window_without_a_model(make_window):
+    window = make_window()
+    assert not window.session.loaded
+    assert "No model loaded" in window.model_panel.status.text()
+    assert not window.act_sample.isEnabled() and not window.latent_panel.editor.isEnabled()
+    assert window.editor.generate(1) is None  # explains instead of failing
+    assert [la.name for la in window.doc.layers] == ["Background"] and window.doc.size == (512, 512)
+    shown = window.canvas.render_document()
+    assert (shown.width(), shown.height()) == (512, 512) and shown.pixelColor(10, 10).name() == "#ffffff"
+
+
+def test_window_with_a_model_shows_its_card_and_directions(make_window, tiny_model_file):
+    window = make_window(model=tiny_model_file)
+    values = {k: v.text() for k, v in window.model_panel.values.items()}
+    assert values["Name"] == "tiny" and values["Resolution"] == "16 x 16 px" and values["Licence"] == "MIT"
+    assert values["Training data"] == "none"
+    assert list(window.latent_panel.sliders) == ["first"]
+    assert window.act_sample.isEnabled()
+    assert window.device_label.text().startswith("CPU")
+
+
+def test_generate_adds_a_gan_layer_with_the_backend_pixels(make_window, tiny_model_file):
+    window, _job = sample_window(make_window, tiny_model_file, seed=3, truncation=0.7)
+    layer = window.doc.active_layer
+    assert layer.kind == "gan" and layer.name == "Sample 3" and len(window.doc.layers) == 2
+    expected = expected_sample(window.session.model, 3, 0.7)
+    np.testing.assert_array_equal(layer.pixels[..., :3], expected)
+    assert (layer.pixels[..., 3] == 1).all()
+    assert layer.gan.seed == 3 and layer.gan.truncation == pytest.approx(0.7)
+    assert window.latent_panel.editor.isEnabled() and window.latent_panel.seed.value() == 3
+    window.doc.undo_stack.undo()
+    assert [la.name for la in window.doc.layers] == ["Background"]
+
+
+def _render_with_direction(model, layer, strength):
+    ws = torch.from_numpy(np.array(layer.gan.ws))[None]
+    ws = model.G.mapping.w_avg.lerp(ws, layer.gan.truncation)
+    ws = model.directions["first"].apply(ws, strength)
+    return to_float01(synthesize(model.G, ws))[0]
+
+
+def test_slider_drag_previews_then_records_one_undo_step(make_window, tiny_model_file):
+    window, _ = sample_window(make_window, tiny_model_file)
+    layer = window.doc.active_layer
+    pixels0, count0 = layer.pixels.copy(), window.doc.undo_stack.count()
+    slider = window.latent_panel.sliders["first"]
+    previews = []
+    window.latent_controller.frame_applied.connect(previews.append)
+    drag_slider(slider.slider, [350, 400, 450])  # 300 is 0; 450 is +1.5 (scale 1)
+    assert len(previews) == 3
+    layer = window.doc.layer(layer.id)
+    assert window.doc.undo_stack.count() == count0 + 1
+    assert layer.gan.strengths == {"first": pytest.approx(1.5)}
+    assert not np.array_equal(layer.pixels, pixels0)
+    np.testing.assert_allclose(
+        layer.pixels[..., :3], _render_with_direction(window.session.model, layer, 1.5), atol=1e-6
+    )
+    window.doc.undo_stack.undo()
+    layer = window.doc.layer(layer.id)
+    np.testing.assert_array_equal(layer.pixels, pixels0)
+    assert dict(layer.gan.strengths) == {}
+    assert window.latent_panel.sliders["first"].value() == 0.0  # the panel follows undo
+    window.doc.undo_stack.redo()
+    assert window.doc.layer(layer.id).gan.strengths == {"first": pytest.approx(1.5)}
+
+
+def test_slider_with_the_threaded_runner(qtbot, make_window, tiny_model_file):
+    window, _job = sample_window(make_window, tiny_model_file, sync=False)
+    qtbot.waitUntil(lambda: len(window.doc.layers) == 2, timeout=10000)
+    layer = window.doc.active_layer
+    pixels0, count0 = layer.pixels.copy(), window.doc.undo_stack.count()
+    drag_slider(window.latent_panel.sliders["first"].slider, list(range(310, 500, 10)))  # 19 fast moves
+    qtbot.waitUntil(lambda: window.doc.undo_stack.count() == count0 + 1, timeout=10000)
+    layer = window.doc.layer(layer.id)
+    strength = window.latent_panel.sliders["first"].value()
+    assert layer.gan.strengths == {"first": pytest.approx(strength)}
+    np.testing.assert_allclose(
+        layer.pixels[..., :3], _render_with_direction(window.session.model, layer, strength), atol=1e-6
+    )
+    window.doc.undo_stack.undo()
+    np.testing.assert_array_equal(window.doc.layer(layer.id).pixels, pixels0)
+
+
+def test_truncation_seed_and_reset_are_undoable(make_window, tiny_model_file):
+    window, _ = sample_window(make_window, tiny_model_file, seed=3, truncation=0.7)
+    layer_id = window.doc.active_id
+    model = window.session.model
+    window.latent_panel.seed.setValue(4)
+    np.testing.assert_array_equal(window.doc.layer(layer_id).pixels[..., :3], expected_sample(model, 4, 0.7))
+    drag_slider(window.latent_panel.truncation.slider, [100])  # psi 1.0
+    np.testing.assert_array_equal(window.doc.layer(layer_id).pixels[..., :3], expected_sample(model, 4, 1.0))
+    drag_slider(window.latent_panel.sliders["first"].slider, [500])
+    window.latent_panel.reset.click()
+    assert dict(window.doc.layer(layer_id).gan.strengths) == {}
+    np.testing.assert_array_equal(window.doc.layer(layer_id).pixels[..., :3], expected_sample(model, 4, 1.0))
+    stack = window.doc.undo_stack
+    assert [stack.text(i) for i in range(stack.count())][-4:] == [
+        "Seed 4",
+        "Truncation",
+        "Direction first",
+        "Reset directions",
+    ]
+    for _ in range(4):
+        stack.undo()
+    np.testing.assert_array_equal(window.doc.layer(layer_id).pixels[..., :3], expected_sample(model, 3, 0.7))
+
+
+def test_painting_on_the_canvas_is_one_undoable_stroke(qtbot, make_window):
+    window = make_window()
+    window.resize(1100, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    window.canvas.zoom_100()
+    window.brush.set_size(20)
+    window.brush.set_hardness(0.8)
+    vp = window.canvas.viewport()
+    layer = window.doc.active_layer
+
+    def at(x, y) -> QPoint:
+        return window.canvas.mapFromScene(QPointF(x, y))
+
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=at(200, 250))
+    for x in range(210, 321, 10):
+        qtbot.mouseMove(vp, pos=at(x, 250))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=at(320, 250))
+    mask = layer.mask.copy()
+    assert mask[250, 200:321].min() > 0.99  # along the stroke
+    outside = np.ones_like(mask, bool)
+    outside[238:263, 188:333] = False
+    assert mask[outside].max() == 0.0  # nothing away from it
+    assert window.doc.undo_stack.count() == 1
+    overlay = window.canvas.mask_item.image
+    assert overlay.pixelColor(260, 250).alpha() > 100 and overlay.pixelColor(260, 300).alpha() == 0
+    window.act_undo.trigger()
+    assert not layer.mask.any() and window.canvas.mask_item.image.pixelColor(260, 250).alpha() == 0
+    window.act_redo.trigger()
+    np.testing.assert_array_equal(layer.mask, mask)
+
+
+def test_canvas_zooms_about_the_pointer_and_pans(qtbot, make_window):
+    window = make_window()
+    window.resize(1100, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    canvas = window.canvas
+    canvas.zoom_100()
+    assert canvas.zoom == 1.0
+    pointer = canvas.mapFromScene(QPointF(100, 120))
+    before = canvas.to_document(QPointF(pointer))
+    wheel = QWheelEvent(
+        QPointF(pointer),
+        QPointF(canvas.viewport().mapToGlobal(pointer)),
+        QPoint(0, 0),
+        QPoint(0, 240),  # two notches
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.ControlModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(canvas.viewport(), wheel)
+    assert canvas.zoom == pytest.approx(2**0.5)
+    after = canvas.to_document(QPointF(pointer))
+    assert abs(after.x() - before.x()) < 1 and abs(after.y() - before.y()) < 1  # the point stayed under the pointer
+    vp = canvas.viewport()
+    start = canvas.to_document(QPointF(400, 300))
+    qtbot.mousePress(vp, Qt.MouseButton.MiddleButton, pos=QPoint(400, 300))
+    qtbot.mouseMove(vp, pos=QPoint(350, 260))
+    qtbot.mouseRelease(vp, Qt.MouseButton.MiddleButton, pos=QPoint(350, 260))
+    moved = canvas.to_document(QPointF(400, 300))
+    assert moved.x() - start.x() == pytest.approx(50 / canvas.zoom, abs=1) and moved.y() > start.y()
+    assert window.doc.undo_stack.count() == 0  # panning never paints
+    canvas.zoom_to_fit()
+    assert canvas.zoom < 2 and window.zoom_label.text().endswith("%")
+
+
+def test_brush_shortcuts_and_preferences(make_window, tmp_path):
+    window = make_window()
+    assert window.act_bigger.shortcut() == QKeySequence("]") and window.act_smaller.shortcut() == QKeySequence("[")
+    assert window.act_paint.shortcut() == QKeySequence("B") and window.act_erase.shortcut() == QKeySequence("E")
+    size = window.brush.size
+    window.act_bigger.trigger()
+    assert window.brush.size > size and window.size_box.value() == round(window.brush.size)
+    window.act_smaller.trigger()
+    window.act_smaller.trigger()
+    assert window.brush.size < size
+    window.act_erase.trigger()
+    assert window.brush.erase and not window.act_paint.isChecked()
+    window.act_paint.trigger()
+    assert not window.brush.erase
+    window.hardness_slider.setValue(25)
+    assert window.brush.hardness == 0.25
+    stored = Settings.at_path(tmp_path / "settings.ini")
+    assert stored.brush_size == window.brush.size and stored.brush_hardness == 0.25
+    again = make_window()
+    assert again.brush.size == window.brush.size and again.brush.hardness == 0.25
+
+
+def test_export_png_round_trip_with_metadata(make_window, tiny_model_file, tmp_path):
+    window, _ = sample_window(make_window, tiny_model_file, seed=5)
+    gan = window.doc.active_layer
+    out = tmp_path / "out.png"
+    assert window.editor.export_png(out)
+    with Image.open(out) as im:
+        pixels = np.asarray(im.convert("RGBA"))
+    np.testing.assert_array_equal(pixels, to_uint8(window.doc.flatten()))
+    meta = read_png_metadata(out)
+    assert meta["export"] == "flattened" and meta["size"] == [16, 16]
+    (entry,) = meta["layers"]
+    assert entry["gan"]["seed"] == 5 and entry["gan"]["model"] == "tiny" and entry["gan"]["truncation"] == 0.7
+    np.testing.assert_array_equal(decode_ws(entry["ws"]), gan.gan.ws)
+
+    # A translucent raster layer exported alone keeps its alpha exactly.
+    rng = np.random.default_rng(0)
+    rgba = rng.random([16, 16, 4]).astype(np.float32)
+    window.doc.add_layer(make_raster_layer(16, 16, name="paint", pixels=rgba))
+    out2 = tmp_path / "layer.png"
+    assert window.editor.export_png(out2, what="layer")
+    with Image.open(out2) as im:
+        assert im.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(im), to_uint8(rgba))
+    assert read_png_metadata(out2)["layers"] == []
+
+
+def test_corrupt_image_shows_an_error_and_changes_nothing(qtbot, make_window, tmp_path):
+    window = make_window()
+    window.doc.add_layer(make_raster_layer(512, 512, name="keep me"))
+    before = ([la.id for la in window.doc.layers], window.doc.size, window.doc.undo_stack.count())
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20)
+    assert not window.open_image(bad)
+    boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    assert boxes and "broken.png" in boxes[-1].text()
+    assert ([la.id for la in window.doc.layers], window.doc.size, window.doc.undo_stack.count()) == before
+    (tmp_path / "notes.txt").write_text("hello")
+    window.open_paths([str(tmp_path / "notes.txt")])  # a dropped non-image
+    assert ([la.id for la in window.doc.layers], window.doc.size) == before[:2]
+
+
+def test_open_image_applies_exif_orientation(make_window, tmp_path):
+    window = make_window()
+    arr = np.zeros([20, 40, 3], np.uint8)
+    arr[:, :20] = (255, 0, 0)  # left half red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(arr).save(path, exif=exif, quality=95)
+    window.open_paths([str(path)])  # as a drag-and-drop does
+    assert window.doc.size == (20, 40)  # width and height swapped
+    layer = window.doc.layers[0]
+    assert layer.name == "photo" and layer.pixels[2, 10, 0] > 0.9 and layer.pixels[37, 10, 0] < 0.1
+    assert window.doc.undo_stack.count() == 0 and "photo.jpg" in window.windowTitle()
+
+
+def test_layers_panel_edits_go_through_the_undo_stack(make_window):
+    window = make_window()
+    panel, doc = window.layers_panel, window.doc
+    panel.add_button.click()
+    assert [la.name for la in doc.layers] == ["Background", "Layer 1"]
+    item = panel.list.item(0)  # the top layer is listed first
+    item.setText("Sky")
+    assert doc.layers[1].name == "Sky"
+    item = panel.list.item(0)
+    item.setCheckState(Qt.CheckState.Unchecked)
+    assert not doc.layers[1].visible
+    panel.set_active(doc.layers[1].id)
+    drag_slider(panel.opacity, [80, 60, 40])
+    assert doc.layers[1].opacity == 0.4
+    panel.duplicate_button.click()
+    assert [la.name for la in doc.layers] == ["Background", "Sky", "Sky copy"]
+    panel.list.order_dropped.emit([doc.layers[0].id, doc.layers[2].id, doc.layers[1].id])  # Background to the top
+    assert [la.name for la in doc.layers] == ["Sky", "Sky copy", "Background"]
+    assert panel.row_ids() == [doc.layers[2].id, doc.layers[1].id, doc.layers[0].id]
+    panel.delete_button.click()
+    stack = doc.undo_stack
+    texts = [stack.text(i) for i in range(stack.count())]
+    assert texts[:6] == ["Add layer", "Rename layer", "Hide layer", "Layer opacity", "Duplicate layer", "Move layer"]
+    assert len(texts) == 7  # the opacity drag is one step
+    while stack.canUndo():
+        stack.undo()
+    assert [la.name for la in doc.layers] == ["Background"]
+
+
+def test_backend_jobs_report_progress_cancel_and_errors(qtbot, make_window):
+    window = make_window(sync=False)
+    results = []
+
+    def steps(n, delay, *, fail=False):
+        for i in range(n):
+            time.sleep(delay)
+            yield {"step": i + 1, "num_steps": n, "message": f"step {i + 1}"}
+        if fail:
+            raise ValueError("the mask is empty")
+        return f"result of {n}"
+
+    job = window.editor.run_backend_job("inpaint", lambda: steps(5, 0.01), results.append, description="Inpaint")
+    qtbot.waitUntil(lambda: results == ["result of 5"], timeout=5000)
+    _item, row = window.jobs_panel.rows[job.id]
+    assert row.title.text() == "Inpaint" and row.bar.value() == 1000 and row.message.text().startswith("done")
+
+    long_job = window.editor.run_backend_job("invert", lambda: steps(500, 0.01), results.append, description="Invert")
+    with qtbot.waitSignal(window.runner.job_progress, timeout=5000):
+        pass
+    _item, row = window.jobs_panel.rows[long_job.id]
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(window.runner.job_cancelled, timeout=2000):
+        row.cancel.click()
+    assert time.perf_counter() - t0 < 0.5 and row.message.text() == "cancelled" and row.cancel.isHidden()
+
+    window.editor.run_backend_job("inpaint", lambda: steps(2, 0.01, fail=True), results.append, description="Inpaint")
+    qtbot.waitUntil(lambda: any(b.isVisible() for b in window.findChildren(QMessageBox)), timeout=5000)
+    box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
+    assert box.windowTitle() == "Inpaint failed" and "the mask is empty" in box.text()
+
+    stale = window.editor.run_backend_job("inpaint", lambda: steps(5, 0.02), results.append)
+    window.editor.new_document(64, 64)  # the document the job was made for is gone
+    qtbot.waitUntil(lambda: not stale.active, timeout=5000)
+    qtbot.wait(50)
+    assert results == ["result of 5"]
+
+
+def test_main_entry_point_opens_files(qtbot, tmp_path, tiny_model_file, monkeypatch):
+    from editor import app
+    from editor.mainwindow import MainWindow
+
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    monkeypatch.setattr(QApplication, "exec", lambda _self: 0)  # return instead of running the event loop
+    image = tmp_path / "pic.png"
+    Image.fromarray(np.full([24, 32, 3], 200, np.uint8)).save(image)
+    before = set(QApplication.topLevelWidgets())
+    assert app.main([str(tiny_model_file), str(image)]) == 0
+    (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w not in before]
+    qtbot.addWidget(window)
+    assert window.isVisible() and window.session.loaded and window.doc.size == (32, 24)
+    assert "pic.png" in window.windowTitle()
+    window.close()  # stops its job runner
+    assert app.main(["--device", "no-such-device"]) == 2

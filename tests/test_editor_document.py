@@ -1,0 +1,205 @@
+"""The editor's document model: layers, masks, undo, compositing (no widgets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from editor.document import Document, make_gan_layer, make_raster_layer
+from editor.latent import GanState
+from editor.raster import Dab, Rect, StrokeSpacer, composite, dab_alpha, stamp_dabs
+
+W, H = 64, 48
+
+
+@pytest.fixture
+def doc(qapp):
+    d = Document(W, H)
+    d.add_layer(make_raster_layer(W, H, name="Background", fill=(1, 1, 1, 1)))
+    d.undo_stack.clear()
+    return d
+
+
+def stroke(doc: Document, points, *, radius=4.0, hardness=0.5, erase=False) -> None:
+    """Paint one stroke through the document API, as the canvas controller does."""
+    layer_id = doc.active_id
+    token = object()
+    spacer = StrokeSpacer(radius=radius)
+    doc.paint_mask(layer_id, spacer.begin(*points[0]), radius=radius, hardness=hardness, erase=erase, stroke=token)
+    for p in points[1:]:
+        doc.paint_mask(layer_id, spacer.move_to(*p), radius=radius, hardness=hardness, erase=erase, stroke=token)
+
+
+def distance_to_segment(x0, y0, x1, y1):
+    """Distance of every pixel centre to the segment (x0, y0)-(x1, y1): [H, W]."""
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    dx, dy = x1 - x0, y1 - y0
+    t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / (dx * dx + dy * dy), 0, 1)
+    return np.hypot(xs - (x0 + t * dx), ys - (y0 + t * dy))
+
+
+def test_stroke_sets_mask_only_near_the_path_and_undo_redo_are_exact(doc):
+    layer = doc.active_layer
+    before = layer.mask.copy()
+    stroke(doc, [(10, 10), (30, 20), (50, 20)], radius=4.0, hardness=0.5)
+    mask = layer.mask.copy()
+    d = np.minimum(distance_to_segment(10, 10, 30, 20), distance_to_segment(30, 20, 50, 20))
+    assert mask[d <= 1.0].min() > 0.99  # the centre line is fully painted
+    assert mask[d >= 4.0].max() == 0.0  # nothing beyond the brush radius
+    assert doc.undo_stack.count() == 1  # one stroke = one undo step
+    doc.undo_stack.undo()
+    np.testing.assert_array_equal(layer.mask, before)
+    doc.undo_stack.redo()
+    np.testing.assert_array_equal(layer.mask, mask)
+
+
+def test_two_strokes_are_two_undo_steps_and_erase_removes(doc):
+    layer = doc.active_layer
+    stroke(doc, [(10, 10), (40, 10)])
+    first = layer.mask.copy()
+    stroke(doc, [(10, 30), (40, 30)])
+    assert doc.undo_stack.count() == 2
+    stroke(doc, [(5, 10), (45, 10)], radius=6.0, hardness=1.0, erase=True)
+    assert layer.mask[8:13, 10:41].max() == 0.0
+    assert layer.mask[28:33, 12:38].min() > 0.5  # the other stroke is untouched
+    doc.undo_stack.undo()
+    doc.undo_stack.undo()
+    np.testing.assert_array_equal(layer.mask, first)
+
+
+def test_hard_brush_covers_its_disc():
+    mask = np.zeros([32, 32], np.float32)
+    rect = stamp_dabs(mask, [Dab(16, 16)], radius=8, hardness=1.0)
+    assert rect == Rect(8, 8, 16, 16)
+    ys, xs = np.mgrid[0:32, 0:32] + 0.5
+    r = np.hypot(xs - 16, ys - 16)
+    assert mask[r <= 7.0].min() == 1.0 and mask[r >= 8.0].max() == 0.0
+    soft = dab_alpha(np.array([0.0, 2.0, 4.0, 6.0]), np.zeros(4), radius=8, hardness=0.0)
+    assert np.all(np.diff(soft) < 0)  # a soft brush falls off from the centre
+
+
+def test_stroke_spacing_is_even_whatever_the_event_rate():
+    a, b = StrokeSpacer(radius=10, spacing=0.2), StrokeSpacer(radius=10, spacing=0.2)
+    coarse = a.begin(0, 0) + a.move_to(100, 0)
+    fine = b.begin(0, 0)
+    for x in range(1, 101):
+        fine += b.move_to(x, 0)
+    xs = [d.x for d in fine]
+    np.testing.assert_allclose(np.diff(xs), 2.0, atol=1e-9)
+    np.testing.assert_allclose(xs, [d.x for d in coarse], atol=1e-9)
+
+
+def test_clear_and_invert_mask_undo(doc):
+    layer = doc.active_layer
+    stroke(doc, [(20, 20), (30, 25)])
+    painted = layer.mask.copy()
+    doc.invert_mask(layer.id)
+    np.testing.assert_allclose(layer.mask, 1 - painted)
+    doc.clear_mask(layer.id)
+    assert not layer.mask.any()
+    doc.undo_stack.undo()
+    np.testing.assert_allclose(layer.mask, 1 - painted)
+    doc.undo_stack.undo()
+    np.testing.assert_array_equal(layer.mask, painted)
+
+
+def _snapshot(doc: Document):
+    return [(layer.id, layer.name, layer.visible, layer.opacity) for layer in doc.layers], doc.active_id
+
+
+@pytest.mark.parametrize(
+    "edit",
+    ["add", "delete", "duplicate", "move", "rename", "visibility", "opacity"],
+)
+def test_layer_edits_are_undoable(doc, edit):
+    top = make_raster_layer(W, H, name="Top", fill=(1, 0, 0, 0.5))
+    doc.add_layer(top)
+    doc.undo_stack.clear()
+    before = _snapshot(doc)
+    bottom_id = doc.layers[0].id
+    if edit == "add":
+        doc.add_layer(make_raster_layer(W, H, name="New"))
+        assert [la.name for la in doc.layers] == ["Background", "Top", "New"]
+    elif edit == "delete":
+        doc.delete_layer(top.id)
+        assert [la.name for la in doc.layers] == ["Background"] and doc.active_id == bottom_id
+    elif edit == "duplicate":
+        dup = doc.duplicate_layer(top.id)
+        assert [la.name for la in doc.layers] == ["Background", "Top", "Top copy"]
+        assert dup.id != top.id and np.array_equal(dup.pixels, top.pixels) and dup.pixels is not top.pixels
+    elif edit == "move":
+        doc.move_layer(top.id, 0)
+        assert [la.name for la in doc.layers] == ["Top", "Background"]
+    elif edit == "rename":
+        doc.rename_layer(top.id, "Renamed")
+        assert doc.layer(top.id).name == "Renamed"
+    elif edit == "visibility":
+        doc.set_visible(top.id, False)
+        assert not doc.layer(top.id).visible
+        np.testing.assert_allclose(doc.flatten(), 1.0)  # only the white background shows
+    elif edit == "opacity":
+        doc.set_opacity(top.id, 0.25)
+        assert doc.layer(top.id).opacity == 0.25
+    assert _snapshot(doc) != before
+    after = _snapshot(doc)
+    assert doc.undo_stack.count() == 1
+    doc.undo_stack.undo()
+    assert _snapshot(doc) == before
+    doc.undo_stack.redo()
+    assert _snapshot(doc) == after
+
+
+def test_opacity_drag_merges_into_one_step(doc):
+    layer_id = doc.active_id
+    gesture = object()
+    for v in (0.9, 0.7, 0.5, 0.3):
+        doc.set_opacity(layer_id, v, gesture=gesture)
+    doc.set_opacity(layer_id, 0.2)  # a separate change
+    assert doc.undo_stack.count() == 2
+    doc.undo_stack.undo()
+    assert doc.layer(layer_id).opacity == 0.3
+    doc.undo_stack.undo()
+    assert doc.layer(layer_id).opacity == 1.0
+
+
+def test_flatten_is_straight_alpha_over_with_opacity(doc):
+    red = np.zeros([H, W, 4], np.float32)
+    red[..., 0], red[..., 3] = 1.0, 0.5
+    layer = make_raster_layer(W, H, name="red", pixels=red)
+    doc.add_layer(layer)
+    doc.set_opacity(layer.id, 0.5)
+    out = doc.flatten()
+    # alpha 0.25 of red over opaque white: rgb = 0.25 * red + 0.75 * white
+    np.testing.assert_allclose(out[0, 0], [1.0, 0.75, 0.75, 1.0], atol=1e-6)
+    # two translucent layers on transparency: a = 1 - (1 - 0.5)(1 - 0.5), colour weighted by contribution
+    blue = np.zeros([2, 2, 4], np.float32)
+    blue[..., 2], blue[..., 3] = 1.0, 0.5
+    top = composite([(red[:2, :2], 1.0), (blue, 1.0)], 2, 2)
+    np.testing.assert_allclose(top[0, 0], [0.25 / 0.75, 0, 0.5 / 0.75, 0.75], atol=1e-6)
+
+
+def test_set_latent_preview_then_commit_is_one_undo_step(doc):
+    state = GanState("m#1", None, "m", np.zeros([4, 8]), Rect(0, 0, W, W), seed=1)
+    pixels0 = np.zeros([H, W, 4], np.float32)
+    layer = make_gan_layer(pixels0, state, name="gan")
+    doc.add_layer(layer)
+    doc.undo_stack.clear()
+    before = (layer.gan, layer.pixels)
+    for v in (0.2, 0.4, 0.6):  # previews while dragging: not recorded
+        doc.preview_pixels(layer.id, np.full([H, W, 4], v, np.float32))
+    assert doc.undo_stack.count() == 0
+    final = state.with_strength("smile", 1.5)
+    doc.set_latent(layer.id, final, np.full([H, W, 4], 0.6, np.float32), before=before)
+    assert doc.undo_stack.count() == 1
+    doc.undo_stack.undo()
+    assert doc.layer(layer.id).gan is state and np.array_equal(doc.layer(layer.id).pixels, pixels0)
+    doc.undo_stack.redo()
+    assert doc.layer(layer.id).gan.strengths == {"smile": 1.5}
+
+
+def test_layers_must_match_the_document(doc):
+    with pytest.raises(ValueError):
+        doc.add_layer(make_raster_layer(W + 1, H))
+    with pytest.raises(ValueError):
+        doc.set_pixels(doc.active_id, np.zeros([H, W, 3], np.float32))
+    assert doc.undo_stack.count() == 0
