@@ -263,16 +263,37 @@ class MainWindow(QMainWindow):
         )
         self.act_show_mask.setChecked(True)
         self.act_about = a("&About GAN Editor", self.show_about)
+        self.act_invert = a(
+            "&Invert Picture into GAN Layer",
+            lambda: self.editor.invert_image(),
+            shortcut=K("Ctrl+Shift+I"),
+            tip="Find the latent that reproduces the picture (masked pixels are ignored) and add it as a GAN layer",
+        )
+        from ganmodels.inpainting import available_methods
+
+        self.inpaint_actions = {
+            m: a(f"Inpaint with {m}", lambda m=m: self.editor.inpaint(m), tip=f"Fill the mask with {m}")
+            for m in available_methods()
+        }
+        self.act_save_project = a(
+            "&Save Project…",
+            self.save_project,
+            shortcut=K.StandardKey.Save,
+            tip="Save layers, masks and latents (.ora)",
+        )
+        self.act_open_project = a("Open &Project…", self.open_project_dialog, tip="Open an OpenRaster project (.ora)")
 
     def _create_menus(self) -> None:
         mb = self.menuBar()
-        _fill(mb.addMenu("&File"), [self.act_new, self.act_open, self.act_import, self.act_open_model, None,
+        _fill(mb.addMenu("&File"), [self.act_new, self.act_open, self.act_open_project, self.act_import,
+                                    self.act_open_model, None, self.act_save_project,
                                     self.act_export, self.act_export_layer, None, self.act_quit])  # fmt: skip
         _fill(mb.addMenu("&Edit"), [self.act_undo, self.act_redo, None, self.act_clear_mask, self.act_invert_mask])
         _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller])
         # The Invert and Inpaint flows (issue 6) add their actions to this menu; see EditorController.run_backend_job.
         self.generate_menu = mb.addMenu("&Generate")
-        _fill(self.generate_menu, [self.act_sample, self.act_random_sample])
+        _fill(self.generate_menu, [self.act_sample, self.act_random_sample, None, self.act_invert, None])
+        _fill(self.generate_menu.addMenu("&Inpaint Mask"), list(self.inpaint_actions.values()))
         view = mb.addMenu("&View")
         _fill(view, [self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit, self.act_zoom_100, None,
                      self.act_show_mask, None])  # fmt: skip
@@ -472,6 +493,32 @@ class MainWindow(QMainWindow):
             self.canvas.zoom_to_fit()
         return ok
 
+    def save_project(self) -> bool:
+        """File > Save Project: OpenRaster with our latents and masks."""
+        start = (
+            str(self.doc.path.with_suffix(".ora"))
+            if self.doc.path is not None
+            else str(Path(self.settings.last_folder("project")) / "untitled.ora")
+        )
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", start, "OpenRaster project (*.ora)")
+        if not path:
+            return False
+        if not path.lower().endswith(".ora"):
+            path += ".ora"
+        ok = self.editor.save_project(path)
+        if ok:
+            self.settings.set_last_folder("project", path)
+        return ok
+
+    def open_project_dialog(self) -> None:
+        """File > Open Project."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open project", self.settings.last_folder("project"), "OpenRaster project (*.ora)"
+        )
+        if path and self.confirm_discard() and self.editor.open_project(path):
+            self.settings.set_last_folder("project", path)
+            self.canvas.zoom_to_fit()
+
     def choose_import(self) -> None:
         """File > Import Image as Layer."""
         path, _ = QFileDialog.getOpenFileName(self, "Import image", self.settings.last_folder("image"), IMAGE_FILTER)
@@ -496,7 +543,11 @@ class MainWindow(QMainWindow):
         for p in paths:
             if p.lower().endswith(".safetensors"):
                 self.open_model(p)
-        images = [p for p in paths if not p.lower().endswith(".safetensors")]
+        projects = [p for p in paths if p.lower().endswith(".ora")]
+        if projects and self.confirm_discard():
+            self.editor.open_project(projects[0])
+            return
+        images = [p for p in paths if not p.lower().endswith((".safetensors", ".ora"))]
         if images:
             if not images[0].lower().endswith(IMAGE_SUFFIXES):
                 self.show_error("Cannot open file", f"{Path(images[0]).name} is not a supported image type.")

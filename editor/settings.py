@@ -8,7 +8,7 @@ from PySide6.QtCore import QByteArray, QSettings
 
 ORGANIZATION = "gan-editor"
 APPLICATION = "GAN Editor"
-FOLDER_KINDS = ("image", "model", "export")
+FOLDER_KINDS = ("image", "model", "export", "project")
 
 
 class Settings:

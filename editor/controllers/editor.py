@@ -228,6 +228,155 @@ class EditorController(QObject):
             self.error.emit("Sampling failed", message)
 
     # ----------------------------------------------------------------------------------------------------------
+    # Projects (.ora)
+
+    def save_project(self, path: str | Path) -> bool:
+        """Save all layers, masks and latents as OpenRaster; marks the document clean."""
+        from editor.project import save_project
+
+        path = Path(path)
+        try:
+            save_project(
+                path,
+                self.doc.width,
+                self.doc.height,
+                list(self.doc.layers),
+                model_path=str(self.doc.model_path) if self.doc.model_path else None,
+            )
+        except (OSError, ValueError) as e:
+            self.error.emit("Save failed", f"{path.name}: {e}")
+            return False
+        self.doc.path = path
+        self.doc.undo_stack.setClean()
+        self.status.emit(f"Saved {path.name}")
+        return True
+
+    def open_project(self, path: str | Path) -> bool:
+        """Open an .ora (ours or another program's); damaged parts are skipped with a warning."""
+        from editor.project import load_project
+        from ganmodels.ora import OraError
+
+        path = Path(path)
+        model = self.session.model
+        try:
+            w, h, layers, _model_path, warnings = load_project(
+                path, model_key=self.session.key, model_name=model.name if model is not None else ""
+            )
+        except (OraError, OSError) as e:
+            self.error.emit("Cannot open project", str(e))
+            return False
+        if not layers:
+            self.error.emit("Cannot open project", f"{path.name}: no layer could be read. " + " ".join(warnings))
+            return False
+        self.doc.reset_to(w, h, layers, path=path)
+        if warnings:
+            self.error.emit("Project opened with problems", "\n".join(warnings))
+        self.status.emit(f"Opened {path.name} ({len(layers)} layers)")
+        return True
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Invert and inpaint
+
+    def invert_image(self, *, steps: int = 200) -> Job | None:
+        """Invert the visible picture (its centred square) into a new GAN layer, ignoring the active layer's mask."""
+        import numpy as np
+
+        if not self.session.loaded:
+            self.error.emit("No model", "Open a model first (File > Open model).")
+            return None
+        model, key = self.session.model, self.session.key
+        rect = centered_square(*self.doc.size)
+        image = self.doc.flatten_rgb()[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w].copy()
+        layer = self.doc.active_layer
+        mask = None
+        if layer is not None and layer.mask.any():
+            mask = layer.mask[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w].copy()
+            if mask.min() >= 1:
+                self.error.emit("Nothing to invert", "The mask covers the whole picture.")
+                return None
+
+        def make():
+            import torch
+
+            from ganmodels.components import load_encoder, load_perceptual
+            from ganmodels.encoder import invert_with_encoder
+            from ganmodels.inversion import invert
+
+            g = torch.Generator().manual_seed(0)
+            perceptual = load_perceptual(model)
+            encoder = load_encoder(model)
+            if encoder is not None:
+                return invert_with_encoder(
+                    encoder,
+                    model.G,
+                    image,
+                    num_steps=max(steps // 4, 20),
+                    mask=mask,
+                    perceptual=perceptual,
+                    optimize_noise=False,
+                    generator=g,
+                )
+            return invert(
+                model.G, image, mask=mask, num_steps=steps, perceptual=perceptual, optimize_noise=False, generator=g
+            )
+
+        def done(step) -> None:
+            state = GanState(
+                model_key=key,
+                model_path=str(model.path) if model.path else None,
+                model_name=model.name,
+                ws=np.asarray(step.ws[0].cpu(), np.float32),
+                placement=rect,
+            )
+            pixels = place_rgb(step.preview, rect, *self.doc.size)
+            self.doc.add_layer(
+                make_gan_layer(pixels, state, name=f"Inverted ({step.psnr:.1f} dB)"), text="Invert image"
+            )
+            self.status.emit(f"Inverted: PSNR {step.psnr:.2f} dB on known pixels")
+
+        return self.run_backend_job("invert", make, done, description=f"Invert ({steps} steps)")
+
+    def inpaint(self, method: str, *, steps: int = 150) -> Job | None:
+        """Fill the active layer's mask of the visible picture with ``method`` into a new layer."""
+        import numpy as np
+
+        from ganmodels.inpainting import available_methods
+
+        if method not in available_methods():
+            self.error.emit("Inpaint", f"unknown method {method!r}")
+            return None
+        layer = self.doc.active_layer
+        if layer is None or not layer.mask.any():
+            self.error.emit("Nothing to inpaint", "Paint a mask over the area to repair first (brush: B).")
+            return None
+        needs_model = method.startswith("gan")
+        if needs_model and not self.session.loaded:
+            self.error.emit("No model", f"{method} needs a model: open one first, or choose a classical method.")
+            return None
+        model = self.session.model
+        image = self.doc.flatten_rgb().copy()
+        mask = layer.mask.copy()
+
+        def make():
+            from ganmodels.components import load_encoder, load_inpainter, load_perceptual
+            from ganmodels.inpainting import create_inpainter
+
+            kw = {}
+            if method == "gan-inpainter":
+                kw = dict(G=model.G, net=load_inpainter(model))
+            elif needs_model:
+                kw = dict(G=model.G, num_steps=steps, perceptual=load_perceptual(model), encoder=load_encoder(model))
+            return create_inpainter(method, **kw).run(image, mask)
+
+        def done(step) -> None:
+            rgba = np.concatenate([step.result, (mask > 0).astype(np.float32)[..., None]], axis=2)
+            new = make_raster_layer(self.doc.width, self.doc.height, name=f"Inpainted ({method})", pixels=rgba)
+            self.doc.add_layer(new, text=f"Inpaint ({method})")
+            self.status.emit(f"Inpainted with {method}")
+
+        return self.run_backend_job("inpaint", make, done, description=f"Inpaint ({method})")
+
+    # ----------------------------------------------------------------------------------------------------------
     # Mask
 
     def clear_mask(self) -> None:

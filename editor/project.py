@@ -1,0 +1,123 @@
+"""Projects as OpenRaster (.ora): our layers as .ora layers (Krita and GIMP open them), and what only we use
+(GAN latents, layer masks, layer kinds) as extra files under ``gan-editor/``. No widgets here."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from editor.document import Layer, make_gan_layer, make_raster_layer
+from editor.latent import GanState
+from editor.raster import Rect
+from ganmodels.ora import OraDocument, OraLayer, read_ora, write_ora
+
+FORMAT = "gan-editor-project/1"
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_npy(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def save_project(path: str | Path, width: int, height: int, layers: list[Layer], *, model_path: str | None) -> Path:
+    """Write layers (bottom first) to an .ora file, atomically."""
+    ora_layers = []
+    extras: dict[str, bytes] = {}
+    meta_layers = []
+    for i, layer in enumerate(layers):
+        ora_layers.append(
+            OraLayer(
+                name=layer.name,
+                pixels=layer.pixels,
+                opacity=layer.opacity,
+                visible=layer.visible,
+                attrs={"gan-editor-kind": layer.kind, "gan-editor-index": str(i)},
+            )
+        )
+        entry: dict = {"index": i, "name": layer.name, "kind": layer.kind}
+        if layer.mask.any():
+            extras[f"layers/{i}-mask.npy"] = _npy(layer.mask.astype(np.float32))
+            entry["mask"] = f"layers/{i}-mask.npy"
+        if layer.gan is not None:
+            extras[f"layers/{i}-ws.npy"] = _npy(np.asarray(layer.gan.ws, np.float32))
+            entry["gan"] = {**layer.gan.to_metadata(), "ws": f"layers/{i}-ws.npy"}
+        meta_layers.append(entry)
+    extras["project.json"] = json.dumps(
+        {"format": FORMAT, "model_path": model_path, "layers": meta_layers}, indent=1
+    ).encode()
+    return write_ora(path, OraDocument(width=width, height=height, layers=ora_layers, extras=extras))
+
+
+def load_project(
+    path: str | Path, *, model_key: str = "", model_name: str = ""
+) -> tuple[int, int, list[Layer], str | None, list[str]]:
+    """(width, height, layers bottom first, model path, warnings). GAN layers keep their latent; they are bound to
+    ``model_key`` when their model name matches the loaded model's, else they re-render after that model is opened.
+    Anything damaged is skipped with a warning; layers of foreign .ora files become raster layers."""
+    doc = read_ora(path)
+    warnings = list(doc.warnings)
+    meta: dict = {}
+    if "project.json" in doc.extras:
+        try:
+            meta = json.loads(doc.extras["project.json"])
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            warnings.append("project.json is damaged: GAN latents and masks were not restored")
+    entries = {e.get("index"): e for e in meta.get("layers", []) if isinstance(e, dict)}
+    layers: list[Layer] = []
+    for ol in doc.layers:
+        pixels = np.zeros((doc.height, doc.width, 4), np.float32)
+        h, w = ol.pixels.shape[:2]
+        y0, x0 = max(ol.y, 0), max(ol.x, 0)
+        y1, x1 = min(ol.y + h, doc.height), min(ol.x + w, doc.width)
+        if y1 > y0 and x1 > x0:
+            pixels[y0:y1, x0:x1] = ol.pixels[y0 - ol.y : y1 - ol.y, x0 - ol.x : x1 - ol.x]
+        entry = entries.get(_int(ol.attrs.get("gan-editor-index")), {})
+        layer = None
+        gan = entry.get("gan")
+        if isinstance(gan, dict):
+            try:
+                ws = _from_npy(doc.extras[gan["ws"]]).astype(np.float32)
+                state = GanState(
+                    model_key=model_key if gan.get("model") == model_name else "",
+                    model_path=gan.get("model_path"),
+                    model_name=str(gan.get("model", "")),
+                    ws=ws,
+                    placement=Rect(*gan.get("placement", [0, 0, doc.width, doc.height])),
+                    seed=gan.get("seed"),
+                    truncation=float(gan.get("truncation", 1.0)),
+                    strengths={str(k): float(v) for k, v in dict(gan.get("directions", {})).items()},
+                    noise_mode=str(gan.get("noise_mode", "const")),
+                )
+                layer = make_gan_layer(pixels, state, name=ol.name)
+            except (KeyError, ValueError, TypeError, OSError) as e:
+                warnings.append(f"layer {ol.name!r}: latent could not be restored ({e}); kept as pixels")
+        if layer is None:
+            layer = make_raster_layer(doc.width, doc.height, name=ol.name, pixels=pixels)
+        layer.visible = ol.visible
+        layer.opacity = ol.opacity
+        if "mask" in entry:
+            try:
+                mask = _from_npy(doc.extras[entry["mask"]]).astype(np.float32)
+                if mask.shape == layer.mask.shape:
+                    layer.mask = mask
+                else:
+                    warnings.append(f"layer {ol.name!r}: mask has the wrong size; dropped")
+            except (KeyError, ValueError, OSError) as e:
+                warnings.append(f"layer {ol.name!r}: mask could not be restored ({e})")
+        layers.append(layer)
+    return doc.width, doc.height, layers, meta.get("model_path"), warnings
+
+
+def _int(v: str | None) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
