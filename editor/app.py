@@ -18,7 +18,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="gan-editor",
         description="Desktop GAN image editor: generate, mask, edit latents, layers, undo, PNG export.",
     )
-    ap.add_argument("paths", nargs="*", help="an image to open and/or a model file (.safetensors)")
+    ap.add_argument("paths", nargs="*", help="an image or .ora project to open and/or a model file")
     ap.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps; or $GAN_EDITOR_DEVICE")
     ap.add_argument("--model", default=None, help="model file to load instead of the shipped default")
     ap.add_argument("--no-default-model", action="store_true", help="start without loading the shipped model")
@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
+    from editor.fileio import MODEL_SUFFIXES
     from editor.icons import icon
     from editor.mainwindow import APP_NAME, MainWindow
     from editor.settings import APPLICATION, ORGANIZATION
@@ -64,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_dark_theme(app)
 
     window = MainWindow(device=device)
-    models = [p for p in args.paths if p.lower().endswith(".safetensors")]
-    images = [p for p in args.paths if not p.lower().endswith(".safetensors")]
+    models = [p for p in args.paths if p.lower().endswith(MODEL_SUFFIXES)]
+    images = [p for p in args.paths if not p.lower().endswith(MODEL_SUFFIXES)]
     model = args.model or (models[0] if models else None)
     if model is None and not args.no_default_model:
         default = _default_model()
@@ -74,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.open_model(model)
     elif not args.no_default_model:
         window.statusBar().showMessage("No model loaded: use File > Open Model to load one.", 10000)
-    if images:
+    if images and images[0].lower().endswith(".ora"):
+        window.editor.open_project(images[0])
+    elif images:
         window.open_image(images[0])
     window.show()
     code = app.exec()

@@ -23,7 +23,8 @@ from ganmodels.imageio import ImageReadError, load_image_rgba
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
-MODEL_FILTER = "GAN models (*.safetensors);;All files (*)"
+MODEL_SUFFIXES = (".safetensors", ".pkl", ".pt", ".pth")
+MODEL_FILTER = "GAN models (*.safetensors *.pkl *.pt *.pth);;All files (*)"
 PNG_FILTER = "PNG images (*.png)"
 METADATA_KEY = "gan-editor"
 METADATA_FORMAT = "gan-editor-png/1"

@@ -31,7 +31,7 @@ from editor.controllers.latent import LatentController
 from editor.controllers.layers import LayersController
 from editor.dialogs import NewDocumentDialog, SampleDialog
 from editor.document import Document
-from editor.fileio import IMAGE_FILTER, IMAGE_SUFFIXES, MODEL_FILTER, PNG_FILTER
+from editor.fileio import IMAGE_FILTER, IMAGE_SUFFIXES, MODEL_FILTER, MODEL_SUFFIXES, PNG_FILTER
 from editor.icons import icon
 from editor.jobs import JobRunner
 from editor.panels.history import HistoryPanel
@@ -175,7 +175,7 @@ class MainWindow(QMainWindow):
             self.choose_model,
             shortcut=K("Ctrl+Shift+M"),
             icon_name="open-model",
-            tip="Load a GAN model file (.safetensors)",
+            tip="Load a GAN model (.safetensors, NVIDIA .pkl, .pt)",
         )
         self.act_export = a(
             "&Export PNG…",
@@ -541,13 +541,13 @@ class MainWindow(QMainWindow):
     def open_paths(self, paths: list[str]) -> None:
         """Dropped files: models are loaded, the first picture is opened."""
         for p in paths:
-            if p.lower().endswith(".safetensors"):
+            if p.lower().endswith(MODEL_SUFFIXES):
                 self.open_model(p)
         projects = [p for p in paths if p.lower().endswith(".ora")]
         if projects and self.confirm_discard():
             self.editor.open_project(projects[0])
             return
-        images = [p for p in paths if not p.lower().endswith((".safetensors", ".ora"))]
+        images = [p for p in paths if not p.lower().endswith((*MODEL_SUFFIXES, ".ora"))]
         if images:
             if not images[0].lower().endswith(IMAGE_SUFFIXES):
                 self.show_error("Cannot open file", f"{Path(images[0]).name} is not a supported image type.")

@@ -9,7 +9,8 @@ import torch
 from PySide6.QtCore import QObject, Signal
 
 from ganmodels.device import describe
-from ganmodels.modelfile import GanModel, load_model
+from ganmodels.importers import load_any
+from ganmodels.modelfile import GanModel
 
 _keys = itertools.count(1)
 
@@ -42,7 +43,7 @@ class ModelSession(QObject):
 
     def load(self, path: str | Path) -> GanModel:
         """Load a model file (raises ModelFileError with a user-facing message)."""
-        model = load_model(path, device=self.device)
+        model = load_any(path, device=self.device)  # native, NVIDIA .pkl, rosinality / DCGAN .pt; never runs code
         self.set_model(model)
         return model
 

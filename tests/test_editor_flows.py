@@ -83,3 +83,16 @@ def test_damaged_project_gives_an_error_and_keeps_the_document(make_window, tmp_
     window.editor.error.connect(lambda title, msg: errors.append(title))
     assert not window.editor.open_project(bad)
     assert errors == ["Cannot open project"] and len(window.doc.layers) == n
+
+
+def test_window_opens_a_foreign_checkpoint(make_window, tmp_path):  # noqa: F811
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.ConvTranspose2d(8, 3, 4, 1, 0, bias=False), nn.Tanh())
+    path = tmp_path / "g.pth"
+    torch.save({f"main.{k}": v for k, v in net.state_dict().items()}, path)
+    window = make_window()
+    assert window.open_model(path)
+    assert window.session.model.kind == "dcgan" and window.session.model.resolution == 4
