@@ -540,3 +540,13 @@ def test_pickle_claiming_a_huge_object_gives_a_clear_error(tmp_path):
     p.write_bytes(b"\x80\x04\x8e" + (2**60).to_bytes(8, "little") + b"xx.")
     with pytest.raises(ModelFileError):
         load_any(p)
+
+
+def test_pickle_with_an_impossible_length_gives_a_clear_error(tmp_path):
+    from ganmodels.importers import load_any
+    from ganmodels.modelfile import ModelFileError
+
+    p = tmp_path / "overflow.pkl"
+    p.write_bytes(b"\x80\x04\x8d" + (2**64 - 1).to_bytes(8, "little") + b".")  # BINUNICODE8, length 2**64-1
+    with pytest.raises(ModelFileError):
+        load_any(p)

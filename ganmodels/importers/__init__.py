@@ -156,7 +156,7 @@ def import_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -
 
             return import_pickle(path, device=device)
         return _import_torch(path, device=device)
-    except MemoryError:
+    except (MemoryError, OverflowError):
         raise ModelFileError(
             f"{path.name} asks for more memory than this machine has: it is damaged or not a checkpoint"
         ) from None
