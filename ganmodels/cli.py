@@ -143,7 +143,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     rank, world, device = init_distributed()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset = ImageDataset.from_path(args.data, xflip=args.xflip)
+    xflip = args.xflip
+    if args.resume:  # data options are not part of the snapshot: keep the run's own
+        opts = Path(args.resume) / "training_options.json"
+        if opts.exists():
+            xflip = xflip or bool(json.loads(opts.read_text()).get("xflip", False))
+    dataset = ImageDataset.from_path(args.data, xflip=xflip)
     run_dir = Path(args.out)
     resume = latest_checkpoint(args.resume) if args.resume else None
     if args.resume and resume is None:
@@ -189,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         state = new_state(cfg, device=device)
-    reporter = SnapshotReporter(run_dir, dataset=dataset, data_name=str(args.data)) if rank == 0 else None
+    reporter = SnapshotReporter(run_dir, dataset=dataset, data_name=str(args.data), xflip=xflip) if rank == 0 else None
     if reporter is not None:
         reporter.write_config(state)
     bar = _tqdm(total=args.kimg, initial=state.cur_nimg / 1000, unit="kimg", disable=args.quiet or rank != 0)

@@ -19,17 +19,20 @@ from ganmodels.training import TrainProgress, TrainState, fixed_grid_z
 class SnapshotReporter:
     """Called by ``train`` after each snapshot; also collects per-step losses into ``stats.jsonl``."""
 
-    def __init__(self, run_dir: str | Path, *, dataset: Any, data_name: str, log_every: int = 20) -> None:
+    def __init__(
+        self, run_dir: str | Path, *, dataset: Any, data_name: str, xflip: bool = False, log_every: int = 20
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dataset = dataset
         self.data_name = data_name
+        self.xflip = xflip
         self.log_every = log_every
         self._acc: dict[str, list[float]] = {}
 
     def write_config(self, state: TrainState) -> None:
         (self.run_dir / "training_options.json").write_text(
-            json.dumps({"config": state.config.to_dict(), "data": self.data_name}, indent=2)
+            json.dumps({"config": state.config.to_dict(), "data": self.data_name, "xflip": self.xflip}, indent=2)
         )
 
     def log(self, prog: TrainProgress) -> None:

@@ -234,9 +234,11 @@ def test_dataset_build_and_train_and_export(tmp_path):
         "--precision",
         "fp32",
     ]
-    assert main(args) == 0
+    assert main([*args, "--xflip"]) == 0
     assert (run / "fakes-latest.png").exists() and (run / "model-latest.safetensors").exists()
+    assert json.loads((run / "training_options.json").read_text())["xflip"] is True
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024"]) == 0
+    assert json.loads((run / "training_options.json").read_text())["xflip"] is True  # kept without --xflip
     out = tmp_path / "exported.safetensors"
     assert main(["--quiet", "export", str(run), "--out", str(out), "--fp16"]) == 0
     m = load_model(out)
