@@ -21,7 +21,7 @@ from torch import nn
 
 from ganmodels.inversion import InvertStep, image_to_tensor, invert
 from ganmodels.losses import DiscriminatorPerceptual, masked_mse, psnr
-from ganmodels.networks import Generator
+from ganmodels.networks import Generator, config_from_dict
 
 ENCODER_KIND = "e4e-lite"
 
@@ -42,11 +42,7 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EncoderConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 class _ResBlock(nn.Module):

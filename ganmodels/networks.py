@@ -807,7 +807,7 @@ class GeneratorConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
         """Build from a dict, rejecting unknown keys with a clear error."""
-        return _config_from_dict(cls, d)
+        return config_from_dict(cls, d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -847,10 +847,11 @@ class DiscriminatorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DiscriminatorConfig:
-        return _config_from_dict(cls, d)
+        return config_from_dict(cls, d)
 
 
-def _config_from_dict(cls: type, d: dict[str, Any]) -> Any:
+def config_from_dict(cls: type, d: dict[str, Any]) -> Any:
+    """Build a frozen config dataclass from a dict, rejecting unknown keys with a clear error."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
