@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganmodels.networks import FullyConnectedLayer
+from ganmodels.networks import FullyConnectedLayer, config_from_dict
 from ganmodels.ops import bias_act, normalize_2nd_moment, upfirdn2d
 
 # --------------------------------------------------------------------------------------------------------------
@@ -651,8 +651,4 @@ class StyleGAN3Config:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StyleGAN3Config:
         """Build from a dict, rejecting unknown keys with a clear error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ganmodels.modelfile import ModelFileError
+from ganmodels.networks import config_from_dict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,14 +51,10 @@ class DCGANConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DCGANConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
         d = dict(d)
         if "channels" in d:
             d["channels"] = tuple(int(c) for c in d["channels"])
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 class IdentityMapping(nn.Module):
