@@ -49,6 +49,12 @@ def mutate(data: bytes, edits: list[tuple[int, int]], cut: int) -> bytes:
     return bytes(b[: max(0, len(b) - cut)])
 
 
+def blobs(seed: bytes, *, max_random: int, max_edits: int, max_cut: int) -> st.SearchStrategy[bytes]:
+    """Random bytes, or ``seed`` with a few bytes overwritten and its tail cut."""
+    edits = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=max_edits)
+    return st.one_of(st.binary(max_size=max_random), st.builds(mutate, st.just(seed), edits, st.integers(0, max_cut)))
+
+
 def run(name: str, test, cases: int) -> None:
     crashes: list[str] = []
     count = [0]
@@ -69,17 +75,7 @@ def run(name: str, test, cases: int) -> None:
 
 
 def fuzz_image(data) -> None:
-    blob = data.draw(
-        st.one_of(
-            st.binary(max_size=300),
-            st.builds(
-                mutate,
-                st.just(SEEDS["png"]),
-                st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
-                st.integers(0, 60),
-            ),
-        )
-    )
+    blob = data.draw(blobs(SEEDS["png"], max_random=300, max_edits=8, max_cut=60))
     p = TMP / "f.png"
     p.write_bytes(blob)
     try:
@@ -109,17 +105,7 @@ def fuzz_mask(data) -> None:
 
 def fuzz_checkpoint(data) -> None:
     kind = data.draw(st.sampled_from([".pkl", ".pt", ".safetensors"]))
-    blob = data.draw(
-        st.one_of(
-            st.binary(max_size=400),
-            st.builds(
-                mutate,
-                st.just(SEEDS["pickle"]),
-                st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6),
-                st.integers(0, 20),
-            ),
-        )
-    )
+    blob = data.draw(blobs(SEEDS["pickle"], max_random=400, max_edits=6, max_cut=20))
     p = TMP / f"c{kind}"
     p.write_bytes(blob)
     try:
