@@ -155,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: no snapshot-*.safetensors in {args.resume}", file=sys.stderr)
         return 2
     if resume is not None:
-        state = load_checkpoint(resume, device=device)
+        state = load_checkpoint(resume, device=device, channels_last=args.channels_last)
         if rank == 0:
             print(f"resumed {resume} at {state.cur_nimg / 1000:.3f} kimg, step {state.step}")
     else:
@@ -190,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             ema_kimg=args.ema_kimg if args.ema_kimg is not None else args.batch * 10 / 32,
             augment=args.augment,
             precision=precision,
-            channels_last=not args.no_channels_last,
+            channels_last=args.channels_last is not False,
             seed=args.seed,
         )
         state = new_state(cfg, device=device)
@@ -625,7 +625,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on D")
     s.add_argument("--xflip", action="store_true", help="random horizontal flips of the data")
     s.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    s.add_argument("--no-channels-last", action="store_true")
+    s.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="NHWC memory layout (faster on most CPUs; default on for new runs, a resumed run keeps its own)",
+    )
     s.add_argument("--snap-minutes", type=float, default=10.0)
     s.add_argument("--snap-kimg", type=float, default=None)
     s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")

@@ -367,6 +367,18 @@ def _load_opt(opt: torch.optim.Optimizer, prefix: str, f: Any, meta: dict[str, A
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
+def _match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give every per-parameter optimiser tensor the memory layout of its parameter (e.g. channels_last)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p)
+            if not st:
+                continue
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 def save_checkpoint(
     state: TrainState, path: str | Path, *, extra: dict[str, Any] | None = None, compact: bool = False
 ) -> Path:
@@ -409,14 +421,22 @@ def save_checkpoint(
     return save_safetensors(path, tensors, meta)
 
 
-def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> TrainState:
-    """Rebuild the exact TrainState saved by ``save_checkpoint``."""
+def load_checkpoint(
+    path: str | Path, *, device: torch.device | str = "cpu", channels_last: bool | None = None
+) -> TrainState:
+    """Rebuild the exact TrainState saved by ``save_checkpoint``.
+
+    ``channels_last`` (when not None) switches the run's memory layout: weights and Adam moments are converted,
+    the numbers stay the same, only the speed changes.
+    """
     path = Path(path)
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
         if meta.get("format") != "gan-editor-train/1":
             raise ValueError(f"{path.name} is not a gan-editor training checkpoint")
         config = TrainConfig.from_dict(json.loads(meta["config"]))
+        if channels_last is not None and channels_last != config.channels_last:
+            config = dataclasses.replace(config, channels_last=channels_last)
         state = new_state(config, device=device)
         for name, net in (("G", state.G), ("G_ema", state.G_ema), ("D", state.D)):
             pre = f"{name}."
@@ -424,6 +444,8 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> 
             net.load_state_dict(sd)
         _load_opt(state.opt_G, "opt_G", f, json.loads(meta["opt_G"]))
         _load_opt(state.opt_D, "opt_D", f, json.loads(meta["opt_D"]))
+        _match_layouts(state.opt_G)
+        _match_layouts(state.opt_D)
         state.rng.set_state(f.get_tensor("rng"))
     counters = json.loads(meta["counters"])
     state.step = int(counters["step"])

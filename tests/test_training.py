@@ -85,6 +85,29 @@ def test_resume_reproduces_the_next_step_exactly(tmp_path):
     assert latest_checkpoint(tmp_path) == path
 
 
+def test_resume_can_switch_to_channels_last(tmp_path):
+    data = ToyData()
+    cfg = tiny_config(augment="none", r1_interval=2)
+    state = new_state(cfg)
+    aug = _Augmenter(cfg, 0.0)
+    for _ in range(2):
+        train_step(state, data.sample(8, generator=state.rng), aug)
+    path = save_checkpoint(state, tmp_path / "snapshot-000000k-00000002.safetensors")
+    resumed = load_checkpoint(path, channels_last=True)
+    assert resumed.config.channels_last
+    conv = resumed.D.b16.conv0.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    moment = resumed.opt_D.state[conv]["exp_avg"]
+    assert moment.stride() == conv.stride()
+    assert torch.equal(moment, state.opt_D.state[state.D.b16.conv0.weight]["exp_avg"])
+    for _ in range(2):
+        train_step(state, data.sample(8, generator=state.rng), aug)
+        train_step(resumed, data.sample(8, generator=resumed.rng), _Augmenter(resumed.config, 0.0))
+    for k, v in state.G.state_dict().items():
+        assert torch.allclose(v, resumed.G.state_dict()[k], atol=1e-4), k
+    assert not load_checkpoint(path, channels_last=False).config.channels_last
+
+
 def test_train_writes_snapshots_and_keeps_the_newest(tmp_path):
     state = new_state(tiny_config(augment="ada"))
     written = [p.checkpoint for p in train(state, ToyData(), total_kimg=0.064, run_dir=tmp_path, snapshot_kimg=0.016)]
