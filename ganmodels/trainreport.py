@@ -20,7 +20,14 @@ class SnapshotReporter:
     """Called by ``train`` after each snapshot; also collects per-step losses into ``stats.jsonl``."""
 
     def __init__(
-        self, run_dir: str | Path, *, dataset: Any, data_name: str, xflip: bool = False, log_every: int = 20
+        self,
+        run_dir: str | Path,
+        *,
+        dataset: Any,
+        data_name: str,
+        xflip: bool = False,
+        log_every: int = 20,
+        metric_images: int = 500,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -28,6 +35,7 @@ class SnapshotReporter:
         self.data_name = data_name
         self.xflip = xflip
         self.log_every = log_every
+        self.metric_images = metric_images  # 0 = no per-snapshot metrics
         self._acc: dict[str, list[float]] = {}
 
     def write_config(self, state: TrainState) -> None:
@@ -74,7 +82,34 @@ class SnapshotReporter:
             card=card,
             components={"discriminator": discriminator_component(state.D, state.config.D)},
         )
+        if self.metric_images > 0:
+            self.write_metrics(state)
         self.plot_losses()
+
+    def write_metrics(self, state: TrainState) -> dict[str, float]:
+        """SWD of G_ema samples vs data and the mean pixel distance between pairs of samples (diversity; a
+        collapsing G drives it towards 0), appended to metrics.jsonl. Same seeds every snapshot."""
+        from ganmodels.metrics import swd
+
+        G, n = state.G_ema, self.metric_images
+        gen = torch.Generator().manual_seed(2024)
+        z = torch.randn([n, G.z_dim], generator=gen)
+        with torch.no_grad():
+            fakes = torch.cat(
+                [
+                    G(z[i : i + 50], torch.zeros([len(z[i : i + 50]), G.c_dim]), noise_mode="const")
+                    for i in range(0, n, 50)
+                ]
+            ).float()  # [n, C, R, R]
+        reals = self.dataset.sample(n, generator=gen).float()  # [n, C, R, R] in [-1, 1]
+        row: dict[str, Any] = {"kimg": round(state.cur_nimg / 1000, 3), "step": state.step, "images": n}
+        row.update(swd(reals, fakes, generator=torch.Generator().manual_seed(0)))
+        half = n // 2
+        row["pair_l1_fake"] = float((fakes[:half] - fakes[half : 2 * half]).abs().mean() / 2)  # in [0, 1] units
+        row["pair_l1_real"] = float((reals[:half] - reals[half : 2 * half]).abs().mean() / 2)
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
 
     def plot_losses(self) -> Path | None:
         """losses.png from stats.jsonl (matplotlib, no display needed)."""
@@ -90,7 +125,9 @@ class SnapshotReporter:
         import matplotlib.pyplot as plt
 
         kimg = [r["kimg"] for r in rows]
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        mpath = self.run_dir / "metrics.jsonl"
+        mrows = [json.loads(line) for line in mpath.read_text().splitlines() if line.strip()] if mpath.exists() else []
+        fig, axes = plt.subplots(1, 3 if mrows else 2, figsize=(15 if mrows else 10, 3.5))
         for key in ("G", "D"):
             axes[0].plot(kimg, [r.get(key, np.nan) for r in rows], label=key)
         axes[0].set_xlabel("kimg")
@@ -101,6 +138,16 @@ class SnapshotReporter:
         axes[1].set_xlabel("kimg")
         axes[1].set_title("D logits")
         axes[1].legend()
+        if mrows:
+            mk = [r["kimg"] for r in mrows]
+            axes[2].plot(mk, [r.get("SWDx1e3_avg", np.nan) for r in mrows], "o-", label="SWD x1e3 (avg)")
+            axes[2].set_xlabel("kimg")
+            axes[2].set_title("snapshot metrics")
+            twin = axes[2].twinx()
+            twin.plot(mk, [r.get("pair_l1_fake", np.nan) for r in mrows], "s--", color="C1", label="pair L1 fakes")
+            twin.plot(mk, [r.get("pair_l1_real", np.nan) for r in mrows], ":", color="C2", label="pair L1 reals")
+            axes[2].legend(loc="upper left")
+            twin.legend(loc="upper right")
         fig.tight_layout()
         out = self.run_dir / "losses.png"
         fig.savefig(out, dpi=80)

@@ -237,6 +237,10 @@ def test_dataset_build_and_train_and_export(tmp_path):
     assert main([*args, "--xflip"]) == 0
     assert (run / "fakes-latest.png").exists() and (run / "model-latest.safetensors").exists()
     assert json.loads((run / "training_options.json").read_text())["xflip"] is True
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["kimg"] for m in metrics] == [0.008, 0.016]  # one row per snapshot
+    for m in metrics:
+        assert m["SWDx1e3_avg"] > 0 and 0 < m["pair_l1_fake"] < 1 and 0 < m["pair_l1_real"] < 1
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024"]) == 0
     assert json.loads((run / "training_options.json").read_text())["xflip"] is True  # kept without --xflip
     out = tmp_path / "exported.safetensors"
