@@ -22,6 +22,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps; or $GAN_EDITOR_DEVICE")
     ap.add_argument("--model", default=None, help="model file to load instead of the shipped default")
     ap.add_argument("--no-default-model", action="store_true", help="start without loading the shipped model")
+    ap.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="do not compile the slider renderer with torch.compile (it compiles in the background by default)",
+    )
     ap.add_argument("--version", action="version", version=f"gan-editor {__version__}")
     return ap.parse_args(argv)
 
@@ -65,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_dark_theme(app)
 
     window = MainWindow(device=device)
+    if not args.no_compile:  # slider frames 2x faster once compiled; eager until then
+        window.runner.models.enable_compile(threads=window.runner.torch_threads)
     models = [p for p in args.paths if p.lower().endswith(MODEL_SUFFIXES)]
     images = [p for p in args.paths if not p.lower().endswith(MODEL_SUFFIXES)]
     model = args.model or (models[0] if models else None)
@@ -75,12 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.open_model(model)
     elif not args.no_default_model:
         window.statusBar().showMessage("No model loaded: use File > Open Model to load one.", 10000)
-    if images and images[0].lower().endswith(".ora"):
+    window.show()
+    if window.offer_recovery():  # a session that did not exit cleanly left an autosave
+        if images:
+            window.statusBar().showMessage(f"Recovered unsaved changes; {Path(images[0]).name} was not opened.")
+    elif images and images[0].lower().endswith(".ora"):
         window.editor.open_project(images[0])
     elif images:
         window.open_image(images[0])
-    window.show()
     code = app.exec()
+    # No compiler child process outlives the app; interpreter shutdown under a running compile thread is unsafe.
+    if not window.runner.models.cancel_compiles(timeout=5.0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if window.worker_stuck:  # a job ignored cancel: do not let Qt abort on a still running QThread at exit
         logging.getLogger(__name__).error("exiting with a background job still running")
         sys.stdout.flush()

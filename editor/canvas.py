@@ -36,6 +36,7 @@ SURROUND = QColor(58, 58, 62)
 CHECKER_LIGHT, CHECKER_DARK = QColor(204, 204, 204), QColor(153, 153, 153)
 CHECKER_TILE = 8  # screen pixels
 MASK_Z = 1e6  # the mask overlay is drawn above every layer
+PREVIEW_Z = MASK_Z - 1  # a running job's preview: above the layers, below the mask
 
 
 def checker_brush(tile: int = CHECKER_TILE) -> QBrush:
@@ -109,6 +110,10 @@ class CanvasView(QGraphicsView):
         self.mask_item = ImageItem()
         self.mask_item.setZValue(MASK_Z)
         self._scene.addItem(self.mask_item)
+        self.preview_item = ImageItem()
+        self.preview_item.setZValue(PREVIEW_Z)
+        self.preview_item.setVisible(False)
+        self._scene.addItem(self.preview_item)
         self._doc_size = (0, 0)
         self._checker = checker_brush()
         self._brush_diameter = 40.0
@@ -187,6 +192,19 @@ class CanvasView(QGraphicsView):
     def update_mask_overlay(self, rect: Rect, patch: QImage) -> None:
         """Replace part of the mask overlay."""
         self.mask_item.paste(rect.x, rect.y, patch)
+
+    def set_preview(self, image: QImage | None, rect: Rect | None = None) -> None:
+        """Show ``image`` scaled into ``rect`` of the document above every layer (a running job's live preview;
+        not part of the document). None hides it."""
+        item = self.preview_item
+        if image is None or image.isNull() or rect is None or rect.empty:
+            item.setVisible(False)
+            item.set_image(QImage())
+            return
+        item.set_image(image)
+        item.setPos(rect.x, rect.y)
+        item.setTransform(QTransform.fromScale(rect.w / image.width(), rect.h / image.height()))
+        item.setVisible(True)
 
     def set_mask_visible(self, visible: bool) -> None:
         self.mask_item.setVisible(visible)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from PySide6.QtWidgets import (
@@ -11,11 +12,13 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QWidget,
 )
 
+from editor.autosave import RecoveryChoice, RecoveryFile
 from editor.icons import icon
 from editor.panels.latent import MAX_SEED, TRUNCATION_MAX
 
@@ -79,3 +82,28 @@ class SampleDialog(QDialog):
 
     def values(self) -> tuple[int, float]:
         return self.seed.value(), self.truncation.value()
+
+
+def ask_recovery(parent: QWidget | None, rec: RecoveryFile) -> RecoveryChoice:
+    """Recover / Discard / Later for the autosave of a session that did not exit cleanly."""
+    name = rec.original_path.name if rec.original_path is not None else "an untitled image"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.saved_at))
+    box = QMessageBox(
+        QMessageBox.Icon.Question,
+        "Recover unsaved changes?",
+        f"The editor did not exit cleanly. Unsaved changes to {name} were autosaved at {when}.",
+        QMessageBox.StandardButton.NoButton,
+        parent,
+    )
+    box.setObjectName("recovery-box")
+    box.setInformativeText("Recover them, discard them, or decide at the next start?")
+    recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+    discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(recover)
+    box.exec()
+    if box.clickedButton() is recover:
+        return RecoveryChoice.RECOVER
+    if box.clickedButton() is discard:
+        return RecoveryChoice.DISCARD
+    return RecoveryChoice.LATER

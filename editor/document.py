@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -26,6 +27,9 @@ from PySide6.QtGui import QUndoStack
 from editor import commands
 from editor.latent import GanState
 from editor.raster import Dab, Rect, blank_rgba, composite, over_background
+
+if TYPE_CHECKING:
+    from editor.pti import PtiWeights
 
 LAYER_KINDS = ("raster", "gan")
 
@@ -120,6 +124,9 @@ class Document(QObject):
         self._active_id = ""
         self.path: Path | None = None  # the file the document came from, if any
         self.model_path: Path | None = None  # the model file the document's GAN layers were last made with
+        # Pivotal-tuning weights by the key GAN layers name in ``GanState.pti_weights``: document content that is
+        # saved with the project, kept across undo (an undone layer may come back) and replaced by ``reset_to``.
+        self.pti_weights: dict[str, PtiWeights] = {}
         self.undo_stack = QUndoStack(self)
 
     # ----------------------------------------------------------------------------------------------------------
@@ -182,8 +189,17 @@ class Document(QObject):
     # ----------------------------------------------------------------------------------------------------------
     # Not undoable: replacing the whole document, selection, transient previews
 
-    def reset_to(self, width: int, height: int, layers: Sequence[Layer] = (), *, path: Path | None = None) -> None:
-        """Start over with new content (File > New / Open); clears the history."""
+    def reset_to(
+        self,
+        width: int,
+        height: int,
+        layers: Sequence[Layer] = (),
+        *,
+        path: Path | None = None,
+        pti_weights: Mapping[str, PtiWeights] | None = None,
+    ) -> None:
+        """Start over with new content (File > New / Open) and the tuned weights its layers use; clears the
+        history."""
         for layer in layers:
             if layer.size != (width, height):
                 raise ValueError(f"layer {layer.name!r} is {layer.size}, the document is {(width, height)}")
@@ -192,6 +208,7 @@ class Document(QObject):
         self._layers = list(layers)
         self._active_id = self._layers[-1].id if self._layers else ""
         self.path = path
+        self.pti_weights = dict(pti_weights or {})
         self.undo_stack.setClean()
         self.reset.emit()
         self.layers_changed.emit()

@@ -10,7 +10,9 @@ document) and calls ``JobRunner.submit``. The worker delivers results back throu
 - Long backend operations are generators (``GeneratorJobRequest``): every yielded step is progress (``fraction``,
   ``message``, ``preview`` attributes are read when present) and a point where the job may be cancelled. Pending
   renders are served between steps, so sliders stay live during an inversion.
-- Exceptions (including ``torch.OutOfMemoryError``) become ``job_failed`` messages; the worker never dies.
+- Exceptions (including ``torch.OutOfMemoryError``) become ``job_failed`` messages; the worker never dies. A
+  generator job may declare a cheaper fallback (``retry_on_oom``: smaller batch, CPU); after running out of memory
+  the worker frees what it can and runs the fallback once.
 - ``JobRunner(sync=True)`` runs each job inline inside ``submit`` (for tests, like napari's force_sync).
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import enum
+import gc
 import itertools
 import logging
 import os
@@ -32,6 +35,7 @@ import torch
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from editor.raster import Rect, place_rgb, to_display
+from ganmodels.fastrender import Builder, CompileState, FastSynthesis, SubprocessBuilder
 from ganmodels.generate import seeds_to_ws, synthesize, to_float01
 
 log = logging.getLogger(__name__)
@@ -93,13 +97,16 @@ class GeneratorJobRequest:
 
     The job's result is the generator's return value, or else its last yielded item. ``renders_between_steps``
     lets pending renders run between steps; turn it off for generators that leave shared models modified
-    across a ``yield``.
+    across a ``yield``. ``retry_on_oom`` makes a cheaper variant of the generator (a smaller batch, the CPU),
+    run once from the start if the first one runs out of memory; ``retry_description`` names it for the user.
     """
 
     kind: str
     make_generator: Callable[[], Iterator[Any]]
     description: str = ""
     renders_between_steps: bool = True
+    retry_on_oom: Callable[[], Iterator[Any]] | None = None
+    retry_description: str = "with a smaller batch"
 
 
 Request = RenderRequest | GenerateRequest | GeneratorJobRequest
@@ -156,6 +163,22 @@ def progress_of(step: Any) -> Progress:
     preview = getattr(step, "preview", None)
     fraction = float(min(max(fraction if fraction is not None else 0.0, 0.0), 1.0))
     return Progress(fraction, message, preview if isinstance(preview, np.ndarray) else None)
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """True for the errors of a device (or the host) running out of memory."""
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(e, RuntimeError) and "out of memory" in str(e).lower()  # e.g. the MPS backend's
+
+
+def free_memory() -> None:
+    """Give back what a failed job left: unreachable objects, then the devices' cached blocks."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if torch.backends.mps.is_available():
+        torch.mps.empty_cache()
 
 
 def error_message(e: BaseException) -> str:
@@ -218,19 +241,67 @@ class Job:
 
 
 class ModelRegistry:
-    """Models by key, shared with the worker (the GUI registers; the worker only reads)."""
+    """Models by key, shared with the worker (the GUI registers; the worker only reads).
+
+    Each model gets a ``FastSynthesis`` renderer for slider frames. After ``enable_compile`` every newly
+    registered model's renderer is compiled on a background thread (eager renders meanwhile).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, Any] = {}
+        self._renderers: dict[str, FastSynthesis] = {}
+        self._compile_threads = 0  # 0: do not compile
+        self._builder: Callable[[], Builder] | None = None
 
-    def set(self, key: str, model: Any) -> None:
+    def enable_compile(self, *, threads: int, builder: Callable[[], Builder] | None = None) -> None:
+        """Compile the renderers of models registered from now on (``threads``: the render thread's count;
+        ``builder``: makes one builder per model, by default a cached AOTInductor build in a child process)."""
+        self._compile_threads = max(1, threads)
+        self._builder = builder
+
+    def set(self, key: str, model: Any, *, compile: bool = True) -> None:
+        """Register ``model`` under ``key``; ``compile=False`` keeps its renderer eager (e.g. per-layer PTI copies,
+        which would each cost a minute of compiling)."""
+        builder = self._builder() if self._builder is not None else SubprocessBuilder()
+        renderer = FastSynthesis(model.G, getattr(model, "config", None), builder=builder)
         with self._lock:
             self._models[key] = model
+            self._renderers[key] = renderer
+        if compile and self._compile_threads:
+            renderer.start_background(threads=self._compile_threads)
 
     def remove(self, key: str) -> None:
         with self._lock:
             self._models.pop(key, None)
+            renderer = self._renderers.pop(key, None)
+        if renderer is not None:
+            renderer.cancel()
+
+    def cancel_compiles(self, *, timeout: float = 5.0) -> bool:
+        """Stop every renderer build under way (at exit) and wait for their threads; False if one still runs."""
+        with self._lock:
+            renderers = list(self._renderers.values())
+        for r in renderers:
+            r.cancel()
+        deadline = time.monotonic() + timeout
+        for r in renderers:
+            r.join(max(0.0, deadline - time.monotonic()))
+        return not self.compiling()
+
+    def compiling(self) -> bool:
+        """Whether a renderer is being compiled right now."""
+        with self._lock:
+            renderers = list(self._renderers.values())
+        return any(r.state == CompileState.COMPILING for r in renderers)
+
+    def renderer(self, key: str) -> FastSynthesis:
+        """The batch-1 renderer of a registered model."""
+        with self._lock:
+            renderer = self._renderers.get(key)
+        if renderer is None:
+            raise ValueError(f"no model is loaded for {key!r}")
+        return renderer
 
     def get(self, key: str) -> Any:
         with self._lock:
@@ -317,8 +388,10 @@ class _Executor:
 
     def _render(self, req: RenderRequest) -> RenderResult:
         t0 = time.perf_counter()
-        model = self.models.get(req.model_key)
-        image = render_ws(model.G, req.ws, noise_mode=req.noise_mode)
+        renderer = self.models.renderer(req.model_key)
+        ws = torch.from_numpy(np.array(req.ws, dtype=np.float32))[None]  # [1, num_ws, w_dim]
+        device = next(renderer.G.parameters()).device
+        image = to_float01(renderer(ws.to(device), noise_mode=req.noise_mode))[0]
         pixels, display = _placed(image, req.placement)
         return RenderResult(req.layer_id, req.stamp, image, pixels, display, time.perf_counter() - t0)
 
@@ -334,20 +407,61 @@ class _Executor:
 
     def _run_generator(self, item: _Item) -> None:
         req: GeneratorJobRequest = item.request
+        note = ""
+        try:
+            outcome = self._drive(item, req.make_generator)
+        except Exception as e:
+            if req.retry_on_oom is None or not is_out_of_memory(e):
+                log.exception("job %s failed", item.job_id)
+                self.cb.failed(item.job_id, error_message(e), time.perf_counter())
+                return
+            # only text: a log record kept by a handler must not keep the failed attempt's frames (and tensors) alive
+            log.warning("job %s ran out of memory (%s); retrying %s", item.job_id, str(e), req.retry_description)
+            note = f"Out of memory: retried {req.retry_description}"
+        if note:  # out of the except block: the failed attempt's frames and tensors are unreachable now
+            assert req.retry_on_oom is not None
+            free_memory()
+            if item.cancel.is_set():
+                self.cb.cancelled(item.job_id)
+                return
+            self.cb.progress(item.job_id, 0.0, note, None)
+            try:
+                outcome = self._drive(item, req.retry_on_oom)
+            except Exception as e:
+                log.exception("the retry of job %s failed", item.job_id)
+                if is_out_of_memory(e):
+                    detail = str(e).strip() or type(e).__name__
+                    message = f"Out of memory, also when retried {req.retry_description}: {detail}"
+                else:
+                    message = f"{error_message(e)} (retrying {req.retry_description} after running out of memory)"
+                self.cb.failed(item.job_id, message.splitlines()[0], time.perf_counter())
+                return
+        if outcome is None:
+            self.cb.cancelled(item.job_id)
+            return
+        result, last = outcome
+        if last is not None:
+            p = progress_of(last)
+            message = "; ".join(m for m in (note, p.message) if m)
+            self.cb.progress(item.job_id, 1.0, message, p.preview)
+        self.cb.finished(item.job_id, result, time.perf_counter())
+
+    def _drive(self, item: _Item, make: Callable[[], Iterator[Any]]) -> tuple[Any, Any] | None:
+        """Run one generator to its end: (result, last step), or None if the job was cancelled. Raises what the
+        generator raises."""
+        req: GeneratorJobRequest = item.request
         gen = None
         last: Any = None
         last_report = 0.0
         try:
-            gen = req.make_generator()
+            gen = make()
             while True:
                 if item.cancel.is_set():
-                    self.cb.cancelled(item.job_id)
-                    return
+                    return None
                 try:
                     step = next(gen)
                 except StopIteration as stop:
-                    result = stop.value if stop.value is not None else last
-                    break
+                    return (stop.value if stop.value is not None else last), last
                 last = step
                 now = time.perf_counter()
                 if now - last_report >= PROGRESS_INTERVAL:
@@ -356,20 +470,12 @@ class _Executor:
                     self.cb.progress(item.job_id, p.fraction, p.message, p.preview)
                 if req.renders_between_steps:
                     self._serve_renders()
-        except Exception as e:
-            log.exception("job %s failed", item.job_id)
-            self.cb.failed(item.job_id, error_message(e), time.perf_counter())
-            return
         finally:
             if gen is not None and hasattr(gen, "close"):
                 try:
                     gen.close()
                 except Exception:
                     log.exception("closing the generator of job %s failed", item.job_id)
-        if last is not None:
-            p = progress_of(last)
-            self.cb.progress(item.job_id, 1.0, p.message, p.preview)
-        self.cb.finished(item.job_id, result, time.perf_counter())
 
     def _serve_renders(self) -> None:
         while (item := self.take_render()) is not None:

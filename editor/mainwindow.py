@@ -4,6 +4,7 @@ controllers. Dialogs (file choosers, message boxes) live here; the flows themsel
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -22,14 +24,15 @@ from PySide6.QtWidgets import (
 )
 
 from editor import __version__
+from editor.autosave import Autosaver, RecoveryChoice, RecoveryFile, find_recoverable
 from editor.brush import MAX_SIZE, MIN_SIZE, BrushSettings
 from editor.canvas import CanvasView
 from editor.controllers.canvas import CanvasController
-from editor.controllers.editor import DEFAULT_SIZE, DEFAULT_TRUNCATION, EditorController
+from editor.controllers.editor import DEFAULT_PTI_STEPS, DEFAULT_SIZE, DEFAULT_TRUNCATION, EditorController
 from editor.controllers.jobs import JobsController
 from editor.controllers.latent import LatentController
 from editor.controllers.layers import LayersController
-from editor.dialogs import NewDocumentDialog, SampleDialog
+from editor.dialogs import NewDocumentDialog, SampleDialog, ask_recovery
 from editor.document import Document
 from editor.fileio import IMAGE_FILTER, IMAGE_SUFFIXES, MODEL_FILTER, MODEL_SUFFIXES, PNG_FILTER
 from editor.icons import icon
@@ -104,6 +107,10 @@ class MainWindow(QMainWindow):
         self.layers_controller = LayersController(self.doc, self.layers_panel, self)
         self.latent_controller = LatentController(self.doc, self.runner, self.session, self.latent_panel, self)
         self.jobs_controller = JobsController(self.runner, self.jobs_panel, self)
+        self.autosave = Autosaver(
+            self.doc, self.settings.recovery_folder, interval=self.settings.autosave_interval, parent=self
+        )
+        self.autosave.failed.connect(self.show_status)
 
         self._create_actions()
         self._create_menus()
@@ -269,6 +276,11 @@ class MainWindow(QMainWindow):
             shortcut=K("Ctrl+Shift+I"),
             tip="Find the latent that reproduces the picture (masked pixels are ignored) and add it as a GAN layer",
         )
+        self.act_invert_pti = a(
+            "Invert with &Pivotal Tuning…",
+            self.choose_pti_invert,
+            tip="Invert the picture, then fine-tune a copy of the generator for the new layer (slower, more faithful)",
+        )
         from ganmodels.inpainting import available_methods
 
         self.inpaint_actions = {
@@ -292,7 +304,8 @@ class MainWindow(QMainWindow):
         _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller])
         # The Invert and Inpaint flows (issue 6) add their actions to this menu; see EditorController.run_backend_job.
         self.generate_menu = mb.addMenu("&Generate")
-        _fill(self.generate_menu, [self.act_sample, self.act_random_sample, None, self.act_invert, None])
+        _fill(self.generate_menu, [self.act_sample, self.act_random_sample, None, self.act_invert,
+                                   self.act_invert_pti, None])  # fmt: skip
         _fill(self.generate_menu.addMenu("&Inpaint Mask"), list(self.inpaint_actions.values()))
         view = mb.addMenu("&View")
         _fill(view, [self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit, self.act_zoom_100, None,
@@ -350,6 +363,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.editor.error.connect(self.show_error)
         self.editor.status.connect(self.show_status)
+        self.editor.preview_changed.connect(self.canvas_controller.show_preview)
         self.latent_controller.error.connect(self._on_render_error)
         self.jobs_controller.timing.connect(self._on_timing)
         self.runner.count_changed.connect(self._on_job_count)
@@ -582,6 +596,14 @@ class MainWindow(QMainWindow):
         """A GAN layer from a random seed."""
         self.editor.generate(None, DEFAULT_TRUNCATION)
 
+    def choose_pti_invert(self) -> None:
+        """Generate > Invert with Pivotal Tuning: ask for the number of tuning steps, then invert and tune."""
+        steps, ok = QInputDialog.getInt(
+            self, "Invert with Pivotal Tuning", "Tuning steps after the inversion:", DEFAULT_PTI_STEPS, 1, 5000, 10
+        )
+        if ok:
+            self.editor.invert_image(pti_steps=steps)
+
     def show_about(self) -> None:
         """Help > About."""
         QMessageBox.about(
@@ -591,12 +613,30 @@ class MainWindow(QMainWindow):
             "slide latent directions, work on layers.<br>MIT licence.",
         )
 
+    def offer_recovery(self, choose: Callable[[RecoveryFile], RecoveryChoice] | None = None) -> bool:
+        """At startup: offer the autosaves of sessions that did not exit cleanly, newest first (``choose`` answers
+        instead of a message box). True if one was recovered: it is opened marked as modified, with its original
+        path for Save."""
+        for rec in find_recoverable(self.autosave.folder):
+            choice = choose(rec) if choose is not None else ask_recovery(self, rec)
+            if choice == RecoveryChoice.DISCARD:
+                rec.remove()
+                continue
+            if choice != RecoveryChoice.RECOVER or not self.editor.open_project(rec.document):
+                return False
+            self.autosave.adopt(rec)
+            self.canvas.zoom_to_fit()
+            self.show_status(f"Recovered unsaved changes to {self.doc.path.name if self.doc.path else 'Untitled'}")
+            return True
+        return False
+
     # ----------------------------------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.confirm_discard():
             event.ignore()
             return
+        self.autosave.close()  # a clean exit (or the changes were discarded): nothing to recover
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
         if self._owns_runner and not self.runner.shutdown(timeout=30):

@@ -1,16 +1,20 @@
 """Projects as OpenRaster (.ora): our layers as .ora layers (Krita and GIMP open them), and what only we use
-(GAN latents, layer masks, layer kinds) as extra files under ``gan-editor/``. No widgets here."""
+(GAN latents, layer masks, layer kinds, pivotal-tuning weights) as extra files under ``gan-editor/``. No widgets
+here."""
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from editor.document import Layer, make_gan_layer, make_raster_layer
 from editor.latent import GanState
+from editor.pti import PtiWeights, new_pti_key, pti_from_bytes, pti_to_bytes
 from editor.raster import Rect
 from ganmodels.ora import OraDocument, OraLayer, read_ora, write_ora
 
@@ -27,11 +31,33 @@ def _from_npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def save_project(path: str | Path, width: int, height: int, layers: list[Layer], *, model_path: str | None) -> Path:
-    """Write layers (bottom first) to an .ora file, atomically."""
+class LoadedProject(NamedTuple):
+    """What ``load_project`` read."""
+
+    width: int
+    height: int
+    layers: list[Layer]  # bottom first
+    model_path: str | None
+    warnings: list[str]
+    pti_weights: dict[str, PtiWeights]  # by the (new) keys the layers' ``GanState.pti_weights`` name
+
+
+def save_project(
+    path: str | Path,
+    width: int,
+    height: int,
+    layers: list[Layer],
+    *,
+    model_path: str | None,
+    pti_weights: Mapping[str, PtiWeights] | None = None,
+) -> Path:
+    """Write layers (bottom first) to an .ora file, atomically. ``pti_weights`` (``Document.pti_weights``) holds the
+    tuned weights GAN layers name; each set is stored once, however many layers share it. A layer whose weights
+    are not given is saved as rendering with the base model."""
     ora_layers = []
     extras: dict[str, bytes] = {}
     meta_layers = []
+    pti_files: dict[str, str] = {}  # weights key -> extra file
     for i, layer in enumerate(layers):
         ora_layers.append(
             OraLayer(
@@ -48,7 +74,14 @@ def save_project(path: str | Path, width: int, height: int, layers: list[Layer],
             entry["mask"] = f"layers/{i}-mask.npy"
         if layer.gan is not None:
             extras[f"layers/{i}-ws.npy"] = _npy(np.asarray(layer.gan.ws, np.float32))
-            entry["gan"] = {**layer.gan.to_metadata(), "ws": f"layers/{i}-ws.npy"}
+            entry["gan"] = {**layer.gan.to_metadata(), "ws": f"layers/{i}-ws.npy", "pti_weights": None}
+            key = layer.gan.pti_weights
+            pti = (pti_weights or {}).get(key) if key else None
+            if key and pti is not None:
+                if key not in pti_files:
+                    pti_files[key] = f"layers/{i}-pti.safetensors"
+                    extras[pti_files[key]] = pti_to_bytes(pti)
+                entry["gan"]["pti_weights"] = pti_files[key]
         meta_layers.append(entry)
     extras["project.json"] = json.dumps(
         {"format": FORMAT, "model_path": model_path, "layers": meta_layers}, indent=1
@@ -56,12 +89,11 @@ def save_project(path: str | Path, width: int, height: int, layers: list[Layer],
     return write_ora(path, OraDocument(width=width, height=height, layers=ora_layers, extras=extras))
 
 
-def load_project(
-    path: str | Path, *, model_key: str = "", model_name: str = ""
-) -> tuple[int, int, list[Layer], str | None, list[str]]:
-    """(width, height, layers bottom first, model path, warnings). GAN layers keep their latent; they are bound to
-    ``model_key`` when their model name matches the loaded model's, else they re-render after that model is opened.
-    Anything damaged is skipped with a warning; layers of foreign .ora files become raster layers."""
+def load_project(path: str | Path, *, model_key: str = "", model_name: str = "") -> LoadedProject:
+    """Read an .ora file. GAN layers keep their latent; they are bound to ``model_key`` when their model name
+    matches the loaded model's, else they re-render after that model is opened. Tuned weights get new keys (the
+    caller registers them). Anything damaged is skipped with a warning; layers of foreign .ora files become raster
+    layers."""
     doc = read_ora(path)
     warnings = list(doc.warnings)
     meta: dict = {}
@@ -72,6 +104,8 @@ def load_project(
             warnings.append("project.json is damaged: GAN latents and masks were not restored")
     entries = {e.get("index"): e for e in meta.get("layers", []) if isinstance(e, dict)}
     layers: list[Layer] = []
+    pti_weights: dict[str, PtiWeights] = {}
+    pti_keys: dict[str, str | None] = {}  # extra file -> key (None: could not be read)
     for ol in doc.layers:
         pixels = np.zeros((doc.height, doc.width, 4), np.float32)
         h, w = ol.pixels.shape[:2]
@@ -83,6 +117,15 @@ def load_project(
         layer = None
         gan = entry.get("gan")
         if isinstance(gan, dict):
+            pti_file = gan.get("pti_weights")
+            if isinstance(pti_file, str) and pti_file not in pti_keys:
+                try:
+                    pti = pti_from_bytes(doc.extras[pti_file])
+                    pti_keys[pti_file] = new_pti_key(str(gan.get("model", "")) or pti.model_name)
+                    pti_weights[pti_keys[pti_file]] = pti
+                except (KeyError, ValueError) as e:
+                    pti_keys[pti_file] = None
+                    warnings.append(f"layer {ol.name!r}: tuned weights could not be restored ({e}); base model used")
             try:
                 ws = _from_npy(doc.extras[gan["ws"]]).astype(np.float32)
                 state = GanState(
@@ -95,6 +138,7 @@ def load_project(
                     truncation=float(gan.get("truncation", 1.0)),
                     strengths={str(k): float(v) for k, v in dict(gan.get("directions", {})).items()},
                     noise_mode=str(gan.get("noise_mode", "const")),
+                    pti_weights=pti_keys.get(pti_file) if isinstance(pti_file, str) else None,
                 )
                 layer = make_gan_layer(pixels, state, name=ol.name)
             except (KeyError, ValueError, TypeError, OSError) as e:
@@ -113,7 +157,7 @@ def load_project(
             except (KeyError, ValueError, OSError) as e:
                 warnings.append(f"layer {ol.name!r}: mask could not be restored ({e})")
         layers.append(layer)
-    return doc.width, doc.height, layers, meta.get("model_path"), warnings
+    return LoadedProject(doc.width, doc.height, layers, meta.get("model_path"), warnings, pti_weights)
 
 
 def _int(v: str | None) -> int | None:

@@ -1,26 +1,33 @@
-"""Preferences stored with QSettings (brush, last folders, window layout)."""
+"""Preferences stored with QSettings (brush, last folders, window layout, autosave)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 ORGANIZATION = "gan-editor"
 APPLICATION = "GAN Editor"
 FOLDER_KINDS = ("image", "model", "export", "project")
+DEFAULT_AUTOSAVE_INTERVAL = 30.0  # seconds
 
 
 class Settings:
-    """Typed access to the app's QSettings. Tests pass ``Settings.at_path(tmp_path / "settings.ini")``."""
+    """Typed access to the app's QSettings. Tests pass ``Settings.at_path(tmp_path / "settings.ini")``.
 
-    def __init__(self, qsettings: QSettings | None = None) -> None:
+    ``recovery_folder`` is where autosaves go unless the settings name another folder; by default the
+    application's local data folder (``QStandardPaths.AppLocalDataLocation``) + ``/recovery``.
+    """
+
+    def __init__(self, qsettings: QSettings | None = None, *, recovery_folder: str | Path | None = None) -> None:
         self.q = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
+        self._default_recovery = Path(recovery_folder) if recovery_folder is not None else None
 
     @classmethod
     def at_path(cls, path: str | Path) -> Settings:
-        """Settings kept in one INI file (isolated from the user's real preferences)."""
-        return cls(QSettings(str(path), QSettings.Format.IniFormat))
+        """Settings kept in one INI file (isolated from the user's real preferences); autosaves go to a
+        ``recovery`` folder beside it."""
+        return cls(QSettings(str(path), QSettings.Format.IniFormat), recovery_folder=Path(path).parent / "recovery")
 
     def _float(self, key: str, default: float) -> float:
         try:
@@ -69,6 +76,30 @@ class Settings:
     def set_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
         self.q.setValue("window/geometry", geometry)
         self.q.setValue("window/state", state)
+
+    @property
+    def autosave_interval(self) -> float:
+        """Seconds from the first unsaved change to its autosave (at least 0.05)."""
+        return max(0.05, self._float("autosave/interval", DEFAULT_AUTOSAVE_INTERVAL))
+
+    @autosave_interval.setter
+    def autosave_interval(self, seconds: float) -> None:
+        self.q.setValue("autosave/interval", float(seconds))
+
+    @property
+    def recovery_folder(self) -> Path:
+        """The folder of autosaves (crash recovery files)."""
+        stored = str(self.q.value("autosave/folder", "") or "")
+        if stored:
+            return Path(stored)
+        if self._default_recovery is not None:
+            return self._default_recovery
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
+        return Path(base or Path.home() / ".gan-editor") / "recovery"
+
+    @recovery_folder.setter
+    def recovery_folder(self, folder: str | Path) -> None:
+        self.q.setValue("autosave/folder", str(folder))
 
     def sync(self) -> None:
         self.q.sync()

@@ -1,11 +1,22 @@
-"""Editor flows: invert into a GAN layer, inpaint a mask into a new layer, .ora project round trip."""
+"""Editor flows: invert into a GAN layer (with live previews, with pivotal tuning), inpaint a mask into a new
+layer, .ora project round trip."""
 
 from __future__ import annotations
 
+import time
+import zipfile
+
 import numpy as np
 import pytest
+import torch
+from PySide6.QtCore import QPointF
+from PySide6.QtWidgets import QInputDialog
 
 from editor.document import make_raster_layer
+from editor.jobs import render_ws
+from editor.latent import state_effective_ws
+from editor.qtimage import qimage_to_rgba
+from editor.raster import Rect, resize, to_uint8
 from tests.test_editor_app import make_window, sample_window  # noqa: F401 - fixture re-use
 
 
@@ -96,3 +107,224 @@ def test_window_opens_a_foreign_checkpoint(make_window, tmp_path):  # noqa: F811
     window = make_window()
     assert window.open_model(path)
     assert window.session.model.kind == "dcgan" and window.session.model.resolution == 4
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Live previews of an inversion
+
+
+def test_canvas_draws_a_job_preview_over_the_layers(qtbot, make_window):  # noqa: F811
+    window = make_window()
+    window.editor.new_document(32, 32)  # white
+    window.resize(600, 500)
+    window.show()
+    qtbot.waitExposed(window)
+    window.canvas.zoom_100()
+    red = np.zeros([4, 4, 3], np.float32)
+    red[..., 0] = 1.0
+    window.canvas_controller.show_preview(red, Rect(8, 8, 16, 16))
+
+    def colour_at(x: float, y: float) -> str:
+        pos = window.canvas.mapFromScene(QPointF(x, y))
+        return window.canvas.viewport().grab().toImage().pixelColor(pos).name()
+
+    assert colour_at(16, 16) == "#ff0000" and colour_at(4, 4) == "#ffffff"
+    assert window.canvas.preview_item.sceneBoundingRect().getRect() == (8, 8, 16, 16)
+    window.canvas_controller.show_preview(None, None)
+    assert colour_at(16, 16) == "#ffffff" and not window.canvas.preview_item.isVisible()
+    assert len(window.doc.layers) == 1 and window.doc.undo_stack.count() == 0  # never part of the document
+
+
+def test_invert_shows_live_previews_on_the_canvas_then_removes_them(qtbot, make_window, tiny_model_file):  # noqa: F811
+    window, _ = sample_window(make_window, tiny_model_file, seed=4, sync=False)
+    qtbot.waitUntil(lambda: len(window.doc.layers) == 2, timeout=10000)
+    synthesis = window.session.model.G.synthesis
+    hook = synthesis.register_forward_pre_hook(lambda *_: time.sleep(0.008))  # at least ~0.6 s of steps
+    doc, canvas = window.doc, window.canvas
+    count0 = doc.undo_stack.count()
+    frames = []
+
+    def on_preview(image, rect):  # runs after the canvas controller's slot (connected first)
+        item = canvas.preview_item
+        shown = qimage_to_rgba(item.image)[..., :3] if item.isVisible() else None
+        frames.append((time.perf_counter(), image, rect, shown, item.pos(), doc.undo_stack.count()))
+
+    window.editor.preview_changed.connect(on_preview)
+    job = window.editor.invert_image(steps=60)
+    qtbot.waitUntil(lambda: not job.active, timeout=30000)
+    qtbot.waitUntil(lambda: doc.undo_stack.count() == count0 + 1, timeout=5000)
+
+    *live, last = frames
+    assert len(live) >= 3 and last[1] is None and last[2] is None
+    for _t, image, rect, shown, pos, count in live:
+        assert rect == Rect(0, 0, 16, 16) and (pos.x(), pos.y()) == (0, 0)
+        assert image.shape == (16, 16, 3) and count == count0  # not an undo step
+        np.testing.assert_array_equal(shown, to_uint8(resize(image, 16, 16)) / np.float32(255))
+    times = [f[0] for f in live]
+    assert min(np.diff(times)) >= 0.095  # at most one canvas update per ~100 ms
+    assert len({f[1].tobytes() for f in live}) >= 2  # the picture on the canvas changes while the job runs
+    assert not canvas.preview_item.isVisible() and canvas.preview_item.image.isNull()
+    assert doc.active_layer.kind == "gan" and "dB" in doc.active_layer.name
+
+    frames.clear()
+    layers = len(doc.layers)
+    job = window.editor.invert_image(steps=400)
+    qtbot.waitUntil(lambda: canvas.preview_item.isVisible(), timeout=10000)
+    with qtbot.waitSignal(window.runner.job_cancelled, timeout=5000):
+        window.runner.cancel(job.id)
+    hook.remove()
+    qtbot.wait(150)  # a preview still queued must not come back
+    assert frames[-1][1] is None and not canvas.preview_item.isVisible()
+    assert len(doc.layers) == layers and doc.undo_stack.count() == count0 + 1
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pivotal tuning
+
+
+def _gradient_target(window) -> np.ndarray:
+    """Put an opaque gradient picture (which the tiny model cannot render) on top; returns it, RGB [16, 16, 3]."""
+    y, x = np.mgrid[0:16, 0:16].astype(np.float32) / 15
+    rgb = np.stack([x, y, np.full_like(x, 0.3)], axis=-1)
+    rgba = np.concatenate([rgb, np.ones_like(x)[..., None]], axis=-1)
+    window.doc.add_layer(make_raster_layer(16, 16, name="target", pixels=rgba))
+    return rgb
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def test_pti_is_more_faithful_and_only_its_layer_uses_the_tuned_weights(qtbot, make_window, tiny_model_file):  # noqa: F811
+    window = make_window(model=tiny_model_file, sync=False)
+    window.editor.new_document(16, 16)
+    doc, model = window.doc, window.session.model
+    target = _gradient_target(window)
+    base_weights = {k: v.clone() for k, v in model.G.state_dict().items()}
+
+    count = doc.undo_stack.index()
+    window.editor.invert_image(steps=40)
+    qtbot.waitUntil(lambda: doc.undo_stack.index() == count + 1, timeout=30000)
+    plain = doc.active_layer
+    assert plain.gan.pti_weights is None
+    plain_psnr = _psnr(plain.pixels[..., :3], target)
+    doc.undo_stack.undo()  # the picture to invert is the target again
+
+    window.editor.invert_image(steps=40, pti_steps=30)
+    qtbot.waitUntil(lambda: doc.undo_stack.index() == count + 1, timeout=60000)
+    layer = doc.active_layer
+    key = layer.gan.pti_weights
+    assert key and key.startswith(window.session.key + "#pti-") and key in doc.pti_weights
+    assert layer.name.startswith("Inverted + PTI")
+    pti_psnr = _psnr(layer.pixels[..., :3], target)
+    assert pti_psnr > plain_psnr + 1.5, (plain_psnr, pti_psnr)  # same inversion (same seed), then tuned
+    np.testing.assert_array_equal(layer.gan.ws, plain.gan.ws)
+    for k, v in model.G.state_dict().items():
+        assert torch.equal(v, base_weights[k]), k  # the base model is bit-identical
+
+    tuned_G = window.runner.models.get(key).G
+    assert tuned_G is not model.G
+    np.testing.assert_array_equal(layer.pixels[..., :3], render_ws(tuned_G, layer.gan.ws))
+    window.latent_controller.set_strength("first", 1.0)  # a slider render of the tuned layer
+    qtbot.waitUntil(lambda: doc.undo_stack.index() == count + 2, timeout=10000)
+    layer = doc.layer(layer.id)
+    ws = state_effective_ws(layer.gan, w_avg=window.session.w_avg, directions=model.directions)
+    np.testing.assert_array_equal(layer.pixels[..., :3], render_ws(tuned_G, ws))
+    base_render = render_ws(model.G, ws)
+    assert np.abs(layer.pixels[..., :3] - base_render).max() > 0.05  # not what the base model renders
+
+    doc.undo_stack.undo()
+    doc.undo_stack.undo()
+    assert doc.find(layer.id) is None and doc.active_layer.name == "target"
+
+
+def test_pti_layers_survive_an_ora_round_trip(qtbot, make_window, tiny_model_file, tmp_path, monkeypatch):  # noqa: F811
+    window = make_window(model=tiny_model_file, sync=False)
+    window.editor.new_document(16, 16)
+    doc = window.doc
+    _gradient_target(window)
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getInt", lambda *_args, **_kw: (5, True))  # the user asks for 5 steps
+    monkeypatch.setattr(window.editor, "invert_image", lambda **kw: asked.append(kw))
+    assert window.act_invert_pti in window.generate_menu.actions()
+    window.act_invert_pti.trigger()
+    assert asked == [{"pti_steps": 5}]
+    monkeypatch.undo()
+    window.editor.invert_image(steps=10, pti_steps=5)
+    qtbot.waitUntil(lambda: doc.active_layer.kind == "gan", timeout=60000)
+    layer = doc.active_layer
+    key = layer.gan.pti_weights
+    dup = doc.duplicate_layer(layer.id)
+    assert dup.gan.pti_weights == key
+    window.latent_controller.set_strength("first", -1.5)
+    qtbot.waitUntil(lambda: dict(doc.layer(dup.id).gan.strengths) == {"first": -1.5}, timeout=10000)
+    dup = doc.layer(dup.id)
+    saved = {la.name: la.pixels.copy() for la in doc.layers}
+    path = tmp_path / "pti.ora"
+    assert window.editor.save_project(path)
+    with zipfile.ZipFile(path) as z:
+        assert [n for n in z.namelist() if n.endswith(".safetensors")] == ["gan-editor/layers/2-pti.safetensors"]
+
+    def check(w) -> None:
+        """Both tuned layers share restored weights, and slider renders of them give the pixels seen before."""
+        layers = {la.name: la for la in w.doc.layers}
+        restored = layers[layer.name].gan.pti_weights
+        assert restored and restored != key and layers[dup.name].gan.pti_weights == restored
+        for la in (layers[layer.name], layers[dup.name]):
+            np.testing.assert_array_equal(np.round(la.pixels * 255), np.round(saved[la.name] * 255))
+        w.doc.set_active(layers[dup.name].id)
+        stack = w.doc.undo_stack
+        n = stack.count()
+        w.latent_controller.set_strength("first", 0.0)
+        qtbot.waitUntil(lambda: stack.count() == n + 1, timeout=10000)
+        w.latent_controller.set_strength("first", -1.5)
+        qtbot.waitUntil(lambda: stack.count() == n + 2, timeout=10000)
+        np.testing.assert_array_equal(w.doc.layer(layers[dup.name].id).pixels, saved[dup.name])
+
+    assert window.editor.open_project(path)  # the model is loaded: registered at once
+    check(window)
+    with pytest.raises(ValueError):
+        window.runner.models.get(key)  # the replaced document's weights are released
+
+    other = make_window(sync=False)  # no model yet: the weights wait for it
+    assert other.editor.open_project(path)
+    restored = other.doc.active_layer.gan.pti_weights
+    assert restored in other.doc.pti_weights
+    with pytest.raises(ValueError):
+        other.runner.models.get(restored)
+    assert other.open_model(tiny_model_file)
+    check(other)
+
+
+def test_damaged_or_missing_tuned_weights_fall_back_to_the_base_model(tmp_path):
+    from editor.document import make_gan_layer
+    from editor.latent import GanState
+    from editor.project import load_project, save_project
+    from editor.pti import PtiWeights
+
+    def layer(key):
+        state = GanState("m#1", None, "m", np.zeros([2, 3], np.float32), Rect(0, 0, 4, 4), pti_weights=key)
+        return make_gan_layer(np.ones([4, 4, 4], np.float32), state, name=f"with {key}")
+
+    pti = PtiWeights.from_tuned("m", {"synthesis.b1.weight": torch.randn(3, 2, dtype=torch.float64)})
+    path = tmp_path / "p.ora"
+    save_project(path, 4, 4, [layer("m#1#pti-a"), layer("m#1#pti-b")], model_path=None, pti_weights={"m#1#pti-a": pti})
+    project = load_project(path, model_key="m#2", model_name="m")
+    good, unknown = project.layers
+    assert unknown.gan.pti_weights is None  # its weights were not given to save_project: saved as a base layer
+    (key,) = project.pti_weights
+    assert good.gan.pti_weights == key and key.startswith("m#pti-") and project.warnings == []
+    restored = project.pti_weights[key]
+    assert restored.model_name == "m" and list(restored.weights) == ["synthesis.b1.weight"]
+    assert torch.equal(restored.weights["synthesis.b1.weight"], pti.weights["synthesis.b1.weight"])
+    assert restored.weights["synthesis.b1.weight"].dtype == torch.float16
+
+    damaged = tmp_path / "damaged.ora"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(damaged, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, b"garbage" if item.filename.endswith(".safetensors") else data)
+    project = load_project(damaged, model_key="m#2", model_name="m")
+    assert [la.kind for la in project.layers] == ["gan", "gan"] and project.pti_weights == {}
+    assert project.layers[0].gan.pti_weights is None and project.layers[0].gan.model_key == "m#2"
+    assert len(project.warnings) == 1 and "tuned weights could not be restored" in project.warnings[0]

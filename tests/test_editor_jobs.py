@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -202,3 +204,89 @@ def test_requests_are_immutable():
         req.layer_id = "other"  # type: ignore[misc]
     with pytest.raises(ValueError):
         req.ws[0, 0] = 1.0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Out of memory: one retry with the request's fallback
+
+
+class OomOnce:
+    """A backend whose first attempt runs out of memory holding a big tensor; the fallback finishes."""
+
+    def __init__(self, *, fallback_error: BaseException | None = None) -> None:
+        self.fallback_error = fallback_error
+        self.attempts: list[str] = []
+        self.first_tensor_alive_at_retry: bool | None = None
+        self._first_tensor = None
+
+    def first(self):
+        self.attempts.append("first")
+        big = torch.zeros(1 << 16)  # what a real job would hold when the allocation fails
+        self._first_tensor = weakref.ref(big)
+        yield {"step": 1, "num_steps": 4}
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def fallback(self):
+        self.attempts.append("fallback")
+        self.first_tensor_alive_at_retry = self._first_tensor() is not None
+        if self.fallback_error is not None:
+            raise self.fallback_error
+        for i in range(3):
+            yield SimpleNamespace(step=i + 1, num_steps=3, message=f"small batch {i + 1}")
+        return "small result"
+
+
+def _oom_request(backend: OomOnce, **kw) -> GeneratorJobRequest:
+    return GeneratorJobRequest(
+        "invert", backend.first, retry_on_oom=backend.fallback, retry_description="on the CPU", **kw
+    )
+
+
+def test_out_of_memory_retries_once_with_the_fallback(qtbot, threaded_runner):
+    runner = threaded_runner
+    backend = OomOnce()
+    messages = []
+    runner.job_progress.connect(lambda _id, _f, message, _p: messages.append(message))
+    with qtbot.waitSignal(runner.job_finished, timeout=5000) as finished:
+        job = runner.submit(_oom_request(backend))
+    assert finished.args == [job.id, "small result"] and job.state == JobState.DONE
+    assert backend.attempts == ["first", "fallback"]
+    assert backend.first_tensor_alive_at_retry is False  # the failed attempt was freed before the retry
+    assert "Out of memory: retried on the CPU" in messages
+    assert messages.index("Out of memory: retried on the CPU") < messages.index("small batch 1")
+    assert job.message == "Out of memory: retried on the CPU; small batch 3"  # the record keeps the note
+
+
+def test_out_of_memory_in_the_fallback_fails_with_a_clear_message(qapp):
+    runner = JobRunner(sync=True)
+    backend = OomOnce(fallback_error=MemoryError())
+    job = runner.submit(_oom_request(backend))
+    assert job.state == JobState.FAILED and backend.attempts == ["first", "fallback"]
+    assert job.error == "Out of memory, also when retried on the CPU: MemoryError"
+
+    other = OomOnce(fallback_error=ValueError("the CPU model file is missing"))
+    job = runner.submit(_oom_request(other))
+    assert job.state == JobState.FAILED
+    assert job.error == "the CPU model file is missing (retrying on the CPU after running out of memory)"
+
+
+def test_only_out_of_memory_is_retried_and_only_when_a_fallback_is_declared(qapp):
+    runner = JobRunner(sync=True)
+    backend = OomOnce()
+    job = runner.submit(GeneratorJobRequest("invert", backend.first))  # no fallback
+    assert job.state == JobState.FAILED and job.error.startswith("Out of memory: CUDA out of memory")
+    assert backend.attempts == ["first"]
+
+    calls = []
+
+    def broken():
+        calls.append("broken")
+        raise RuntimeError("shape mismatch")
+        yield  # pragma: no cover
+
+    def fallback():
+        calls.append("fallback")
+        yield {"step": 0}
+
+    job = runner.submit(GeneratorJobRequest("invert", broken, retry_on_oom=fallback))
+    assert job.state == JobState.FAILED and job.error == "RuntimeError: shape mismatch" and calls == ["broken"]

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from PySide6.QtCore import QObject, QPointF, QTimer, Signal
 
 from editor.brush import BrushSettings
 from editor.canvas import CanvasView
 from editor.document import Document
-from editor.qtimage import display_qimage, mask_to_overlay
-from editor.raster import Rect, StrokeSpacer
+from editor.qtimage import display_qimage, mask_to_overlay, rgb_to_qimage
+from editor.raster import Rect, StrokeSpacer, resize
+
+PREVIEW_MAX_SIDE = 1024  # job previews are resized to at most this (the canvas scales the rest)
 
 
 class CanvasController(QObject):
@@ -84,6 +87,7 @@ class CanvasController(QObject):
         self.schedule_refresh()
 
     def _on_reset(self) -> None:
+        self.view.set_preview(None)
         self.view.set_document_size(*self.doc.size)
         self._structure_dirty = True
         self._dirty = {layer.id for layer in self.doc.layers}
@@ -114,6 +118,15 @@ class CanvasController(QObject):
 
     def _on_brush_changed(self) -> None:
         self.view.set_brush_diameter(self.brush.size)
+
+    def show_preview(self, image: np.ndarray | None, rect: Rect | None) -> None:
+        """Show a running job's preview (RGB float32 [h, w, 3]) over ``rect`` of the document; None hides it."""
+        if image is None or rect is None or rect.empty:
+            self.view.set_preview(None)
+            return
+        scale = min(1.0, PREVIEW_MAX_SIDE / max(rect.w, rect.h))
+        scaled = resize(image, max(1, round(rect.w * scale)), max(1, round(rect.h * scale)))  # [h', w', 3]
+        self.view.set_preview(rgb_to_qimage(scaled), rect)
 
     # ----------------------------------------------------------------------------------------------------------
     # Strokes: one undo step each (the document merges commands that share the stroke token)

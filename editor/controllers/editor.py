@@ -8,34 +8,103 @@ Adding a long operation (inversion, inpainting): build its inputs on the GUI thr
 a copy of the active mask, the model), pass ``run_backend_job`` a function that creates the backend generator
 from them, and apply the result in ``on_result`` with one undoable document call (``set_pixels`` /
 ``set_latent`` / ``add_layer``). Progress, previews, cancel and errors are handled by the runner and Jobs panel.
+Jobs given a ``preview_rect`` also show their step previews on the canvas there (``preview_changed``) while they
+run; ``progress_stage`` makes the newest preview travel with every progress report.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from editor.document import Document, make_gan_layer, make_raster_layer
 from editor.fileio import ImageFileError, export_metadata, read_image, write_png
-from editor.jobs import GenerateRequest, GenerateResult, GeneratorJobRequest, Job, JobRunner, JobState, Placement
+from editor.jobs import (
+    GenerateRequest,
+    GenerateResult,
+    GeneratorJobRequest,
+    Job,
+    JobRunner,
+    JobState,
+    Placement,
+    Progress,
+    progress_of,
+    render_ws,
+)
 from editor.latent import GanState
+from editor.pti import PtiWeights, new_pti_key, tuned_model
 from editor.qtimage import display_cache
-from editor.raster import centered_square, fit_image, place_rgb
+from editor.raster import Rect, centered_square, fit_image, place_rgb
 from editor.session import ModelSession
-from ganmodels.modelfile import ModelFileError
+from ganmodels.modelfile import GanModel, ModelFileError
 
 DEFAULT_SIZE = 512
 DEFAULT_TRUNCATION = 0.7
+DEFAULT_INVERT_STEPS = 200
+DEFAULT_PTI_STEPS = 100
+PREVIEW_EVERY = 5  # backend steps between preview renders of an inversion / tuning
+PREVIEW_INTERVAL = 0.1  # seconds between canvas updates of a running job's preview
+
+
+def progress_stage(
+    steps: Iterator[Any],
+    *,
+    start: float = 0.0,
+    span: float = 1.0,
+    label: str = "",
+    preview: np.ndarray | None = None,
+) -> Generator[Progress, None, tuple[Any, np.ndarray | None]]:
+    """Re-yield a backend generator's steps as the part [start, start + span] of one job's progress, each carrying
+    the newest preview so far (backends render one only every few steps, and the runner reports only some steps).
+    ``label`` prefixes the messages. Returns (last step, newest preview); closes ``steps`` when stopped early."""
+    last = None
+    try:
+        for step in steps:
+            p = progress_of(step)
+            if p.preview is not None:
+                preview = p.preview  # [h, w, 3]
+            message = f"{label}: {p.message}" if label and p.message else label or p.message
+            yield Progress(start + span * p.fraction, message, preview)
+            last = step
+    finally:
+        close = getattr(steps, "close", None)
+        if close is not None:
+            close()
+    return last, preview
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PtiInversion:
+    """The result of an inversion followed by pivotal tuning."""
+
+    ws: np.ndarray  # [num_ws, w_dim], the pivot
+    weights: PtiWeights
+    model: GanModel  # a tuned copy of the model: what renders of the new layer use
+    image: np.ndarray  # float32 [R, R, 3], ``ws`` rendered by ``model`` (as slider renders do)
+    psnr: float  # dB on known pixels, after tuning
+    psnr_inverted: float  # dB on known pixels, before tuning
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _BackendJob:
+    on_result: Callable[[Any], None]
+    generation: int  # document generation when submitted
+    preview_rect: Rect | None  # where its previews go on the canvas (None: not shown)
 
 
 class EditorController(QObject):
     error = Signal(str, str)  # title, message
     status = Signal(str)
     sample_added = Signal(str)  # layer id of a new GAN sample
+    preview_changed = Signal(object, object)  # RGB float32 [h, w, 3] of a running job and its Rect; None, None hides
 
     def __init__(
         self,
@@ -49,10 +118,21 @@ class EditorController(QObject):
         super().__init__(parent)
         self.doc, self.runner, self.session = doc, runner, session
         self.rng = rng if rng is not None else random.Random()  # seeds for "random sample"
-        self._backend_jobs: dict[int, tuple[Callable[[Any], None], int]] = {}  # id -> (on_result, generation)
+        self._backend_jobs: dict[int, _BackendJob] = {}
         self._generates: dict[int, int] = {}  # queued sample job id -> document generation when asked
         self._generation = 0  # bumped whenever the document is replaced
+        self._pti_registered: set[str] = set()  # keys of tuned weights registered with the runner's models
+        self._preview_job = 0  # the job whose preview is on the canvas (0: none)
+        self._preview_shown: np.ndarray | None = None
+        self._preview_time = -math.inf  # perf_counter time of the last canvas update
+        self._preview_pending: tuple[int, np.ndarray, Rect] | None = None  # newest preview not shown yet
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._preview_timer.timeout.connect(self._show_preview)
         doc.reset.connect(self._on_reset)
+        session.model_changed.connect(self._on_model_changed)
+        runner.job_progress.connect(self._on_job_progress)
         runner.job_finished.connect(self._on_job_finished)
         runner.job_failed.connect(self._on_job_failed)
         runner.job_cancelled.connect(self._on_job_cancelled)
@@ -159,12 +239,14 @@ class EditorController(QObject):
         on_result: Callable[[Any], None],
         *,
         description: str = "",
+        preview_rect: Rect | None = None,
     ) -> Job:
         """Run a backend generator on the worker; ``on_result(result)`` runs on the GUI thread when it finishes,
-        unless the document was replaced meanwhile. Failures become an error message."""
+        unless the document was replaced meanwhile. Failures become an error message. With ``preview_rect``, the
+        steps' previews are shown there on the canvas (at most every ``PREVIEW_INTERVAL`` s) until the job ends."""
         job = self.runner.submit(GeneratorJobRequest(kind, make_generator, description or kind))
         if job.active:
-            self._backend_jobs[job.id] = (on_result, self._generation)
+            self._backend_jobs[job.id] = _BackendJob(on_result, self._generation, preview_rect)
         elif job.state == JobState.DONE:  # a sync runner ran it inside submit
             on_result(job.result)
         elif job.state == JobState.FAILED:
@@ -173,13 +255,75 @@ class EditorController(QObject):
 
     def _on_reset(self) -> None:
         self._generation += 1
+        self._preview_pending = None
+        self._preview_timer.stop()
+        self._end_preview(self._preview_job)
+        for key in [k for k in self._pti_registered if k not in self.doc.pti_weights]:
+            self.runner.models.remove(key)  # tuned weights of the replaced document
+            self._pti_registered.discard(key)
+
+    def _on_model_changed(self) -> None:
+        problems = self._register_pti()
+        if problems:
+            self.error.emit("Tuned layers render with the base model", "\n".join(problems))
+
+    def _register_pti(self) -> list[str]:
+        """Register tuned copies of the loaded model for the document's tuned weights made with it (by name) that
+        are not registered yet, so renders of their layers use them; returns what could not be registered."""
+        model, problems = self.session.model, []
+        if model is None:
+            return problems
+        for key, pti in self.doc.pti_weights.items():
+            if key in self._pti_registered or pti.model_name != model.name:
+                continue
+            try:
+                self.runner.models.set(key, tuned_model(model, pti), compile=False)
+            except ValueError as e:
+                problems.append(str(e))
+                continue
+            self._pti_registered.add(key)
+        return problems
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Live previews of running jobs (a canvas overlay: never part of the document or its history)
+
+    def _on_job_progress(self, job_id: int, _fraction: float, _message: str, preview: object) -> None:
+        backend = self._backend_jobs.get(job_id)
+        if backend is None or backend.preview_rect is None or backend.generation != self._generation:
+            return
+        if not isinstance(preview, np.ndarray) or (preview is self._preview_shown and job_id == self._preview_job):
+            return
+        self._preview_pending = (job_id, preview, backend.preview_rect)
+        wait = PREVIEW_INTERVAL - (time.perf_counter() - self._preview_time)
+        if wait <= 0:
+            self._show_preview()
+        elif not self._preview_timer.isActive():
+            self._preview_timer.start(math.ceil(wait * 1000))
+
+    def _show_preview(self) -> None:
+        self._preview_timer.stop()
+        pending, self._preview_pending = self._preview_pending, None
+        if pending is None or pending[0] not in self._backend_jobs:
+            return
+        job_id, image, rect = pending
+        self._preview_job, self._preview_shown, self._preview_time = job_id, image, time.perf_counter()
+        self.preview_changed.emit(image, rect)
+
+    def _end_preview(self, job_id: int) -> None:
+        """Remove a job's preview (pending or shown)."""
+        if self._preview_pending is not None and self._preview_pending[0] == job_id:
+            self._preview_pending = None
+            self._preview_timer.stop()
+        if job_id and self._preview_job == job_id:
+            self._preview_job, self._preview_shown = 0, None
+            self.preview_changed.emit(None, None)
 
     def _on_job_finished(self, job_id: int, result: object) -> None:
+        self._end_preview(job_id)
         backend = self._backend_jobs.pop(job_id, None)
         if backend is not None:
-            on_result, generation = backend
-            if generation == self._generation:
-                on_result(result)
+            if backend.generation == self._generation:
+                backend.on_result(result)
             return
         if not isinstance(result, GenerateResult):
             return
@@ -216,10 +360,12 @@ class EditorController(QObject):
         self.sample_added.emit(layer.id)
 
     def _on_job_cancelled(self, job_id: int) -> None:
+        self._end_preview(job_id)
         self._generates.pop(job_id, None)
         self._backend_jobs.pop(job_id, None)
 
     def _on_job_failed(self, job_id: int, message: str) -> None:
+        self._end_preview(job_id)
         self._generates.pop(job_id, None)
         job = self.runner.job(job_id)
         if self._backend_jobs.pop(job_id, None) is not None:
@@ -242,6 +388,7 @@ class EditorController(QObject):
                 self.doc.height,
                 list(self.doc.layers),
                 model_path=str(self.doc.model_path) if self.doc.model_path else None,
+                pti_weights=self.doc.pti_weights,
             )
         except (OSError, ValueError) as e:
             self.error.emit("Save failed", f"{path.name}: {e}")
@@ -252,23 +399,24 @@ class EditorController(QObject):
         return True
 
     def open_project(self, path: str | Path) -> bool:
-        """Open an .ora (ours or another program's); damaged parts are skipped with a warning."""
+        """Open an .ora (ours or another program's); damaged parts are skipped with a warning. Tuned weights are
+        registered now if their model is loaded, else when it is opened."""
         from editor.project import load_project
         from ganmodels.ora import OraError
 
         path = Path(path)
         model = self.session.model
         try:
-            w, h, layers, _model_path, warnings = load_project(
-                path, model_key=self.session.key, model_name=model.name if model is not None else ""
-            )
+            project = load_project(path, model_key=self.session.key, model_name=model.name if model is not None else "")
         except (OraError, OSError) as e:
             self.error.emit("Cannot open project", str(e))
             return False
+        layers, warnings = project.layers, project.warnings
         if not layers:
             self.error.emit("Cannot open project", f"{path.name}: no layer could be read. " + " ".join(warnings))
             return False
-        self.doc.reset_to(w, h, layers, path=path)
+        self.doc.reset_to(project.width, project.height, layers, path=path, pti_weights=project.pti_weights)
+        warnings += self._register_pti()
         if warnings:
             self.error.emit("Project opened with problems", "\n".join(warnings))
         self.status.emit(f"Opened {path.name} ({len(layers)} layers)")
@@ -277,14 +425,17 @@ class EditorController(QObject):
     # ----------------------------------------------------------------------------------------------------------
     # Invert and inpaint
 
-    def invert_image(self, *, steps: int = 200) -> Job | None:
-        """Invert the visible picture (its centred square) into a new GAN layer, ignoring the active layer's mask."""
-        import numpy as np
+    def invert_image(self, *, steps: int = DEFAULT_INVERT_STEPS, pti_steps: int = 0) -> Job | None:
+        """Invert the visible picture (its centred square) into a new GAN layer, ignoring the active layer's mask.
 
+        With ``pti_steps``, pivotal tuning then fine-tunes a copy of the generator for this layer in the same job:
+        the layer renders with its tuned weights (``GanState.pti_weights``), every other layer with the base model.
+        The steps' previews are shown on the canvas while the job runs."""
         if not self.session.loaded:
             self.error.emit("No model", "Open a model first (File > Open model).")
             return None
         model, key = self.session.model, self.session.key
+        assert model is not None
         rect = centered_square(*self.doc.size)
         image = self.doc.flatten_rgb()[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w].copy()
         layer = self.doc.active_layer
@@ -300,25 +451,65 @@ class EditorController(QObject):
 
             from ganmodels.components import load_encoder, load_perceptual
             from ganmodels.encoder import invert_with_encoder
-            from ganmodels.inversion import invert
+            from ganmodels.inversion import image_to_tensor, invert, mask_to_known, pivotal_tuning
+            from ganmodels.losses import psnr
 
             g = torch.Generator().manual_seed(0)
             perceptual = load_perceptual(model)
             encoder = load_encoder(model)
             if encoder is not None:
-                return invert_with_encoder(
+                n = max(steps // 4, 20)
+                inversion = invert_with_encoder(
                     encoder,
                     model.G,
                     image,
-                    num_steps=max(steps // 4, 20),
+                    num_steps=n,
                     mask=mask,
                     perceptual=perceptual,
                     optimize_noise=False,
+                    preview_every=PREVIEW_EVERY,
                     generator=g,
                 )
-            return invert(
-                model.G, image, mask=mask, num_steps=steps, perceptual=perceptual, optimize_noise=False, generator=g
+            else:
+                n = steps
+                inversion = invert(
+                    model.G,
+                    image,
+                    mask=mask,
+                    num_steps=n,
+                    perceptual=perceptual,
+                    optimize_noise=False,
+                    preview_every=PREVIEW_EVERY,
+                    generator=g,
+                )
+            if not pti_steps:
+                last, _preview = yield from progress_stage(inversion)
+                return last
+            share = n / (n + pti_steps)
+            last, preview = yield from progress_stage(inversion, span=share, label="Inverting")
+            tuning = pivotal_tuning(
+                model.G,
+                last.ws,
+                image,
+                mask=mask,
+                noise=last.noise,
+                num_steps=pti_steps,
+                perceptual=perceptual,
+                preview_every=PREVIEW_EVERY,
+                generator=g,
             )
+            tuned, _preview = yield from progress_stage(
+                tuning, start=share, span=1 - share, label="Tuning", preview=preview
+            )
+            weights = PtiWeights.from_tuned(model.name, tuned.weights)
+            tuned_m = tuned_model(model, weights)
+            ws = np.asarray(last.ws[0].cpu(), np.float32)  # [num_ws, w_dim]
+            out = render_ws(tuned_m.G, ws)  # [R, R, 3], exactly what a render of the layer gives
+            res = model.G.img_resolution
+            known = mask_to_known(mask, resolution=res) if mask is not None else None
+            out_t = torch.from_numpy(out).permute(2, 0, 1)[None] * 2 - 1  # [1, 3, R, R] in [-1, 1]
+            quality = float(psnr(out_t, image_to_tensor(image, resolution=res), weight=known))
+            return PtiInversion(ws, weights, tuned_m, out, quality, last.psnr)
 
         def done(step) -> None:
             state = GanState(
@@ -334,7 +525,30 @@ class EditorController(QObject):
             )
             self.status.emit(f"Inverted: PSNR {step.psnr:.2f} dB on known pixels")
 
-        return self.run_backend_job("invert", make, done, description=f"Invert ({steps} steps)")
+        def done_pti(result: PtiInversion) -> None:
+            pti_key = new_pti_key(key)
+            self.doc.pti_weights[pti_key] = result.weights
+            self.runner.models.set(pti_key, result.model, compile=False)
+            self._pti_registered.add(pti_key)
+            state = GanState(
+                model_key=key,
+                model_path=str(model.path) if model.path else None,
+                model_name=model.name,
+                ws=result.ws,
+                placement=rect,
+                pti_weights=pti_key,
+            )
+            pixels = place_rgb(result.image, rect, *self.doc.size)
+            name = f"Inverted + PTI ({result.psnr:.1f} dB)"
+            self.doc.add_layer(make_gan_layer(pixels, state, name=name), text="Invert image with pivotal tuning")
+            self.status.emit(
+                f"Inverted with pivotal tuning: PSNR {result.psnr_inverted:.2f} -> {result.psnr:.2f} dB on known pixels"
+            )
+
+        if pti_steps:
+            description = f"Invert + pivotal tuning ({steps} + {pti_steps} steps)"
+            return self.run_backend_job("invert", make, done_pti, description=description, preview_rect=rect)
+        return self.run_backend_job("invert", make, done, description=f"Invert ({steps} steps)", preview_rect=rect)
 
     def inpaint(self, method: str, *, steps: int = 150) -> Job | None:
         """Fill the active layer's mask of the visible picture with ``method`` into a new layer."""

@@ -206,7 +206,8 @@ class LatentController(QObject):
             return
         ws = state_effective_ws(g.target, w_avg=self.session.w_avg, directions=model.directions)
         placement = Placement(g.target.placement, self.doc.width, self.doc.height)
-        request = RenderRequest(g.layer_id, self.session.key, ws, g.target.noise_mode, placement=placement)
+        model_key = g.target.pti_weights or self.session.key  # a layer with tuned weights renders with them
+        request = RenderRequest(g.layer_id, model_key, ws, g.target.noise_mode, placement=placement)
         state = g.target
         g.in_flight = (-1, state)  # a sync runner finishes inside submit
         job = self.runner.submit(request)
