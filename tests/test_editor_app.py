@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_generator
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QKeySequence, QWheelEvent
@@ -374,3 +375,35 @@ def test_main_entry_point_opens_files(qtbot, tmp_path, tiny_model_file, monkeypa
     assert "pic.png" in window.windowTitle()
     window.close()  # stops its job runner
     assert app.main(["--device", "no-such-device"]) == 2
+
+
+@pytest.fixture
+def two_direction_model_file(tmp_path):
+    from ganmodels.directions import Direction
+    from ganmodels.modelfile import save_model
+
+    G, cfg = tiny_generator()
+    eye = torch.eye(cfg.w_dim)
+    path = tmp_path / "two.safetensors"
+    directions = {
+        "first": Direction("first", eye[0], (0, 3), method="manual"),
+        "second": Direction("second", eye[1], (0, G.num_ws), method="manual"),
+    }
+    save_model(path, G, config=cfg, card={"name": "two"}, directions=directions)
+    return path
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_two_sliders_in_a_row_keep_both_edits(qtbot, make_window, two_direction_model_file, sync):
+    window, _job = sample_window(make_window, two_direction_model_file, sync=sync)
+    qtbot.waitUntil(lambda: len(window.doc.layers) == 2, timeout=10000)
+    layer_id = window.doc.active_id
+    count0 = window.doc.undo_stack.count()
+    names = list(window.latent_panel.sliders)
+    assert len(names) >= 2
+    drag_slider(window.latent_panel.sliders[names[0]].slider, [350, 400])
+    qtbot.waitUntil(lambda: window.doc.undo_stack.count() == count0 + 1, timeout=10000)
+    drag_slider(window.latent_panel.sliders[names[1]].slider, [250, 200])
+    qtbot.waitUntil(lambda: window.doc.undo_stack.count() == count0 + 2, timeout=10000)
+    strengths = dict(window.doc.layer(layer_id).gan.strengths)
+    assert strengths == {names[0]: pytest.approx(1.0), names[1]: pytest.approx(-1.0)}
