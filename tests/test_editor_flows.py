@@ -33,6 +33,56 @@ def test_invert_adds_a_gan_layer_close_to_the_picture(make_window, tiny_model_fi
     assert len(window.doc.layers) == before
 
 
+def test_invert_out_of_memory_retries_cheaper_and_still_adds_the_layer(make_window, tiny_model_file, monkeypatch):  # noqa: F811
+    import ganmodels.inversion as inversion
+
+    real_invert = inversion.invert
+    calls = []
+
+    def invert_once_out_of_memory(*args, **kw):
+        calls.append(kw.get("perceptual"))
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        yield from real_invert(*args, **kw)
+
+    monkeypatch.setattr(inversion, "invert", invert_once_out_of_memory)
+    monkeypatch.setattr("ganmodels.components.load_perceptual", lambda model: "D-features")
+    window, _ = sample_window(make_window, tiny_model_file, seed=4)
+    before = len(window.doc.layers)
+    errors = []
+    window.editor.error.connect(lambda title, text: errors.append((title, text)))
+    job = window.editor.invert_image(steps=10)
+    assert job is not None and not errors
+    assert calls == ["D-features", None]  # the retry drops the perceptual term
+    assert len(window.doc.layers) == before + 1 and window.doc.active_layer.kind == "gan"
+
+
+def test_oom_variant_moves_a_gpu_model_to_the_cpu_or_drops_the_perceptual_term(tiny_model_file):
+    from editor.controllers.editor import oom_variant
+    from ganmodels.modelfile import load_model
+
+    model = load_model(tiny_model_file)
+    same, cheap = oom_variant(model)
+    assert same is model and cheap
+
+    class OnGpu(torch.nn.Module):  # reports a CUDA device without needing one
+        def __init__(self) -> None:
+            super().__init__()
+            self.moved = False
+
+        def parameters(self, recurse: bool = True):
+            yield torch.empty(0, device="meta") if not self.moved else torch.empty(0)
+
+        def cpu(self):
+            self.moved = True
+            return self
+
+    model.G = OnGpu()
+    cpu_model, cheap = oom_variant(model)
+    assert not cheap and cpu_model is not model and cpu_model.G is not model.G and cpu_model.G.moved
+    assert not model.G.moved  # the loaded model is left where it was
+
+
 @pytest.mark.parametrize("method", ["telea", "gan-inversion"])
 def test_inpaint_fills_the_mask_into_a_new_layer(make_window, tiny_model_file, method):  # noqa: F811
     window, _ = sample_window(make_window, tiny_model_file, seed=2)

@@ -100,6 +100,20 @@ class _BackendJob:
     preview_rect: Rect | None  # where its previews go on the canvas (None: not shown)
 
 
+def oom_variant(model: Any) -> tuple[Any, bool]:
+    """What a backend job retries with after running out of memory: a CPU copy of a GPU model, or on the CPU the
+    same model without the discriminator-feature perceptual term (its activations are the largest). Called on the
+    worker thread, only when a job did run out of memory."""
+    import copy
+
+    device = next(model.G.parameters()).device
+    if device.type != "cpu":
+        cpu_model = copy.copy(model)
+        cpu_model.G = copy.deepcopy(model.G).cpu()
+        return cpu_model, False
+    return model, True
+
+
 class EditorController(QObject):
     error = Signal(str, str)  # title, message
     status = Signal(str)
@@ -240,11 +254,14 @@ class EditorController(QObject):
         *,
         description: str = "",
         preview_rect: Rect | None = None,
+        retry_on_oom: Callable[[], Iterator[Any]] | None = None,
     ) -> Job:
         """Run a backend generator on the worker; ``on_result(result)`` runs on the GUI thread when it finishes,
         unless the document was replaced meanwhile. Failures become an error message. With ``preview_rect``, the
-        steps' previews are shown there on the canvas (at most every ``PREVIEW_INTERVAL`` s) until the job ends."""
-        job = self.runner.submit(GeneratorJobRequest(kind, make_generator, description or kind))
+        steps' previews are shown there on the canvas (at most every ``PREVIEW_INTERVAL`` s) until the job ends.
+        ``retry_on_oom`` makes the cheaper variant the worker runs once if the job runs out of memory."""
+        request = GeneratorJobRequest(kind, make_generator, description or kind, retry_on_oom=retry_on_oom)
+        job = self.runner.submit(request)
         if job.active:
             self._backend_jobs[job.id] = _BackendJob(on_result, self._generation, preview_rect)
         elif job.state == JobState.DONE:  # a sync runner ran it inside submit
@@ -446,7 +463,7 @@ class EditorController(QObject):
                 self.error.emit("Nothing to invert", "The mask covers the whole picture.")
                 return None
 
-        def make():
+        def make(model=model, cheap: bool = False):
             import torch
 
             from ganmodels.components import load_encoder, load_perceptual
@@ -455,7 +472,7 @@ class EditorController(QObject):
             from ganmodels.losses import psnr
 
             g = torch.Generator().manual_seed(0)
-            perceptual = load_perceptual(model)
+            perceptual = None if cheap else load_perceptual(model)  # D features: the largest activations
             encoder = load_encoder(model)
             if encoder is not None:
                 n = max(steps // 4, 20)
@@ -545,10 +562,15 @@ class EditorController(QObject):
                 f"Inverted with pivotal tuning: PSNR {result.psnr_inverted:.2f} -> {result.psnr:.2f} dB on known pixels"
             )
 
+        retry = lambda: make(*oom_variant(model))  # noqa: E731
         if pti_steps:
             description = f"Invert + pivotal tuning ({steps} + {pti_steps} steps)"
-            return self.run_backend_job("invert", make, done_pti, description=description, preview_rect=rect)
-        return self.run_backend_job("invert", make, done, description=f"Invert ({steps} steps)", preview_rect=rect)
+            return self.run_backend_job(
+                "invert", make, done_pti, description=description, preview_rect=rect, retry_on_oom=retry
+            )
+        return self.run_backend_job(
+            "invert", make, done, description=f"Invert ({steps} steps)", preview_rect=rect, retry_on_oom=retry
+        )
 
     def inpaint(self, method: str, *, steps: int = 150) -> Job | None:
         """Fill the active layer's mask of the visible picture with ``method`` into a new layer."""
@@ -571,7 +593,7 @@ class EditorController(QObject):
         image = self.doc.flatten_rgb().copy()
         mask = layer.mask.copy()
 
-        def make():
+        def make(model=model, cheap: bool = False):
             from ganmodels.components import load_encoder, load_inpainter, load_perceptual
             from ganmodels.inpainting import create_inpainter
 
@@ -579,7 +601,8 @@ class EditorController(QObject):
             if method == "gan-inpainter":
                 kw = dict(G=model.G, net=load_inpainter(model))
             elif needs_model:
-                kw = dict(G=model.G, num_steps=steps, perceptual=load_perceptual(model), encoder=load_encoder(model))
+                perceptual = None if cheap else load_perceptual(model)
+                kw = dict(G=model.G, num_steps=steps, perceptual=perceptual, encoder=load_encoder(model))
             return create_inpainter(method, **kw).run(image, mask)
 
         def done(step) -> None:
@@ -588,7 +611,8 @@ class EditorController(QObject):
             self.doc.add_layer(new, text=f"Inpaint ({method})")
             self.status.emit(f"Inpainted with {method}")
 
-        return self.run_backend_job("inpaint", make, done, description=f"Inpaint ({method})")
+        retry = (lambda: make(*oom_variant(model))) if needs_model else None
+        return self.run_backend_job("inpaint", make, done, description=f"Inpaint ({method})", retry_on_oom=retry)
 
     # ----------------------------------------------------------------------------------------------------------
     # Mask
