@@ -165,6 +165,20 @@ def measure_slider(window: MainWindow, *, moves: int, interval_ms: float) -> tup
     return latencies, frames
 
 
+def measure_drags(window, hb: Heartbeat, *, moves: int, title: str) -> None:
+    """Single moves every 100 ms, then a 60 Hz drag: print latency percentiles and main-thread stalls."""
+    for label, interval in (("one move / 100 ms", 100.0), ("drag at 60 Hz", 16.0)):
+        hb.start()
+        lat, frames = measure_slider(window, moves=moves, interval_ms=interval)
+        hb.stop()
+        worst, p99, over = hb.stalls()
+        print(
+            f"{title} -> frame, {label:>17}: p50 {pct(lat, 50):5.1f} ms  p95 {pct(lat, 95):5.1f} ms  "
+            f"max {max(lat):5.1f} ms  ({len(lat)} moves, {frames} frames, worker {pct(worker_ms, 50):.1f} ms/frame); "
+            f"main-thread stall max {worst:.1f} ms, p99 {p99:.1f} ms, {over} > 50 ms"
+        )
+
+
 def long_job(G, seconds: float):
     """A fake backend generator: forward + backward passes through G (what inversion does) for ``seconds``."""
     ws = G.mapping(torch.randn(1, G.z_dim), None).detach().requires_grad_(True)
@@ -203,16 +217,7 @@ def run(model: GanModel, args: argparse.Namespace) -> None:
     # Warm-up, then the measured drags.
     measure_slider(window, moves=10, interval_ms=60)
     hb = Heartbeat()
-    for label, interval in (("one move / 100 ms", 100.0), ("drag at 60 Hz", 16.0)):
-        hb.start()
-        lat, frames = measure_slider(window, moves=args.moves, interval_ms=interval)
-        hb.stop()
-        worst, p99, over = hb.stalls()
-        print(
-            f"slider -> frame, {label:>17}: p50 {pct(lat, 50):5.1f} ms  p95 {pct(lat, 95):5.1f} ms  "
-            f"max {max(lat):5.1f} ms  ({len(lat)} moves, {frames} frames, worker {pct(worker_ms, 50):.1f} ms/frame); "
-            f"main-thread stall max {worst:.1f} ms, p99 {p99:.1f} ms, {over} > 50 ms"
-        )
+    measure_drags(window, hb, moves=args.moves, title="slider")
 
     if args.compile:  # the app compiles the renderer in the background; here blocking, then measure again
         renderer = window.runner.models.renderer(window.session.key)
@@ -223,16 +228,7 @@ def run(model: GanModel, args: argparse.Namespace) -> None:
         hb.stop()
         worst, p99, over = hb.stalls()
         print(f"renderer: {renderer.status}; main-thread stall while compiling max {worst:.1f} ms, {over} > 50 ms")
-        for label, interval in (("one move / 100 ms", 100.0), ("drag at 60 Hz", 16.0)):
-            hb.start()
-            lat, frames = measure_slider(window, moves=args.moves, interval_ms=interval)
-            hb.stop()
-            worst, p99, over = hb.stalls()
-            print(
-                f"compiled slider -> frame, {label:>17}: p50 {pct(lat, 50):5.1f} ms  p95 {pct(lat, 95):5.1f} ms  "
-                f"max {max(lat):5.1f} ms  ({len(lat)} moves, {frames} frames, "
-                f"worker {pct(worker_ms, 50):.1f} ms/frame); main-thread stall max {worst:.1f} ms, {over} > 50 ms"
-            )
+        measure_drags(window, hb, moves=args.moves, title="compiled slider")
 
     # Main-thread stalls while a long job runs (alone, then with slider drags on top).
     G = model.G
