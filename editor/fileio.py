@@ -19,7 +19,7 @@ from PIL import Image, PngImagePlugin
 
 from editor.document import Layer
 from editor.raster import to_uint8
-from ganmodels.imageio import ImageReadError, load_image_rgba
+from ganmodels.imageio import ImageReadError, ImageTooLargeError, load_image_rgba
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
@@ -35,11 +35,22 @@ class ImageFileError(ValueError):
     """An image that cannot be opened or saved, with a message meant for the user."""
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file -> straight RGBA float32 [H, W, 4] (raises ImageFileError)."""
+class ImageTooLarge(ImageFileError):
+    """An image over the editor's size limit that ``read_image(..., downscale=True)`` can open smaller."""
+
+    def __init__(self, message: str, downscaled_size: tuple[int, int]) -> None:
+        super().__init__(message)
+        self.downscaled_size = downscaled_size
+
+
+def read_image(path: str | Path, *, downscale: bool = False) -> np.ndarray:
+    """An image file -> straight RGBA float32 [H, W, 4] (raises ImageFileError; ImageTooLarge over
+    ``MAX_DOCUMENT_PIXELS`` unless ``downscale``, which reduces it to fit)."""
     path = Path(path)
     try:
-        rgba = load_image_rgba(path)
+        rgba = load_image_rgba(path, max_pixels=MAX_DOCUMENT_PIXELS, downscale=downscale)
+    except ImageTooLargeError as e:
+        raise ImageTooLarge(str(e), e.downscaled_size) from None
     except ImageReadError as e:
         raise ImageFileError(str(e)) from None
     except (OSError, ValueError, MemoryError) as e:

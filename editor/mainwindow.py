@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
 
         # Controllers
         self.editor = EditorController(self.doc, self.runner, self.session, self)
+        self.editor.confirm_downscale = self.confirm_downscale
         self.canvas_controller = CanvasController(self.doc, self.canvas, self.brush, self)
         self.layers_controller = LayersController(self.doc, self.layers_panel, self)
         self.latent_controller = LatentController(self.doc, self.runner, self.session, self.latent_panel, self)
@@ -484,6 +485,17 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Cancel,
         )
         return answer == QMessageBox.StandardButton.Discard
+
+    def confirm_downscale(self, message: str) -> bool:
+        """Offer to open a picture that is over the size limit at a smaller size."""
+        answer = QMessageBox.question(
+            self,
+            "Picture too large",
+            f"{message}.\n\nOpen it downscaled?",
+            QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Open,
+        )
+        return answer == QMessageBox.StandardButton.Open
 
     def new_document(self) -> None:
         """File > New: ask for a size and background, then start over."""

@@ -3,6 +3,7 @@ RGB(A) float32 [H, W, C] in [0, 1], masks float32 [H, W] with 1 = fill."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,38 @@ class ImageReadError(ValueError):
     """An image that cannot be read, with a message meant for the user."""
 
 
-def open_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an image file: first frame of animations, EXIF orientation applied, fully decoded."""
+class ImageTooLargeError(ImageReadError):
+    """An image over the pixel limit; it can be opened downscaled (``open_image(..., downscale=True)``)."""
+
+    def __init__(self, name: str, size: tuple[int, int], max_pixels: int) -> None:
+        w, h = size
+        self.size = size
+        self.max_pixels = max_pixels
+        self.factor = downscale_factor(size, max_pixels)
+        self.downscaled_size = (math.ceil(w / self.factor), math.ceil(h / self.factor))
+        dw, dh = self.downscaled_size
+        super().__init__(
+            f"{name} is {w}x{h} pixels ({w * h / 1e6:.3g} MP), over the {max_pixels / 1e6:.3g} MP limit; "
+            f"it can be opened downscaled to {dw}x{dh}"
+        )
+
+
+def downscale_factor(size: tuple[int, int], max_pixels: int) -> int:
+    """The smallest integer factor that brings ``size`` to at most ``max_pixels``."""
+    w, h = size
+    factor = max(1, math.ceil(math.sqrt(w * h / max_pixels)))
+    while math.ceil(w / factor) * math.ceil(h / factor) > max_pixels:
+        factor += 1
+    return factor
+
+
+def open_image(path: str | Path, *, max_pixels: int = MAX_PIXELS, downscale: bool = False) -> Image.Image:
+    """Open an image file: first frame of animations, EXIF orientation applied, fully decoded.
+
+    Over ``max_pixels`` it raises ``ImageTooLargeError`` (a decompression-bomb guard), unless ``downscale``: then
+    it is reduced by the smallest integer factor that fits (JPEGs are decoded at the reduced scale directly).
+    Files over Pillow's own bomb limit are refused either way.
+    """
     path = Path(path)
     if not path.exists():
         raise ImageReadError(f"{path}: no such file")
@@ -25,13 +56,20 @@ def open_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Image.Image
     try:
         with Image.open(path) as im:
             w, h = im.size
+            factor = 1
             if w * h > max_pixels:
-                raise ImageReadError(
-                    f"{path.name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP limit"
-                )
+                if not downscale:
+                    raise ImageTooLargeError(path.name, (w, h), max_pixels)
+                factor = downscale_factor((w, h), max_pixels)
+                im.draft(im.mode, (math.ceil(w / factor), math.ceil(h / factor)))  # JPEG: decode at 1/2..1/8
             im.seek(0)
             im.load()
-            out = ImageOps.exif_transpose(im)
+            out: Image.Image = im
+            if out.width * out.height > max_pixels:
+                if out.mode not in ("L", "LA", "RGB", "RGBA", "I", "F", "I;16"):
+                    out = out.convert("RGBA")
+                out = out.reduce(downscale_factor(out.size, max_pixels))  # box filter
+            out = ImageOps.exif_transpose(out)
             return out.copy() if out is im else out
     except ImageReadError:
         raise
@@ -59,9 +97,9 @@ def to_rgba_float(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
 
 
-def load_image_rgba(path: str | Path) -> np.ndarray:
-    """float32 [H, W, 4] in [0, 1]."""
-    return to_rgba_float(open_image(path))
+def load_image_rgba(path: str | Path, *, max_pixels: int = MAX_PIXELS, downscale: bool = False) -> np.ndarray:
+    """float32 [H, W, 4] in [0, 1] (see ``open_image`` for the size limit)."""
+    return to_rgba_float(open_image(path, max_pixels=max_pixels, downscale=downscale))
 
 
 def load_image_rgb(path: str | Path, *, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:

@@ -276,6 +276,26 @@ def test_corrupt_image_shows_an_error_and_changes_nothing(qtbot, make_window, tm
     assert ([la.id for la in window.doc.layers], window.doc.size) == before[:2]
 
 
+@pytest.mark.parametrize("accept", [True, False])
+def test_too_large_picture_is_offered_downscaled(make_window, tmp_path, monkeypatch, accept):
+    monkeypatch.setattr("editor.fileio.MAX_DOCUMENT_PIXELS", 2_000)
+    window = make_window()
+    path = tmp_path / "poster.png"
+    Image.fromarray(np.full([60, 100, 3], 200, np.uint8)).save(path)
+    asked = []
+    window.editor.confirm_downscale = lambda message: asked.append(message) or accept
+    before = window.doc.size
+    assert window.open_image(path) is accept
+    assert len(asked) == 1 and "poster.png is 100x60" in asked[0] and "downscaled to 50x30" in asked[0]
+    if accept:
+        assert window.doc.size == (50, 30) and window.doc.layers[0].name == "poster"
+        assert np.allclose(window.doc.layers[0].pixels[..., :3], 200 / 255)
+    else:
+        assert window.doc.size == before
+        boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+        assert boxes and "over the" in boxes[-1].text()
+
+
 def test_open_image_applies_exif_orientation(make_window, tmp_path):
     window = make_window()
     arr = np.zeros([20, 40, 3], np.uint8)

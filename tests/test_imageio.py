@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganmodels.imageio import ImageReadError, load_image_rgb, load_image_rgba, load_mask, open_image, save_png
+from ganmodels.imageio import (
+    ImageReadError,
+    ImageTooLargeError,
+    downscale_factor,
+    load_image_rgb,
+    load_image_rgba,
+    load_mask,
+    open_image,
+    save_png,
+)
 
 
 def _save(tmp_path, im, name):
@@ -85,6 +94,34 @@ def test_huge_image_is_refused(tmp_path):
     p = _save(tmp_path, Image.new("L", (300, 300)), "big.png")
     with pytest.raises(ImageReadError, match="limit"):
         open_image(p, max_pixels=10_000)
+
+
+@pytest.mark.parametrize(("mode", "name"), [("RGB", "big.png"), ("P", "big.gif"), ("RGB", "big.jpg")])
+def test_huge_image_opens_downscaled_on_request(tmp_path, mode, name):
+    rng = np.random.default_rng(0)
+    src = Image.fromarray(rng.integers(0, 256, (200, 310, 3), dtype=np.uint8)).convert(mode)
+    p = _save(tmp_path, src, name)
+    with pytest.raises(ImageTooLargeError) as info:
+        open_image(p, max_pixels=5_000)
+    err = info.value
+    assert err.size == (310, 200) and err.factor == 4 and err.downscaled_size == (78, 50)
+    assert "downscaled to 78x50" in str(err)
+    im = open_image(p, max_pixels=5_000, downscale=True)
+    assert im.size == (78, 50)
+    if name.endswith(".png"):  # a box-filter reduction of the original
+        expected = np.asarray(src).astype(np.float64)[:, :308].reshape(50, 4, 77, 4, 3).mean((1, 3))
+        assert np.abs(np.asarray(im, np.float64)[:, :77] - expected).max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("size", "limit"), [((310, 200), 5_000), ((1000, 1), 10), ((7, 7), 49), ((7, 7), 48), ((4000, 3000), 10**6)]
+)
+def test_downscale_factor_is_the_smallest_that_fits(size, limit):
+    def fits(k: int) -> bool:
+        return -(-size[0] // k) * -(-size[1] // k) <= limit
+
+    f = downscale_factor(size, limit)
+    assert fits(f) and (f == 1 or not fits(f - 1)), f
 
 
 def test_masks_white_or_alpha_and_size_check(tmp_path):

@@ -26,7 +26,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from editor.document import Document, make_gan_layer, make_raster_layer
-from editor.fileio import ImageFileError, export_metadata, read_image, write_png
+from editor.fileio import ImageFileError, ImageTooLarge, export_metadata, read_image, write_png
 from editor.jobs import (
     GenerateRequest,
     GenerateResult,
@@ -132,6 +132,8 @@ class EditorController(QObject):
         super().__init__(parent)
         self.doc, self.runner, self.session = doc, runner, session
         self.rng = rng if rng is not None else random.Random()  # seeds for "random sample"
+        # Asked with the message when a picture is over the size limit: True opens it downscaled. None: refuse.
+        self.confirm_downscale: Callable[[str], bool] | None = None
         self._backend_jobs: dict[int, _BackendJob] = {}
         self._generates: dict[int, int] = {}  # queued sample job id -> document generation when asked
         self._generation = 0  # bumped whenever the document is replaced
@@ -165,13 +167,27 @@ class EditorController(QObject):
         self.doc.reset_to(width, height, [layer])
         self.status.emit(f"New image, {width} x {height}")
 
+    def _read_image(self, path: Path, title: str) -> np.ndarray | None:
+        """Read a picture; over the size limit, ``confirm_downscale(message)`` decides whether to open it smaller."""
+        try:
+            return read_image(path)
+        except ImageTooLarge as e:
+            if self.confirm_downscale is not None and self.confirm_downscale(str(e)):
+                try:
+                    return read_image(path, downscale=True)
+                except ImageFileError as e2:
+                    self.error.emit(title, str(e2))
+                    return None
+            self.error.emit(title, str(e))
+        except ImageFileError as e:
+            self.error.emit(title, str(e))
+        return None
+
     def open_image(self, path: str | Path) -> bool:
         """Replace the document by a picture (one raster layer). False (and an error) if it cannot be read."""
         path = Path(path)
-        try:
-            rgba = read_image(path)
-        except ImageFileError as e:
-            self.error.emit("Cannot open image", str(e))
+        rgba = self._read_image(path, "Cannot open image")
+        if rgba is None:
             return False
         h, w = rgba.shape[:2]
         self.doc.reset_to(w, h, [make_raster_layer(w, h, name=path.stem, pixels=rgba)], path=path)
@@ -181,10 +197,8 @@ class EditorController(QObject):
     def import_image(self, path: str | Path) -> bool:
         """Add a picture as a new layer, scaled down to fit the document if it is larger."""
         path = Path(path)
-        try:
-            rgba = read_image(path)
-        except ImageFileError as e:
-            self.error.emit("Cannot import image", str(e))
+        rgba = self._read_image(path, "Cannot import image")
+        if rgba is None:
             return False
         pixels = fit_image(rgba, self.doc.width, self.doc.height)
         layer = make_raster_layer(self.doc.width, self.doc.height, name=path.stem, pixels=pixels)
