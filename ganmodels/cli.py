@@ -137,23 +137,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ganmodels.dataset import ImageDataset
     from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
-    from ganmodels.training import TrainConfig, init_distributed, latest_checkpoint, load_checkpoint, new_state, train
+    from ganmodels.training import (
+        TrainConfig,
+        checkpoint_extra,
+        init_distributed,
+        latest_checkpoint,
+        load_checkpoint,
+        new_state,
+        train,
+    )
     from ganmodels.trainreport import SnapshotReporter
 
     rank, world, device = init_distributed()
     if args.threads:
         torch.set_num_threads(args.threads)
     xflip = args.xflip
-    if args.resume:  # data options are not part of the snapshot: keep the run's own
-        opts = Path(args.resume) / "training_options.json"
+    resume = None
+    if args.resume:  # a run directory (its newest snapshot) or one snapshot file
+        src = Path(args.resume)
+        resume = src if src.is_file() else latest_checkpoint(src)
+        if resume is None:
+            print(f"error: no snapshot-*.safetensors in {args.resume}", file=sys.stderr)
+            return 2
+        # Data options are not part of the training state: keep the run's own.
+        opts = (src.parent if src.is_file() else src) / "training_options.json"
         if opts.exists():
             xflip = xflip or bool(json.loads(opts.read_text()).get("xflip", False))
+        xflip = xflip or bool(checkpoint_extra(resume).get("xflip", False))
     dataset = ImageDataset.from_path(args.data, xflip=xflip)
     run_dir = Path(args.out)
-    resume = latest_checkpoint(args.resume) if args.resume else None
-    if args.resume and resume is None:
-        print(f"error: no snapshot-*.safetensors in {args.resume}", file=sys.stderr)
-        return 2
     if resume is not None:
         state = load_checkpoint(resume, device=device, channels_last=args.channels_last)
         if rank == 0:

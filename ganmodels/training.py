@@ -456,6 +456,16 @@ def load_checkpoint(
     return state
 
 
+def checkpoint_extra(path: str | Path) -> dict[str, Any]:
+    """The ``extra`` dictionary saved with a training checkpoint (e.g. the data options of a compact snapshot)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            extra = json.loads((f.metadata() or {}).get("extra") or "{}")
+    except (OSError, ValueError, json.JSONDecodeError):
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest ``snapshot-*.safetensors`` of a run directory."""
     snaps = sorted(Path(run_dir).glob("snapshot-*.safetensors"))

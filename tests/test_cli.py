@@ -243,6 +243,16 @@ def test_dataset_build_and_train_and_export(tmp_path):
         assert m["SWDx1e3_avg"] > 0 and 0 < m["pair_l1_fake"] < 1 and 0 < m["pair_l1_real"] < 1
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024"]) == 0
     assert json.loads((run / "training_options.json").read_text())["xflip"] is True  # kept without --xflip
+    # A compact snapshot file (as committed under resources/training/) resumes too, with its data options.
+    from ganmodels.training import latest_checkpoint, load_checkpoint, save_checkpoint
+
+    packed = tmp_path / "packed" / "run-snapshot.safetensors"
+    packed.parent.mkdir()
+    save_checkpoint(load_checkpoint(latest_checkpoint(run)), packed, extra={"xflip": True}, compact=True)
+    run2 = tmp_path / "run2"
+    assert main([*args[:-2], "--resume", str(packed), "--out", str(run2), "--kimg", "0.032"]) == 0
+    assert json.loads((run2 / "training_options.json").read_text())["xflip"] is True
+    assert load_checkpoint(latest_checkpoint(run2)).cur_nimg == 32
     out = tmp_path / "exported.safetensors"
     assert main(["--quiet", "export", str(run), "--out", str(out), "--fp16"]) == 0
     m = load_model(out)
