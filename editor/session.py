@@ -84,5 +84,14 @@ class ModelSession(QObject):
         }
         for key in ("fid", "metrics"):
             if key in card:
-                info[key.upper() if key == "fid" else "Metrics"] = str(card[key])
+                info[key.upper() if key == "fid" else "Metrics"] = _describe(card[key])
         return info
+
+
+def _describe(value: object) -> str:
+    """A model card value for people: dictionaries as "name value" pairs, numbers with 3 significant digits."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_describe(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)

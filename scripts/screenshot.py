@@ -57,8 +57,11 @@ def main() -> int:
         slider.setSliderDown(False)
         wait_until(lambda c=count: window.doc.undo_stack.count() == c + 1)
     layer = window.doc.active_layer
+    import cv2
+
     mask = np.zeros(window.doc.size[::-1], np.float32)
-    mask[330:400, 170:340] = 1
+    stroke = np.array([[150, 380], [220, 405], [300, 410], [370, 390]], np.int32)  # a brush stroke over damage
+    cv2.polylines(mask, [stroke], False, 1.0, thickness=34, lineType=cv2.LINE_AA)
     window.doc.set_mask(layer.id, mask)
     deadline = time.monotonic() + 0.5  # let the canvas repaint
     while time.monotonic() < deadline:

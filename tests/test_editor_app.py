@@ -59,6 +59,16 @@ def test_window_with_a_model_shows_its_card_and_directions(make_window, tiny_mod
     assert window.device_label.text().startswith("CPU")
 
 
+def test_model_panel_shows_metrics_readably(make_window, tmp_path):
+    from ganmodels.modelfile import save_model
+
+    G, cfg = tiny_generator()
+    path = tmp_path / "m.safetensors"
+    save_model(path, G, config=cfg, card={"name": "m", "metrics": {"SWDx1e3_avg": 114.8312, "images": 1000}})
+    window = make_window(model=path)
+    assert window.model_panel.values["Metrics"].text() == "SWDx1e3_avg 115, images 1000"
+
+
 def test_generate_adds_a_gan_layer_with_the_backend_pixels(make_window, tiny_model_file):
     window, _job = sample_window(make_window, tiny_model_file, seed=3, truncation=0.7)
     layer = window.doc.active_layer
