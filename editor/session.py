@@ -12,8 +12,6 @@ from ganmodels.device import describe
 from ganmodels.importers import load_any
 from ganmodels.modelfile import GanModel
 
-_keys = itertools.count(1)
-
 
 class ModelSession(QObject):
     """Holds the current model. Each load gets a new key, so requests made for an older model never render
@@ -30,6 +28,7 @@ class ModelSession(QObject):
         self.threads = threads  # the worker's torch threads (shown for the CPU)
         self.model: GanModel | None = None
         self.key = ""
+        self._keys = itertools.count(1)  # a new key per load
 
     @property
     def loaded(self) -> bool:
@@ -51,7 +50,7 @@ class ModelSession(QObject):
         """Use an already loaded model (or None to unload)."""
         old_key = self.key
         self.model = model
-        self.key = f"{model.name}#{next(_keys)}" if model is not None else ""
+        self.key = f"{model.name}#{next(self._keys)}" if model is not None else ""
         if model is not None:
             self._registry.set(self.key, model)
         if old_key:
