@@ -185,6 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 mapping_layers=args.map,
                 channel_base=args.cbase,
                 channel_max=args.cmax,
+                use_noise=not args.no_noise,
             ),
             D=DiscriminatorConfig(
                 img_resolution=res,
@@ -635,6 +636,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ema-kimg", type=float, default=None)
     s.add_argument("--augment", default="diffaugment", choices=["diffaugment", "ada", "none"])
     s.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on D")
+    s.add_argument(
+        "--no-noise",
+        action="store_true",
+        help="no per-pixel noise inputs in G: every detail comes from the latent (editable), as in StyleGAN3",
+    )
     s.add_argument("--xflip", action="store_true", help="random horizontal flips of the data")
     s.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     s.add_argument(

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ganmodels.cli import main
@@ -429,3 +430,21 @@ def test_sample_and_invert_accept_foreign_checkpoints(tmp_path):
         )
         == 0
     )
+
+
+def test_train_without_noise_inputs(tmp_path):
+    from ganmodels.modelfile import load_model
+
+    rng = np.random.default_rng(1)
+    data = tmp_path / "d.npz"
+    np.savez(data, images=rng.integers(0, 255, (8, 16, 16, 3), dtype=np.uint8))
+    run = tmp_path / "run"
+    args = ["--quiet", "train", str(data), "--out", str(run), "--kimg", "0.008", "--batch", "4", "--no-noise"]
+    args += ["--cbase", "64", "--cmax", "16", "--z-dim", "8", "--w-dim", "8", "--snap-kimg", "0.008"]
+    assert main(args) == 0
+    m = load_model(run / "model-latest.safetensors")
+    assert m.config.use_noise is False
+    assert not [k for k in m.G.state_dict() if "noise" in k]
+    ws = m.G.mapping(torch.randn([2, 8]), None)
+    a, b = (m.G.synthesis(ws, noise_mode=mode) for mode in ("random", "const"))
+    assert torch.equal(a, b)  # nothing random is left in the picture
