@@ -54,6 +54,7 @@ def test_invert_out_of_memory_retries_cheaper_and_still_adds_the_layer(make_wind
     job = window.editor.invert_image(steps=10)
     assert job is not None and not errors
     assert calls == ["D-features", None]  # the retry drops the perceptual term
+    assert "Out of memory: retried without the perceptual loss" in window.runner.job(job.id).message
     assert len(window.doc.layers) == before + 1 and window.doc.active_layer.kind == "gan"
 
 

@@ -100,6 +100,12 @@ class _BackendJob:
     preview_rect: Rect | None  # where its previews go on the canvas (None: not shown)
 
 
+def oom_retry_description(model: Any) -> str:
+    """How ``oom_variant`` retries, for the user."""
+    on_cpu = next(model.G.parameters()).device.type == "cpu"
+    return "without the perceptual loss" if on_cpu else "on the CPU"
+
+
 def oom_variant(model: Any) -> tuple[Any, bool]:
     """What a backend job retries with after running out of memory: a CPU copy of a GPU model, or on the CPU the
     same model without the discriminator-feature perceptual term (its activations are the largest). Called on the
@@ -269,12 +275,15 @@ class EditorController(QObject):
         description: str = "",
         preview_rect: Rect | None = None,
         retry_on_oom: Callable[[], Iterator[Any]] | None = None,
+        retry_description: str = "with a smaller batch",
     ) -> Job:
         """Run a backend generator on the worker; ``on_result(result)`` runs on the GUI thread when it finishes,
         unless the document was replaced meanwhile. Failures become an error message. With ``preview_rect``, the
         steps' previews are shown there on the canvas (at most every ``PREVIEW_INTERVAL`` s) until the job ends.
         ``retry_on_oom`` makes the cheaper variant the worker runs once if the job runs out of memory."""
-        request = GeneratorJobRequest(kind, make_generator, description or kind, retry_on_oom=retry_on_oom)
+        request = GeneratorJobRequest(
+            kind, make_generator, description or kind, retry_on_oom=retry_on_oom, retry_description=retry_description
+        )
         job = self.runner.submit(request)
         if job.active:
             self._backend_jobs[job.id] = _BackendJob(on_result, self._generation, preview_rect)
@@ -576,14 +585,12 @@ class EditorController(QObject):
                 f"Inverted with pivotal tuning: PSNR {result.psnr_inverted:.2f} -> {result.psnr:.2f} dB on known pixels"
             )
 
-        retry = lambda: make(*oom_variant(model))  # noqa: E731
+        retry = dict(retry_on_oom=lambda: make(*oom_variant(model)), retry_description=oom_retry_description(model))
         if pti_steps:
             description = f"Invert + pivotal tuning ({steps} + {pti_steps} steps)"
-            return self.run_backend_job(
-                "invert", make, done_pti, description=description, preview_rect=rect, retry_on_oom=retry
-            )
+            return self.run_backend_job("invert", make, done_pti, description=description, preview_rect=rect, **retry)
         return self.run_backend_job(
-            "invert", make, done, description=f"Invert ({steps} steps)", preview_rect=rect, retry_on_oom=retry
+            "invert", make, done, description=f"Invert ({steps} steps)", preview_rect=rect, **retry
         )
 
     def inpaint(self, method: str, *, steps: int = 150) -> Job | None:
@@ -625,8 +632,12 @@ class EditorController(QObject):
             self.doc.add_layer(new, text=f"Inpaint ({method})")
             self.status.emit(f"Inpainted with {method}")
 
-        retry = (lambda: make(*oom_variant(model))) if needs_model else None
-        return self.run_backend_job("inpaint", make, done, description=f"Inpaint ({method})", retry_on_oom=retry)
+        retry = (
+            dict(retry_on_oom=lambda: make(*oom_variant(model)), retry_description=oom_retry_description(model))
+            if needs_model
+            else {}
+        )
+        return self.run_backend_job("inpaint", make, done, description=f"Inpaint ({method})", **retry)
 
     # ----------------------------------------------------------------------------------------------------------
     # Mask
