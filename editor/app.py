@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.open_image(images[0])
     code = app.exec()
     # No compiler child process outlives the app; interpreter shutdown under a running compile thread is unsafe.
-    if not window.runner.models.cancel_compiles(timeout=5.0):
+    if not window.runner.models.cancel_compiles(timeout=10.0):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

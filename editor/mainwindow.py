@@ -474,13 +474,13 @@ class MainWindow(QMainWindow):
         return box
 
     def confirm_discard(self) -> bool:
-        """Ask before replacing a document that has changes (there is no native save format yet)."""
+        """Ask before replacing a document that has unsaved changes."""
         if not self.ask_before_discarding or self.doc.undo_stack.isClean():
             return True
         answer = QMessageBox.question(
             self,
             "Discard changes?",
-            "The current image has changes that were not exported. Discard them?",
+            "The current image has unsaved changes. Discard them?",
             QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )

@@ -395,10 +395,12 @@ def test_main_entry_point_opens_files(qtbot, tmp_path, tiny_model_file, monkeypa
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
     monkeypatch.setattr(QApplication, "exec", lambda _self: 0)  # return instead of running the event loop
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the recovery folder, not the user's
     image = tmp_path / "pic.png"
     Image.fromarray(np.full([24, 32, 3], 200, np.uint8)).save(image)
     before = set(QApplication.topLevelWidgets())
-    assert app.main([str(tiny_model_file), str(image)]) == 0
+    # --no-compile: main's last resort against a stuck compiler thread is os._exit, fatal inside pytest
+    assert app.main(["--no-compile", str(tiny_model_file), str(image)]) == 0
     (window,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w not in before]
     qtbot.addWidget(window)
     assert window.isVisible() and window.session.loaded and window.doc.size == (32, 24)
