@@ -295,20 +295,19 @@ class ModelRegistry:
             renderers = list(self._renderers.values())
         return any(r.state == CompileState.COMPILING for r in renderers)
 
+    def _lookup(self, table: dict[str, Any], key: str) -> Any:
+        with self._lock:
+            value = table.get(key)
+        if value is None:
+            raise ValueError(f"no model is loaded for {key!r}")
+        return value
+
     def renderer(self, key: str) -> FastSynthesis:
         """The batch-1 renderer of a registered model."""
-        with self._lock:
-            renderer = self._renderers.get(key)
-        if renderer is None:
-            raise ValueError(f"no model is loaded for {key!r}")
-        return renderer
+        return self._lookup(self._renderers, key)
 
     def get(self, key: str) -> Any:
-        with self._lock:
-            model = self._models.get(key)
-        if model is None:
-            raise ValueError(f"no model is loaded for {key!r}")
-        return model
+        return self._lookup(self._models, key)
 
 
 def render_ws(G: Any, ws: np.ndarray, *, noise_mode: str = "const") -> np.ndarray:

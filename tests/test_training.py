@@ -62,14 +62,20 @@ def test_training_lowers_d_loss_and_moves_g_towards_data():
     assert last < first, (first, last)
 
 
-def test_resume_reproduces_the_next_step_exactly(tmp_path):
+def trained(cfg: TrainConfig, steps: int, path):
+    """(state, augmenter, data) after ``steps`` steps, with a checkpoint saved at ``path``."""
     data = ToyData()
-    cfg = tiny_config(augment="diffaugment", r1_interval=2)
     state = new_state(cfg)
     aug = _Augmenter(cfg, 0.0)
-    for _ in range(3):
+    for _ in range(steps):
         train_step(state, data.sample(8, generator=state.rng), aug)
-    path = save_checkpoint(state, tmp_path / "snapshot-000000k-00000003.safetensors")
+    save_checkpoint(state, path)
+    return state, aug, data
+
+
+def test_resume_reproduces_the_next_step_exactly(tmp_path):
+    path = tmp_path / "snapshot-000000k-00000003.safetensors"
+    state, aug, data = trained(tiny_config(augment="diffaugment", r1_interval=2), 3, path)
     train_step(state, data.sample(8, generator=state.rng), aug)  # step index 3
     train_step(state, data.sample(8, generator=state.rng), aug)  # step index 4: an R1 step
     resumed = load_checkpoint(path)
@@ -86,13 +92,8 @@ def test_resume_reproduces_the_next_step_exactly(tmp_path):
 
 
 def test_resume_can_switch_to_channels_last(tmp_path):
-    data = ToyData()
-    cfg = tiny_config(augment="none", r1_interval=2)
-    state = new_state(cfg)
-    aug = _Augmenter(cfg, 0.0)
-    for _ in range(2):
-        train_step(state, data.sample(8, generator=state.rng), aug)
-    path = save_checkpoint(state, tmp_path / "snapshot-000000k-00000002.safetensors")
+    path = tmp_path / "snapshot-000000k-00000002.safetensors"
+    state, aug, data = trained(tiny_config(augment="none", r1_interval=2), 2, path)
     resumed = load_checkpoint(path, channels_last=True)
     assert resumed.config.channels_last
     conv = resumed.D.b16.conv0.weight
