@@ -25,7 +25,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--no-compile",
         action="store_true",
-        help="do not compile the slider renderer with torch.compile (it compiles in the background by default)",
+        help="do not build the compiled slider renderer (torch.export + AOTInductor, in the background by default)",
     )
     ap.add_argument("--version", action="version", version=f"gan-editor {__version__}")
     return ap.parse_args(argv)
