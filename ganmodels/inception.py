@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganmodels.metrics import ImageBatch, to_float_images
+from ganmodels.modelfile import state_dict_problems
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 NUM_CLASSES = 1008
@@ -259,20 +260,10 @@ def load_fid_inception(path: str | os.PathLike[str], *, device: torch.device | s
     model = FIDInceptionV3()
     expected = _expected_shapes(model)
     optional = {k for k in expected if k.endswith("num_batches_tracked")}  # absent in older / ported files
-    missing = sorted(set(expected) - set(state) - optional)
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k]))
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing keys (e.g. {missing[:3]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
-        if wrong:
-            k = wrong[0]
-            details.append(f"{len(wrong)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k])})")
+    problems = state_dict_problems(expected, state, optional=optional)
+    if problems:
         what = f"{os.fspath(path)!r} is not the FID Inception-v3 state dict ({FID_WEIGHTS_FILENAME})"
-        raise ValueError(f"{what}: " + "; ".join(details))
+        raise ValueError(f"{what}: " + "; ".join(problems))
     full = dict(model.state_dict())
     full.update(state)
     model.load_state_dict(full, strict=True)

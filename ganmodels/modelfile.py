@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,25 @@ def load_component(path: str | Path, name: str) -> tuple[str, dict[str, Any], di
     return info["kind"], info["config"], sd
 
 
+def state_dict_problems(
+    expected: Mapping[str, Sequence[int]], state: Mapping[str, torch.Tensor], *, optional: Iterable[str] = ()
+) -> list[str]:
+    """What keeps ``state`` from loading into a module with these parameter shapes ([] when it fits): missing and
+    unexpected keys and wrong shapes, each with the first offenders. Keys in ``optional`` may be missing."""
+    missing = sorted(set(expected) - set(state) - set(optional))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k]))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (e.g. {missing[:3]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+    if wrong:
+        shapes = [f"{k} {list(state[k].shape)} != {list(expected[k])}" for k in wrong[:3]]
+        problems.append(f"{len(wrong)} wrong shapes (e.g. {shapes})")
+    return problems
+
+
 def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanModel:
     """Load a native model file into an eval-mode fp32 Generator on ``device``."""
     path = Path(path)
@@ -197,18 +216,9 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanMo
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFileError(f"{path.name}: damaged tensor data ({e})") from None
     expected = G.state_dict()
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    wrong = sorted(k for k in set(sd) & set(expected) if sd[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
-        if wrong:
-            parts.append(f"wrong shapes {wrong[:3]}")
-        raise ModelFileError(f"{path.name}: weights do not match its config: {'; '.join(parts)}")
+    problems = state_dict_problems({k: v.shape for k, v in expected.items()}, sd)
+    if problems:
+        raise ModelFileError(f"{path.name}: weights do not match its config: {'; '.join(problems)}")
     G.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()})
     G.eval().requires_grad_(False).to(device)
     directions = {}

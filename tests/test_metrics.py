@@ -395,7 +395,7 @@ def test_load_fid_inception_rejects_wrong_files(inception_model: inc.FIDInceptio
     wrong_fc["fc.weight"], wrong_fc["fc.bias"] = torch.zeros(1000, 2048), torch.zeros(1000)  # torchvision's classes
     wrong = tmp_path / "wrong_fc.pth"
     torch.save(wrong_fc, wrong)
-    with pytest.raises(ValueError, match=r"shape mismatches .*fc\.(weight|bias)"):
+    with pytest.raises(ValueError, match=r"wrong shapes .*fc\.(weight|bias)"):
         inc.load_fid_inception(wrong)
 
     scripted = tmp_path / "scripted.pt"

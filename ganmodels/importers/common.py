@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganmodels.modelfile import GanModel, ModelFileError
+from ganmodels.modelfile import GanModel, ModelFileError, state_dict_problems
 
 Component = tuple[str, dict[str, Any], dict[str, torch.Tensor]]
 
@@ -26,19 +26,9 @@ class Imported:
 def load_weights(module: nn.Module, sd: Mapping[str, torch.Tensor], *, source: str) -> None:
     """Load ``sd`` into ``module`` requiring exactly its keys and shapes; errors name the first offenders."""
     expected = module.state_dict()
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    wrong = sorted(k for k in set(sd) & set(expected) if tuple(sd[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
-        if wrong:
-            shapes = [f"{k} {list(sd[k].shape)} != {list(expected[k].shape)}" for k in wrong[:3]]
-            parts.append(f"wrong shapes {shapes}")
-        raise ModelFileError(f"{source}: the weights do not fit the inferred architecture: {'; '.join(parts)}")
+    problems = state_dict_problems({k: v.shape for k, v in expected.items()}, sd)
+    if problems:
+        raise ModelFileError(f"{source}: the weights do not fit the inferred architecture: {'; '.join(problems)}")
     module.load_state_dict({k: v.detach().to(expected[k].dtype) for k, v in sd.items()})
 
 
