@@ -61,7 +61,7 @@ def main() -> None:
             if net is None:
                 print(f"{name:>14}   (the model has no trained inpainter)")
                 continue
-            kw = dict(G=model.G, net=net)
+            kw = dict(net=net)
         inp = create_inpainter(name, **kw)
         ps, ss, pd, times = [], [], [], []
         for img, mask in cases:

@@ -444,7 +444,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
         model, device = _load(args)
         if args.method == "gan-inpainter":
-            kwargs = dict(G=model.G, net=load_inpainter(model, device=device), blend=args.blend)
+            kwargs = dict(net=load_inpainter(model, device=device), blend=args.blend)
         else:
             kwargs = dict(
                 G=model.G,
@@ -513,40 +513,65 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_train_inpainter(args: argparse.Namespace) -> int:
     import torch
+    from PIL import Image
 
-    from ganmodels.components import load_inpainter, load_perceptual, resave_with
-    from ganmodels.ganinpainter import INPAINTER_KIND, new_inpainter_net, train_inpainter
+    from ganmodels.components import load_inpainter, resave_with
+    from ganmodels.dataset import load_images
+    from ganmodels.ganinpainter import (
+        InpainterTrainer,
+        InpainterTrainOptions,
+        InpaintNetConfig,
+        holdout_indices,
+        inpainter_component,
+    )
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, device = _load(args)
-    net = load_inpainter(model, device=device) if not args.fresh else None
-    if net is None:
-        net = new_inpainter_net(model.G)
-    dataset = None
-    if args.data:
-        from ganmodels.dataset import ImageDataset
+    images = load_images(args.data)
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    snap = run_dir / "inpainter-snapshot.safetensors" if run_dir else None
+    if snap is not None and snap.exists() and not args.fresh:
+        trainer = InpainterTrainer.load(snap, images, device=device)
+        print(f"resumed {snap} at step {trainer.step}")
+    else:
+        net = None if args.fresh else load_inpainter(model, device=device)
+        crop = min(args.crop, images.shape[1]) // 8 * 8  # small pictures are trained whole
+        options = InpainterTrainOptions(
+            batch_size=args.batch, crop=crop, lr=args.lr, d_lr=args.lr, adv_weight=args.adv_weight, seed=args.seed
+        )
+        trainer = InpainterTrainer(
+            images, options=options, net=net, net_config=InpaintNetConfig(channels=args.channels), device=device
+        )
+    held_out = holdout_indices(len(images), trainer.options.holdout_every)[: args.eval_images]
 
-        dataset = ImageDataset.from_path(args.data, xflip=True)
-    g = torch.Generator(device=device).manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    bar = _tqdm(total=args.steps, desc="inpainter", unit="step", disable=args.quiet)
+    def snapshot(preview) -> None:
+        if run_dir is None:
+            return
+        trainer.save(snap)
+        if preview is not None:
+            Image.fromarray(preview).save(run_dir / "inpainter-preview.png")
+        if len(held_out):
+            record = {"step": trainer.step, "hours": round(trainer.seconds / 3600, 3)}
+            record["psnr_held_out"] = round(trainer.evaluate(held_out), 3)
+            with open(run_dir / "inpainter-metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    bar = _tqdm(total=args.steps, initial=trainer.step, desc="inpainter", unit="step", disable=args.quiet)
+    last_snap = time.monotonic()
     s = None
-    for s in train_inpainter(
-        net,
-        model.G,
-        dataset=dataset,
-        num_steps=args.steps,
-        batch_size=args.batch,
-        lr=args.lr,
-        perceptual=load_perceptual(model, device=device),
-        generator=g,
-        rng=rng,
-    ):
+    for s in trainer.run(args.steps, preview_every=args.preview_every):
         bar.update(1)
         bar.set_postfix(psnr_hole=f"{s.psnr_hole:.2f}", refresh=False)
+        if run_dir is not None and time.monotonic() - last_snap > 60 * args.snap_minutes:
+            snapshot(s.preview)
+            last_snap = time.monotonic()
     bar.close()
-    sd = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    out = resave_with(model, args.out or model.path, add={"inpainter": (INPAINTER_KIND, net.config.to_dict(), sd)})
-    print(f"wrote {out} with an inpainter (last hole PSNR {s.psnr_hole:.2f} dB)")
+    if s is not None:
+        snapshot(s.preview)
+    out = resave_with(model, args.out or model.path, add={"inpainter": inpainter_component(trainer.net)})
+    last = f" (last batch hole PSNR {s.psnr_hole:.2f} dB)" if s is not None else ""
+    print(f"wrote {out} with an inpainter trained {trainer.step} steps{last}")
     return 0
 
 
@@ -717,13 +742,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_metrics)
 
-    s = sub.add_parser("train-inpainter", help="train the model's feed-forward GAN inpainter")
+    s = sub.add_parser(
+        "train-inpainter", help="train the feed-forward GAN inpainter of a model's domain and store it in the model"
+    )
     s.add_argument("model", nargs="?")
-    s.add_argument("--data", default=None, help="domain dataset (.npz / folder); else only generated samples")
-    s.add_argument("--steps", type=int, default=2000)
-    s.add_argument("--batch", type=int, default=16)
-    s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--fresh", action="store_true")
+    s.add_argument("--data", required=True, help="domain dataset (.npz / folder), e.g. 256 px pictures")
+    s.add_argument("--steps", type=int, default=2000, help="total steps (a resumed run continues up to this)")
+    s.add_argument("--batch", type=int, default=8)
+    s.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 8)")
+    s.add_argument("--channels", type=int, default=32)
+    s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--adv-weight", type=float, default=0.01, help="patch-discriminator loss weight (0: L1 only)")
+    s.add_argument("--run-dir", default=None, help="folder for resumable snapshots, previews and metrics")
+    s.add_argument("--snap-minutes", type=float, default=10.0)
+    s.add_argument("--preview-every", type=int, default=50)
+    s.add_argument("--eval-images", type=int, default=50, help="held-out images scored at each snapshot")
+    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    s.add_argument("--fresh", action="store_true", help="ignore the model's inpainter and the run's snapshot")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=None, help="output model file (default: overwrite the input)")
     s.set_defaults(func=cmd_train_inpainter)

@@ -84,5 +84,11 @@ def load_inpainter(model: GanModel, *, device: torch.device | str = "cpu") -> An
         return None
     kind, cfg, sd = load_component(model.path, "inpainter")
     if kind != INPAINTER_KIND:
-        raise ModelFileError(f"unknown inpainter kind {kind!r}")
-    return inpainter_from_state(cfg, {k: v.float() for k, v in sd.items()}).to(device)
+        raise ModelFileError(
+            f"this model's inpainter is of an unknown or retired kind ({kind!r}); retrain it with "
+            "ganmodels train-inpainter --fresh"
+        )
+    try:
+        return inpainter_from_state(cfg, {k: v.float() for k, v in sd.items()}).to(device)
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise ModelFileError(f"the model's inpainter does not fit its own description: {e}") from e

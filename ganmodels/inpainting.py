@@ -8,7 +8,8 @@ Methods:
 - ``telea``, ``ns``: OpenCV's fast marching (Telea 2004) and Navier-Stokes inpainting.
 - ``fsr-fast``, ``fsr-best``: OpenCV contrib's frequency-selective reconstruction (``cv2.xphoto.inpaint``;
   its mask convention is the reverse: non-zero = known).
-- ``gan-inpainter``: a trained feed-forward network (``ganmodels.ganinpainter``), one pass per image.
+- ``gan-inpainter``: a trained feed-forward network (``ganmodels.ganinpainter``: gated convolutions trained with
+  a patch discriminator), one pass per image at the image's own resolution.
 - ``gan-inversion``: masked inversion into the loaded StyleGAN, then feathered (or Poisson) blending; for images
   of the model's domain at any size (a square crop around the mask is resized to the model and pasted back).
 """
@@ -301,18 +302,16 @@ _REGISTRY: dict[str, Callable[..., Inpainter]] = {
 }
 
 
-def _gan_inpainter(*, G: Any, net: Any = None, **kw: Any) -> Inpainter:
+def _gan_inpainter(*, net: Any = None, **kw: Any) -> Inpainter:
     from ganmodels.ganinpainter import GanInpainter
 
     if net is None:
         raise InpaintError(
             "this model has no trained inpainter: use gan-inversion or train one (ganmodels train-inpainter)"
         )
-    kw.pop("num_steps", None)
-    kw.pop("perceptual", None)
-    kw.pop("encoder", None)
-    kw.pop("seed", None)
-    return GanInpainter(G, net, **kw)
+    for unused in ("G", "num_steps", "perceptual", "encoder", "seed"):
+        kw.pop(unused, None)
+    return GanInpainter(net, **kw)
 
 
 def available_methods() -> list[str]:

@@ -15,15 +15,17 @@ def free_form_mask(
     rng: np.random.Generator,
     area_range: tuple[float, float] = (0.1, 0.4),
     max_tries: int = 50,
+    scale: float | None = None,
 ) -> np.ndarray:
     """Brush-stroke mask in the style of DeepFill v2's free-form masks, with covered area in ``area_range``.
 
-    Strokes are polylines of random length, angle and width; boxes are added sometimes. Returns float32 [h, w].
+    Strokes are polylines of random length, angle and width; boxes are added sometimes. Stroke sizes are those
+    of DeepFill's 256 px masks times ``scale`` (default: min(h, w) / 256). Returns float32 [h, w].
     """
     lo, hi = area_range
     target = rng.uniform(lo, hi)
     mask = np.zeros((h, w), np.uint8)
-    scale = min(h, w) / 256
+    scale = min(h, w) / 256 if scale is None else scale
     for _ in range(max_tries):
         if rng.random() < 0.2:
             bh = int(rng.uniform(0.15, 0.5) * h)
@@ -47,8 +49,9 @@ def free_form_mask(
     if mask.mean() > hi:  # too much: erode until inside the range (never below lo if possible)
         kernel = np.ones((3, 3), np.uint8)
         while mask.mean() > hi:
-            eroded = cv2.erode(mask, kernel)
-            if eroded.mean() < lo or eroded.sum() == 0:
+            # outside the picture counts as unmasked, so a mask covering everything shrinks too
+            eroded = cv2.erode(mask, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            if eroded.mean() < lo or eroded.sum() == 0 or np.array_equal(eroded, mask):
                 break
             mask = eroded
     return mask.astype(np.float32)

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from ganmodels.ganinpainter import new_inpainter_net, train_inpainter
+from ganmodels.ganinpainter import (
+    GanInpainter,
+    InpainterTrainer,
+    InpainterTrainOptions,
+    InpaintNetConfig,
+    fill,
+    holdout_indices,
+    new_inpainter_net,
+)
 from ganmodels.inpainting import (
     InpaintError,
     available_methods,
@@ -36,9 +44,8 @@ def _make(name):
         G, _ = tiny_generator()
         return create_inpainter(name, G=G, num_steps=10)
     if name == "gan-inpainter":
-        G, _ = tiny_generator()
         torch.manual_seed(0)
-        return create_inpainter(name, G=G, net=new_inpainter_net(G, channels=8, channel_max=16))
+        return create_inpainter(name, net=new_inpainter_net(channels=8, dilations=(1, 2)))
     return create_inpainter(name)
 
 
@@ -122,32 +129,106 @@ def test_crop_box_and_feather():
     assert f[mask == 0].max() == 0 and f[15, 160] == 1 and 0 < f[10, 160] < 1
 
 
+def _toy_images(n=24, res=32, seed=0):
+    """Coloured discs on white: uint8 [n, res, res, 3]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:res, 0:res]
+    out = np.full((n, res, res, 3), 255, np.uint8)
+    for i in range(n):
+        cy, cx = rng.uniform(0.35, 0.65, 2) * res
+        r = rng.uniform(0.2, 0.35) * res
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+        out[i][inside] = rng.integers(0, 200, 3)
+    return out
+
+
+def _small_options(**kw):
+    base = dict(batch_size=4, crop=32, lr=2e-3, d_lr=2e-3, holdout_every=6, seed=0)
+    base.update(kw)
+    return InpainterTrainOptions(**base)
+
+
 def test_gan_inpainter_training_lowers_hole_loss_and_needs_a_net():
-    G, _ = tiny_generator()
-    torch.manual_seed(0)
-    net = new_inpainter_net(G, channels=16, channel_max=32)
-    steps = list(
-        train_inpainter(
-            net,
-            G,
-            num_steps=80,
-            batch_size=8,
-            lr=2e-3,
-            generator=torch.Generator().manual_seed(0),
-            rng=np.random.default_rng(0),
-        )
+    trainer = InpainterTrainer(
+        _toy_images(), options=_small_options(), net_config=InpaintNetConfig(channels=8, dilations=(1, 2))
     )
+    steps = list(trainer.run(60))
+    assert [s.step for s in steps] == list(range(1, 61)) and trainer.step == 60
     first = np.mean([s.losses["hole"] for s in steps[:5]])
     last = np.mean([s.losses["hole"] for s in steps[-5:]])
-    assert last < 0.8 * first, (first, last)
+    assert last < 0.7 * first, (first, last)
+    assert set(steps[-1].losses) == {"hole", "valid", "adv", "D"}
     with pytest.raises(InpaintError, match="no trained inpainter"):
-        create_inpainter("gan-inpainter", G=G)
+        create_inpainter("gan-inpainter", G=None)
+
+
+def test_inpainter_training_never_sees_held_out_images():
+    images = _toy_images(n=13)
+    held = holdout_indices(13, 6)
+    assert held.tolist() == [0, 6, 12]
+    trainer = InpainterTrainer(images, options=_small_options(), net_config=InpaintNetConfig(channels=4, dilations=(1,)))
+    assert sorted(set(trainer.train_indices.tolist()) | set(held.tolist())) == list(range(13))
+    assert not set(trainer.train_indices.tolist()) & set(held.tolist())
+    assert holdout_indices(5, 0).size == 0
+
+
+def test_inpainter_resume_reproduces_the_same_next_steps(tmp_path):
+    images = _toy_images()
+    cfg = InpaintNetConfig(channels=4, dilations=(1, 2))
+    a = InpainterTrainer(images, options=_small_options(), net_config=cfg)
+    list(a.run(3))
+    snap = a.save(tmp_path / "snap.safetensors")
+    list(a.run(5))
+    b = InpainterTrainer.load(snap, images)
+    assert b.step == 3 and b.options == a.options
+    list(b.run(5))
+    for (k, va), vb in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        assert torch.equal(va, vb), k
+    for va, vb in zip(a.D.state_dict().values(), b.D.state_dict().values()):
+        assert torch.equal(va, vb)
+    with pytest.raises(ValueError, match="not an inpainter training snapshot"):
+        from ganmodels.stio import save_safetensors
+
+        InpainterTrainer.load(save_safetensors(tmp_path / "x.safetensors", {"a": torch.zeros(1)}, {}), images)
+
+
+def test_inpainter_fill_ignores_hole_content_and_takes_any_size():
+    torch.manual_seed(0)
+    net = new_inpainter_net(channels=4, dilations=(1, 2)).eval()
+    img = torch.rand(1, 3, 37, 45) * 2 - 1  # not a multiple of 8
+    mask = torch.zeros(1, 1, 37, 45)
+    mask[..., 10:20, 5:30] = 1
+    other = img.clone()
+    other[..., 10:20, 5:30] = 0.7  # different content under the hole
+    a, b = fill(net, img, mask), fill(net, other, mask)
+    assert a.shape == (1, 3, 37, 45)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        net(img, mask)
+
+
+def test_gan_inpainter_shrinks_big_crops_and_keeps_known_pixels():
+    torch.manual_seed(0)
+    inp = GanInpainter(new_inpainter_net(channels=4, dilations=(1,)), max_size=64)
+    rng = np.random.default_rng(0)
+    image = rng.random((150, 210, 3)).astype(np.float32)
+    mask = np.zeros((150, 210), np.float32)
+    mask[20:120, 30:190] = 1  # crop of about 150 x 210 > max_size: filled at 64 px and scaled back
+    result = inp(image, mask)
+    assert result.shape == image.shape
+    assert np.array_equal(result[mask == 0], image[mask == 0])
+    assert not np.allclose(result[mask == 1], image[mask == 1])
+    same = inp(image, np.zeros_like(mask))
+    assert np.array_equal(same, image)
 
 
 def test_free_form_masks_cover_the_requested_area():
     rng = np.random.default_rng(0)
     areas = [free_form_mask(64, 64, rng=rng, area_range=(0.1, 0.4)).mean() for _ in range(30)]
     assert min(areas) >= 0.1 - 1e-6 and max(areas) <= 0.4 + 1e-6
+    # strokes as wide as the picture (scale 4 on 16 px) cover it all; the mask is shrunk from the border
+    big = [free_form_mask(16, 16, rng=rng, area_range=(0.1, 0.5), scale=4.0).mean() for _ in range(10)]
+    assert max(big) <= 0.5 + 1e-6
     assert max(areas) - min(areas) > 0.1  # varied
 
 

@@ -620,7 +620,7 @@ class EditorController(QObject):
 
             kw = {}
             if method == "gan-inpainter":
-                kw = dict(G=model.G, net=load_inpainter(model))
+                kw = dict(net=load_inpainter(model))
             elif needs_model:
                 perceptual = None if cheap else load_perceptual(model)
                 kw = dict(G=model.G, num_steps=steps, perceptual=perceptual, encoder=load_encoder(model))
