@@ -1,7 +1,8 @@
 """Inpainting on held-in domain images with free-form masks (10-40% area): PSNR, SSIM, a perceptual distance
 (discriminator features of the model) and ms per image, for every method in one run.
 
-    python bench/inpainting.py --data data.npz [--model M] [--images 16] [--size 256] [--steps 100]
+    python bench/inpainting.py --data fluent-emoji-3d-256.npz [--model M] [--images 16] [--size 256] [--steps 100]
+        [--subset held-in|held-out|all]
 Goals (issue 5): the GAN methods beat fsr-fast on the domain; gan-inpainter <= 1 s at 256 px.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from ganmodels.components import load_encoder, load_inpainter, load_perceptual
+from ganmodels.ganinpainter import holdout_indices
 from ganmodels.inpainting import available_methods, create_inpainter
 from ganmodels.losses import psnr, ssim
 from ganmodels.masks import free_form_mask
@@ -35,6 +37,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100, help="gan-inversion steps")
     ap.add_argument("--methods", nargs="*", default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--subset",
+        default="held-in",
+        choices=["held-in", "held-out", "all"],
+        help="images the inpainter trained on (held-in) or the ones every --holdout-every-th it never saw",
+    )
+    ap.add_argument("--holdout-every", type=int, default=20, help="as in train-inpainter")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from ganmodels.dataset import load_images
@@ -43,14 +52,27 @@ def main() -> None:
     perceptual = load_perceptual(model)
     imgs = load_images(args.data)
     rng = np.random.default_rng(0)
-    idx = rng.choice(len(imgs), args.images, replace=False)
+    held = holdout_indices(len(imgs), args.holdout_every)
+    pool = {
+        "held-in": np.setdiff1d(np.arange(len(imgs)), held),
+        "held-out": held,
+        "all": np.arange(len(imgs)),
+    }[args.subset]
+    idx = rng.choice(pool, min(args.images, len(pool)), replace=False)
     cases = []
     for i in idx:
-        img = cv2.resize(imgs[i], (args.size, args.size), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+        img = imgs[i]
+        if img.shape[0] != args.size:
+            interp = cv2.INTER_AREA if img.shape[0] > args.size else cv2.INTER_CUBIC
+            img = cv2.resize(img, (args.size, args.size), interpolation=interp)
+        img = img.astype(np.float32) / 255
         mask = free_form_mask(args.size, args.size, rng=rng, area_range=(0.1, 0.4))
         cases.append((np.clip(img, 0, 1), mask))
     methods = args.methods or available_methods()
-    print(f"{len(cases)} images at {args.size}px from {args.data}, masks 10-40% area, model {model.name}")
+    print(
+        f"{len(cases)} {args.subset} images at {args.size}px from {args.data} ({imgs.shape[1]}px), "
+        f"masks 10-40% area, model {model.name}"
+    )
     print(f"{'method':>14} {'PSNR':>7} {'SSIM':>6} {'D-perc':>7} {'ms/img':>8}")
     for name in methods:
         kw = {}

@@ -545,9 +545,12 @@ def cmd_train_inpainter(args: argparse.Namespace) -> int:
         )
     held_out = holdout_indices(len(images), trainer.options.holdout_every)[: args.eval_images]
 
+    snapped = {"step": trainer.step}
+
     def snapshot(preview) -> None:
         if run_dir is None:
             return
+        snapped["step"] = trainer.step
         trainer.save(snap)
         if preview is not None:
             Image.fromarray(preview).save(run_dir / "inpainter-preview.png")
@@ -559,16 +562,17 @@ def cmd_train_inpainter(args: argparse.Namespace) -> int:
 
     bar = _tqdm(total=args.steps, initial=trainer.step, desc="inpainter", unit="step", disable=args.quiet)
     last_snap = time.monotonic()
-    s = None
+    s = preview = None
     for s in trainer.run(args.steps, preview_every=args.preview_every):
         bar.update(1)
         bar.set_postfix(psnr_hole=f"{s.psnr_hole:.2f}", refresh=False)
+        preview = s.preview if s.preview is not None else preview
         if run_dir is not None and time.monotonic() - last_snap > 60 * args.snap_minutes:
-            snapshot(s.preview)
+            snapshot(preview)
             last_snap = time.monotonic()
     bar.close()
-    if s is not None:
-        snapshot(s.preview)
+    if trainer.step != snapped["step"]:
+        snapshot(preview)
     out = resave_with(model, args.out or model.path, add={"inpainter": inpainter_component(trainer.net)})
     last = f" (last batch hole PSNR {s.psnr_hole:.2f} dB)" if s is not None else ""
     print(f"wrote {out} with an inpainter trained {trainer.step} steps{last}")

@@ -317,13 +317,24 @@ def test_train_inpainter_then_inpaint(tmp_path, tiny_model_file):
     out_model = tmp_path / "with_inp.safetensors"
     run = tmp_path / "inp_run"
     train = ["--quiet", "train-inpainter", str(tiny_model_file), "--data", str(data), "--batch", "2", "--crop", "16"]
-    train += ["--channels", "4", "--run-dir", str(run), "--eval-images", "1", "--preview-every", "1"]
-    assert main([*train, "--steps", "2", "--out", str(out_model)]) == 0
+    train += [
+        "--channels",
+        "4",
+        "--run-dir",
+        str(run),
+        "--eval-images",
+        "1",
+        "--preview-every",
+        "1",
+        "--snap-minutes",
+        "0",
+    ]
+    assert main([*train, "--steps", "2", "--out", str(out_model)]) == 0  # a snapshot after every step
     assert load_model(out_model).components["inpainter"]["kind"] == "gated-unet"
     assert (run / "inpainter-preview.png").exists()
     assert json.loads((run / "inpainter-metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
     assert main([*train, "--steps", "3", "--out", str(out_model)]) == 0  # resumes from the run's snapshot
-    assert [json.loads(x)["step"] for x in (run / "inpainter-metrics.jsonl").read_text().splitlines()] == [2, 3]
+    assert [json.loads(x)["step"] for x in (run / "inpainter-metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     img = np.full((40, 40, 3), 90, np.uint8)
     Image.fromarray(img).save(tmp_path / "img.png")
     mask = np.zeros((40, 40), np.uint8)

@@ -166,7 +166,9 @@ def test_inpainter_training_never_sees_held_out_images():
     images = _toy_images(n=13)
     held = holdout_indices(13, 6)
     assert held.tolist() == [0, 6, 12]
-    trainer = InpainterTrainer(images, options=_small_options(), net_config=InpaintNetConfig(channels=4, dilations=(1,)))
+    trainer = InpainterTrainer(
+        images, options=_small_options(), net_config=InpaintNetConfig(channels=4, dilations=(1,))
+    )
     assert sorted(set(trainer.train_indices.tolist()) | set(held.tolist())) == list(range(13))
     assert not set(trainer.train_indices.tolist()) & set(held.tolist())
     assert holdout_indices(5, 0).size == 0
