@@ -84,8 +84,16 @@ def test_oom_variant_moves_a_gpu_model_to_the_cpu_or_drops_the_perceptual_term(t
     assert not model.G.moved  # the loaded model is left where it was
 
 
-@pytest.mark.parametrize("method", ["telea", "gan-inversion"])
+@pytest.mark.parametrize("method", ["telea", "gan-inversion", "gan-inpainter"])
 def test_inpaint_fills_the_mask_into_a_new_layer(make_window, tiny_model_file, method):  # noqa: F811
+    if method == "gan-inpainter":
+        from ganmodels.components import resave_with
+        from ganmodels.ganinpainter import inpainter_component, new_inpainter_net
+        from ganmodels.modelfile import load_model
+
+        torch.manual_seed(0)
+        net = new_inpainter_net(channels=4, dilations=(1,))
+        resave_with(load_model(tiny_model_file), tiny_model_file, add={"inpainter": inpainter_component(net)})
     window, _ = sample_window(make_window, tiny_model_file, seed=2)
     doc = window.doc
     base = doc.active_layer
@@ -99,6 +107,19 @@ def test_inpaint_fills_the_mask_into_a_new_layer(make_window, tiny_model_file, m
     assert np.array_equal(new.pixels[..., 3] > 0, mask > 0)  # only the hole is covered
     flat = doc.flatten()
     assert np.array_equal(flat[mask == 0], flat_before[mask == 0])
+
+
+def test_gan_inpainter_without_a_trained_network_is_a_clear_error(make_window, tiny_model_file, qtbot):  # noqa: F811
+    window, _ = sample_window(make_window, tiny_model_file, seed=2)
+    errors = []
+    window.editor.error.connect(lambda title, msg: errors.append(msg))
+    mask = np.zeros((16, 16), np.float32)
+    mask[4:9, 5:11] = 1
+    window.doc.set_mask(window.doc.active_layer.id, mask)
+    n = len(window.doc.layers)
+    window.editor.inpaint("gan-inpainter")
+    qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+    assert "no trained inpainter" in errors[0] and len(window.doc.layers) == n
 
 
 def test_inpaint_without_a_mask_is_a_clear_error(make_window, tiny_model_file):  # noqa: F811
