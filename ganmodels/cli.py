@@ -573,7 +573,19 @@ def cmd_train_inpainter(args: argparse.Namespace) -> int:
     bar.close()
     if trainer.step != snapped["step"]:
         snapshot(preview)
-    out = resave_with(model, args.out or model.path, add={"inpainter": inpainter_component(trainer.net)})
+    card = dict(model.card)
+    card["inpainter"] = {
+        "network": f"gated-conv U-Net ({trainer.net.config.channels} channels) + SN-PatchGAN",
+        "data": Path(args.data).name,
+        "steps": trainer.step,
+        "batch": trainer.options.batch_size,
+        "crop": trainer.options.crop,
+        "hours": round(trainer.seconds / 3600, 2),
+        "held_out_every": trainer.options.holdout_every,
+    }
+    if len(held_out) and trainer.step:
+        card["inpainter"]["psnr_held_out_db"] = round(trainer.evaluate(held_out), 2)
+    out = resave_with(model, args.out or model.path, add={"inpainter": inpainter_component(trainer.net)}, card=card)
     last = f" (last batch hole PSNR {s.psnr_hole:.2f} dB)" if s is not None else ""
     print(f"wrote {out} with an inpainter trained {trainer.step} steps{last}")
     return 0

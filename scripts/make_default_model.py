@@ -21,7 +21,7 @@ from ganmodels.dataset import load_images
 from ganmodels.directions import sefa
 from ganmodels.generate import make_grid, seeds_to_ws, synthesize, to_uint8
 from ganmodels.metrics import DiscriminatorFeatures, compute_features, fid_from_features, swd
-from ganmodels.modelfile import load_model, save_model
+from ganmodels.modelfile import load_component, load_model, save_model
 from ganmodels.training import latest_checkpoint, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,11 @@ def main() -> None:
     ap.add_argument("data")
     ap.add_argument("--out", default=str(ROOT / "resources/models/fluent-emoji-64.safetensors"))
     ap.add_argument("--num", type=int, default=2000, help="images for the metrics")
+    ap.add_argument(
+        "--keep-from",
+        default=None,
+        help="carry the generator-independent inpainter over from this model file (default: the current --out)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     ckpt = latest_checkpoint(args.run)
@@ -85,13 +90,20 @@ def main() -> None:
                 description=f"SeFa direction {i + 1} of the {group} layers ({a}-{stop - 1})",
                 scale=d.scale,
             )
+    components = {"discriminator": discriminator_component(state.D, state.config.D)}
+    keep = Path(args.keep_from or args.out)
+    if keep.exists():  # the inpainter does not depend on the generator: keep it (the encoder does, so it goes)
+        old = load_model(keep)
+        if "inpainter" in old.components:
+            components["inpainter"] = load_component(keep, "inpainter")
+            card["inpainter"] = old.card.get("inpainter", {})
     with tempfile.TemporaryDirectory() as tmp:
         base = save_model(
             Path(tmp) / "base.safetensors",
             G,
             config=state.config.G,
             card=card,
-            components={"discriminator": discriminator_component(state.D, state.config.D)},
+            components=components,
         )
         model = load_model(base)
         out = resave_with(model, args.out, directions=directions, dtype=torch.float16)

@@ -335,6 +335,8 @@ def test_train_inpainter_then_inpaint(tmp_path, tiny_model_file):
     assert json.loads((run / "inpainter-metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
     assert main([*train, "--steps", "3", "--out", str(out_model)]) == 0  # resumes from the run's snapshot
     assert [json.loads(x)["step"] for x in (run / "inpainter-metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    card = load_model(out_model).card["inpainter"]
+    assert card["steps"] == 3 and card["crop"] == 16 and card["data"] == "d.npz" and "psnr_held_out_db" in card
     img = np.full((40, 40, 3), 90, np.uint8)
     Image.fromarray(img).save(tmp_path / "img.png")
     mask = np.zeros((40, 40), np.uint8)
