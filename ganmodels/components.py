@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ganmodels.losses import DiscriminatorPerceptual
-from ganmodels.modelfile import GanModel, ModelFileError, load_component, save_model
+from ganmodels.modelfile import GanModel, ModelFileError, generator_storage_dtype, load_component, save_model
 from ganmodels.networks import Discriminator, DiscriminatorConfig
 
 DISCRIMINATOR_KIND = "stylegan2-discriminator"
@@ -58,7 +58,13 @@ def resave_with(
     card: dict | None = None,
     dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write ``model`` to ``out`` keeping its components, adding / replacing ``add`` and optionally directions."""
+    """Write ``model`` to ``out`` keeping its components, adding / replacing ``add`` and optionally directions.
+
+    ``dtype`` None keeps the precision the model's file stores its generator in (an fp16 file stays fp16, and what
+    is added is stored in fp16 too)."""
+    if dtype is None and model.path is not None and Path(model.path).exists():
+        dtype = generator_storage_dtype(model.path)
+        dtype = None if dtype == torch.float32 else dtype
     comps: dict[str, tuple[str, dict[str, Any], dict[str, torch.Tensor]]] = {}
     if model.path is not None:
         for name in model.components:

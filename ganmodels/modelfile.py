@@ -163,6 +163,17 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def generator_storage_dtype(path: str | Path) -> torch.dtype:
+    """The dtype the file stores its generator's floating-point weights in (e.g. float16 for shipped models)."""
+    with safe_open(str(path), framework="pt") as f:
+        for k in f.keys():
+            if k.startswith("generator."):
+                t = f.get_tensor(k)
+                if t.is_floating_point():
+                    return t.dtype
+    return torch.float32
+
+
 def load_component(path: str | Path, name: str) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
     """(kind, config, state_dict) of an extra network stored in a model file."""
     meta = read_metadata(path)

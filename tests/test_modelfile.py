@@ -49,6 +49,24 @@ def test_fp16_storage_halves_size_and_stays_close(tmp_path):
     assert m.G.mapping.w_avg.dtype == torch.float32
 
 
+def test_resaving_keeps_the_files_precision(tmp_path):
+    from ganmodels.components import resave_with
+    from ganmodels.modelfile import generator_storage_dtype
+
+    G, cfg = tiny_generator()
+    p32 = save_model(tmp_path / "a.safetensors", G, config=cfg)
+    p16 = save_model(tmp_path / "b.safetensors", G, config=cfg, dtype=torch.float16)
+    extra = {"extra": ("x", {}, {"w": torch.full([3], 1 / 3)})}
+    r16 = resave_with(load_model(p16), tmp_path / "r16.safetensors", add=extra)
+    r32 = resave_with(load_model(p32), tmp_path / "r32.safetensors", add=extra)
+    assert generator_storage_dtype(r16) == torch.float16 and load_component(r16, "extra")[2]["w"].dtype == torch.float16
+    assert generator_storage_dtype(r32) == torch.float32 and torch.equal(
+        load_component(r32, "extra")[2]["w"], extra["extra"][2]["w"]
+    )
+    for k, v in load_model(r16).G.state_dict().items():
+        assert torch.equal(v, load_model(p16).G.state_dict()[k]), k
+
+
 def test_components_round_trip(tmp_path):
     G, cfg = tiny_generator()
     sd = {"layer.weight": torch.arange(6.0).reshape(2, 3)}
