@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +24,33 @@ def _tqdm(**kwargs):
     from tqdm import tqdm
 
     return tqdm(**kwargs)
+
+
+class _StopBetweenSteps:
+    """Turns the first Ctrl+C / SIGTERM into a request that a training loop honours between two steps (so its
+    last snapshot is exact); a second Ctrl+C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (saving a snapshot); Ctrl+C again to abort", file=sys.stderr)
+
+    def __enter__(self) -> _StopBetweenSteps:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -144,6 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         latest_checkpoint,
         load_checkpoint,
         new_state,
+        save_checkpoint,
         train,
     )
     from ganmodels.trainreport import SnapshotReporter
@@ -212,22 +242,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         reporter.write_config(state)
     bar = _tqdm(total=args.kimg, initial=state.cur_nimg / 1000, unit="kimg", disable=args.quiet or rank != 0)
     last = state.cur_nimg
-    for prog in train(
-        state,
-        dataset,
-        total_kimg=args.kimg,
-        run_dir=run_dir,
-        snapshot_minutes=args.snap_minutes,
-        snapshot_kimg=args.snap_kimg,
-        on_snapshot=reporter,
-    ):
-        if reporter is not None:
-            reporter.log(prog)
-        bar.update((state.cur_nimg - last) / 1000)
-        last = state.cur_nimg
-        bar.set_postfix(
-            G=f"{prog.losses['G']:.3f}", D=f"{prog.losses['D']:.3f}", p=f"{prog.augment_p:.2f}", refresh=False
-        )
+    with _StopBetweenSteps() as stop:
+        for prog in train(
+            state,
+            dataset,
+            total_kimg=args.kimg,
+            run_dir=run_dir,
+            snapshot_minutes=args.snap_minutes,
+            snapshot_kimg=args.snap_kimg,
+            on_snapshot=reporter,
+        ):
+            if reporter is not None:
+                reporter.log(prog)
+            bar.update((state.cur_nimg - last) / 1000)
+            last = state.cur_nimg
+            bar.set_postfix(
+                G=f"{prog.losses['G']:.3f}", D=f"{prog.losses['D']:.3f}", p=f"{prog.augment_p:.2f}", refresh=False
+            )
+            if stop.requested:  # (with several processes each rank stops; rank 0 saves)
+                if prog.checkpoint is None and reporter is not None:
+                    name = f"snapshot-{state.cur_nimg // 1000:06d}k-{state.step:08d}.safetensors"
+                    reporter(state, save_checkpoint(state, run_dir / name))
+                print(f"stopped at {state.cur_nimg / 1000:.1f} kimg; continue with --resume {run_dir}", file=sys.stderr)
+                break
     bar.close()
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -563,13 +600,16 @@ def cmd_train_inpainter(args: argparse.Namespace) -> int:
     bar = _tqdm(total=args.steps, initial=trainer.step, desc="inpainter", unit="step", disable=args.quiet)
     last_snap = time.monotonic()
     s = preview = None
-    for s in trainer.run(args.steps, preview_every=args.preview_every):
-        bar.update(1)
-        bar.set_postfix(psnr_hole=f"{s.psnr_hole:.2f}", refresh=False)
-        preview = s.preview if s.preview is not None else preview
-        if run_dir is not None and time.monotonic() - last_snap > 60 * args.snap_minutes:
-            snapshot(preview)
-            last_snap = time.monotonic()
+    with _StopBetweenSteps() as stop:
+        for s in trainer.run(args.steps, preview_every=args.preview_every):
+            bar.update(1)
+            bar.set_postfix(psnr_hole=f"{s.psnr_hole:.2f}", refresh=False)
+            preview = s.preview if s.preview is not None else preview
+            if run_dir is not None and time.monotonic() - last_snap > 60 * args.snap_minutes:
+                snapshot(preview)
+                last_snap = time.monotonic()
+            if stop.requested:
+                break
     bar.close()
     if trainer.step != snapped["step"]:
         snapshot(preview)

@@ -260,6 +260,34 @@ def test_dataset_build_and_train_and_export(tmp_path):
     assert m.card["kimg"] == 0.024 and "discriminator" in m.components
 
 
+def test_ctrl_c_stops_training_between_steps_with_a_snapshot(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from ganmodels.training import latest_checkpoint, load_checkpoint
+    from ganmodels.trainreport import SnapshotReporter
+
+    data = tmp_path / "d.npz"
+    np.savez(data, images=np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8))
+    log = SnapshotReporter.log
+
+    def log_then_interrupt(self, prog):
+        log(self, prog)
+        if prog.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl+C during step 3
+
+    monkeypatch.setattr(SnapshotReporter, "log", log_then_interrupt)
+    run = tmp_path / "run"
+    args = ["--quiet", "train", str(data), "--out", str(run), "--kimg", "10", "--batch", "4", "--cbase", "128"]
+    args += ["--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--precision", "fp32"]
+    assert main(args) == 0
+    assert "stopped at 0.0 kimg" in capsys.readouterr().err
+    state = load_checkpoint(latest_checkpoint(run))
+    assert state.step == 3 and state.cur_nimg == 12  # the state after a whole step, nothing lost
+    assert (run / "fakes-latest.png").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
 @pytest.mark.parametrize("method", ["telea", "fsr-best", "gan-inversion"])
 def test_inpaint_command(tmp_path, tiny_model_file, method):
     img = np.full((16, 16, 3), 200, np.uint8)
