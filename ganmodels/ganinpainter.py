@@ -304,9 +304,11 @@ class InpainterTrainer:
             raise ValueError("no training images left after the hold-out")
         self.train_indices = keep
         self.device = torch.device(device)
-        torch.manual_seed(opt.seed)  # network init uses the default generator
-        self.net = (net or InpaintNet(net_config)).to(self.device).train()
-        self.D = PatchDiscriminator(channels=max(16, self.net.config.channels)).to(self.device).train()
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+            torch.manual_seed(opt.seed)
+            # a network loaded from a model file comes frozen (requires_grad off): fine-tuning needs it on
+            self.net = (net or InpaintNet(net_config)).to(self.device).train().requires_grad_(True)
+            self.D = PatchDiscriminator(channels=max(16, self.net.config.channels)).to(self.device).train()
         self.opt_net = torch.optim.Adam(self.net.parameters(), lr=opt.lr, betas=(0.5, 0.999))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=opt.d_lr, betas=(0.5, 0.999))
         self.rng = np.random.default_rng(opt.seed)

@@ -162,6 +162,17 @@ def test_gan_inpainter_training_lowers_hole_loss_and_needs_a_net():
         create_inpainter("gan-inpainter", G=None)
 
 
+def test_training_continues_from_a_stored_frozen_network():
+    from ganmodels.ganinpainter import inpainter_component, inpainter_from_state
+
+    _, cfg, sd = inpainter_component(new_inpainter_net(channels=4, dilations=(1,)))
+    stored = inpainter_from_state(cfg, sd)  # as loaded from a model file: eval, requires_grad off
+    before = {k: v.clone() for k, v in stored.state_dict().items()}
+    trainer = InpainterTrainer(_toy_images(), options=_small_options(), net=stored)
+    list(trainer.run(2))
+    assert any(not torch.equal(before[k], v) for k, v in trainer.net.state_dict().items())
+
+
 def test_inpainter_training_never_sees_held_out_images():
     images = _toy_images(n=13)
     held = holdout_indices(13, 6)
