@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from ganmodels.inpainting import Inpainter, InpaintStep, check_inputs, feather, keep_known, poisson_blend
-from ganmodels.losses import psnr
+from ganmodels.losses import masked_l1, psnr
 from ganmodels.masks import free_form_mask
 from ganmodels.stio import save_safetensors
+from ganmodels.training import load_optimizer, optimizer_tensors
 
 INPAINTER_KIND = "gated-unet"
 TRAIN_FORMAT = "gan-editor-inpainter-train/1"
@@ -346,8 +347,8 @@ class InpainterTrainer:
         out = self.net(img, mask)  # [B, 3, c, c]
         comp = out * mask + img * (1 - mask)
         losses = {
-            "hole": _masked_mean_l1(out, img, mask) * opt.hole_weight,
-            "valid": _masked_mean_l1(out, img, 1 - mask) * opt.valid_weight,
+            "hole": masked_l1(out, img, mask).mean() * opt.hole_weight,
+            "valid": masked_l1(out, img, 1 - mask).mean() * opt.valid_weight,
         }
         if opt.adv_weight > 0:
             self.D.requires_grad_(False)
@@ -414,12 +415,9 @@ class InpainterTrainer:
                 tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
         metas = {}
         for name, o in (("opt_net", self.opt_net), ("opt_D", self.opt_D)):
-            sd = o.state_dict()
-            for idx, st in sd["state"].items():
-                for k, v in st.items():
-                    t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
-                    tensors[f"{name}.state.{idx}.{k}"] = t.detach().cpu().contiguous()
-            metas[name] = json.dumps({"param_groups": sd["param_groups"]}, default=list)
+            t, groups = optimizer_tensors(name, o)
+            tensors.update(t)
+            metas[name] = json.dumps(groups)
         meta = {
             "format": TRAIN_FORMAT,
             "net_config": json.dumps(self.net.config.to_dict()),
@@ -447,26 +445,12 @@ class InpainterTrainer:
                 pre = f"{name}."
                 mod.load_state_dict({k[len(pre) :]: f.get_tensor(k) for k in f.keys() if k.startswith(pre)})
             for name, o in (("opt_net", trainer.opt_net), ("opt_D", trainer.opt_D)):
-                state: dict[int, dict[str, torch.Tensor]] = {}
-                pre = f"{name}.state."
-                for k in f.keys():
-                    if k.startswith(pre):
-                        idx, key = k[len(pre) :].split(".", 1)
-                        state.setdefault(int(idx), {})[key] = f.get_tensor(k)
-                groups = json.loads(meta[name])["param_groups"]
-                for g in groups:
-                    g["betas"] = tuple(g["betas"])
-                o.load_state_dict({"state": state, "param_groups": groups})
+                load_optimizer(o, name, f, json.loads(meta[name]))
         counters = json.loads(meta["counters"])
         trainer.step = int(counters["step"])
         trainer.seconds = float(counters["seconds"])
         trainer.rng.bit_generator.state = json.loads(meta["rng"])
         return trainer
-
-
-def _masked_mean_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean |a - b| over the pixels where mask is 1 (all channels)."""
-    return ((a - b).abs() * mask).sum() / (mask.sum() * a.shape[1]).clamp_min(1.0)
 
 
 def preview_grid(img: torch.Tensor, mask: torch.Tensor, out: torch.Tensor, *, rows: int = 4) -> np.ndarray:

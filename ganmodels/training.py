@@ -340,7 +340,8 @@ def update_ema(G_ema: nn.Module, G: nn.Module, *, beta: float) -> None:
 # Checkpoints
 
 
-def _opt_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimiser's state as safetensors-ready tensors (``prefix.state.<param>.<name>``) + JSON-able groups."""
     sd = opt.state_dict()
     tensors = {}
     for idx, st in sd["state"].items():
@@ -351,7 +352,8 @@ def _opt_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, tor
     return tensors, {"param_groups": groups}
 
 
-def _load_opt(opt: torch.optim.Optimizer, prefix: str, f: Any, meta: dict[str, Any]) -> None:
+def load_optimizer(opt: torch.optim.Optimizer, prefix: str, f: Any, meta: dict[str, Any]) -> None:
+    """Inverse of ``optimizer_tensors``: ``f`` is an open ``safe_open`` file, ``meta`` the groups dictionary."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     pre = f"{prefix}.state."
     for k in f.keys():
@@ -393,8 +395,8 @@ def save_checkpoint(
         for k, v in net.state_dict().items():
             v = v.detach().cpu().contiguous()
             tensors[f"{name}.{k}"] = v.half() if compact and v.is_floating_point() else v
-    t_g, m_g = _opt_tensors("opt_G", state.opt_G)
-    t_d, m_d = _opt_tensors("opt_D", state.opt_D)
+    t_g, m_g = optimizer_tensors("opt_G", state.opt_G)
+    t_d, m_d = optimizer_tensors("opt_D", state.opt_D)
     tensors.update(t_g)
     tensors.update(t_d)
     if compact:
@@ -442,8 +444,8 @@ def load_checkpoint(
             pre = f"{name}."
             sd = {k[len(pre) :]: f.get_tensor(k) for k in f.keys() if k.startswith(pre)}
             net.load_state_dict(sd)
-        _load_opt(state.opt_G, "opt_G", f, json.loads(meta["opt_G"]))
-        _load_opt(state.opt_D, "opt_D", f, json.loads(meta["opt_D"]))
+        load_optimizer(state.opt_G, "opt_G", f, json.loads(meta["opt_G"]))
+        load_optimizer(state.opt_D, "opt_D", f, json.loads(meta["opt_D"]))
         _match_layouts(state.opt_G)
         _match_layouts(state.opt_D)
         state.rng.set_state(f.get_tensor("rng"))
