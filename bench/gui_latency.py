@@ -33,7 +33,7 @@ from editor.mainwindow import MainWindow
 from editor.settings import Settings
 from ganmodels.directions import Direction
 from ganmodels.modelfile import GanModel, load_model
-from ganmodels.networks import GeneratorConfig
+from ganmodels.networks import GeneratorConfig, random_c
 
 
 def spin(ms: float) -> None:
@@ -181,7 +181,7 @@ def measure_drags(window, hb: Heartbeat, *, moves: int, title: str) -> None:
 
 def long_job(G, seconds: float):
     """A fake backend generator: forward + backward passes through G (what inversion does) for ``seconds``."""
-    ws = G.mapping(torch.randn(1, G.z_dim), None).detach().requires_grad_(True)
+    ws = G.mapping(torch.randn(1, G.z_dim), random_c(G, 1, generator=torch.Generator())).detach().requires_grad_(True)
     opt = torch.optim.Adam([ws], lr=0.01)
     t0 = time.perf_counter()
     step = 0

@@ -16,6 +16,7 @@ import torch
 
 from ganmodels.components import load_encoder, load_perceptual
 from ganmodels.encoder import encode
+from ganmodels.generate import seeds_to_ws
 from ganmodels.inversion import image_to_tensor, invert
 from ganmodels.losses import ssim
 from ganmodels.modelfile import load_model
@@ -111,8 +112,7 @@ def main() -> None:
     own = []
     for seed in range(args.images):
         with torch.no_grad():
-            z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
-            tgt = G.synthesis(G.mapping(z, None, truncation_psi=0.7), noise_mode="const")
+            tgt = G.synthesis(seeds_to_ws(G, [seed], truncation_psi=0.7), noise_mode="const")
         last = list(
             invert(
                 G,

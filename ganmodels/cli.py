@@ -157,6 +157,36 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset_cluster(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ganmodels.clusters import cluster_images
+    from ganmodels.dataset import load_images, save_labels
+    from ganmodels.generate import make_grid
+
+    images = load_images(args.data)
+    if not 1 <= args.k <= len(images):
+        print(f"error: --k must be in 1..{len(images)} (the number of pictures)", file=sys.stderr)
+        return 2
+    result = cluster_images(images, k=args.k, seed=args.seed)
+    save_labels(args.data, result.labels)
+    sizes = result.sizes
+    print(f"wrote {args.k} class labels into {args.data}: {sizes.min()}..{sizes.max()} pictures per class")
+    if args.preview:
+        from PIL import Image
+
+        cols = 12  # one row per class: its first pictures
+        res = images.shape[1]
+        rows = []
+        for j in range(args.k):
+            members = images[result.labels == j][:cols]
+            pad = np.full([cols - len(members), res, res, 3], 255, dtype=np.uint8)
+            rows.append(np.concatenate([members, pad]))
+        Image.fromarray(make_grid(np.concatenate(rows), cols=cols, pad=2)).save(args.preview)
+        print(f"wrote {args.preview} (a row per class)")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------------------
 # train
 
@@ -170,6 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         TrainConfig,
         checkpoint_extra,
         init_distributed,
+        init_from,
         latest_checkpoint,
         load_checkpoint,
         new_state,
@@ -194,7 +225,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         if opts.exists():
             xflip = xflip or bool(json.loads(opts.read_text()).get("xflip", False))
         xflip = xflip or bool(checkpoint_extra(resume).get("xflip", False))
+    if resume is not None and args.init_from:
+        print("error: --resume continues a run, --init-from starts a new one: give only one", file=sys.stderr)
+        return 2
     dataset = ImageDataset.from_path(args.data, xflip=xflip)
+    if args.cond and dataset.num_classes == 0:
+        print(
+            f"error: --cond needs class labels in {args.data}; add some with: "
+            f"ganmodels dataset cluster {args.data} --k 32",
+            file=sys.stderr,
+        )
+        return 2
     run_dir = Path(args.out)
     if resume is not None:
         state = load_checkpoint(resume, device=device, channels_last=args.channels_last)
@@ -212,6 +253,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 img_resolution=res,
                 z_dim=args.z_dim,
                 w_dim=args.w_dim,
+                c_dim=dataset.num_classes if args.cond else 0,
                 mapping_layers=args.map,
                 channel_base=args.cbase,
                 channel_max=args.cmax,
@@ -221,6 +263,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 img_resolution=res,
                 channel_base=args.cbase,
                 channel_max=args.cmax,
+                c_dim=dataset.num_classes if args.cond else 0,
                 spectral_norm=args.spectral_norm,
                 mbstd_group_size=min(4, args.batch // max(world, 1)),
             ),
@@ -237,6 +280,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         state = new_state(cfg, device=device)
+        if args.cond:  # sample classes as often as the data has them
+            probs = torch.as_tensor(dataset.class_frequencies(), dtype=torch.float32, device=device)
+            for G in (state.G, state.G_ema):
+                G.mapping.c_probs.copy_(probs)
+        if args.init_from:
+            try:
+                report = init_from(state, args.init_from)
+            except ValueError as e:
+                print(f"error: --init-from: {e}", file=sys.stderr)
+                return 2
+            if rank == 0:
+                print(f"initialised from {args.init_from}: {report.summary()}")
     reporter = SnapshotReporter(run_dir, dataset=dataset, data_name=str(args.data), xflip=xflip) if rank == 0 else None
     if reporter is not None:
         reporter.write_config(state)
@@ -513,6 +568,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from ganmodels.dataset import load_images
     from ganmodels.generate import to_uint8
     from ganmodels.metrics import DiscriminatorFeatures, compute_features, fid_from_features, kid_from_features, swd
+    from ganmodels.networks import random_c
 
     model, device = _load(args)
     reals = load_images(args.data)
@@ -524,7 +580,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         for i in range(0, args.num, 50):
             n = min(50, args.num - i)
             z = torch.randn([n, model.G.z_dim], generator=g, device=device)
-            ws = model.G.mapping(z, torch.zeros([n, model.G.c_dim], device=device), truncation_psi=args.truncation)
+            c = random_c(model.G, n, generator=g)  # [n, c_dim]
+            ws = model.G.mapping(z, c, truncation_psi=args.truncation)
             fakes.append(to_uint8(model.G.synthesis(ws, noise_mode="const")))
     fakes = np.concatenate(fakes)
     if fakes.shape[1] != reals.shape[1]:
@@ -698,11 +755,30 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--xflip", action="store_true", help="also store mirrored copies")
     b.add_argument("--no-dedup", action="store_true", help="keep exact duplicates")
     b.set_defaults(func=cmd_dataset_build)
+    b = dsub.add_parser(
+        "cluster", help="label a dataset's pictures with k-means classes (for conditional training, --cond)"
+    )
+    b.add_argument("data", help="dataset .npz or folder; the labels are written into it")
+    b.add_argument("--k", type=int, default=32, help="number of classes")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--preview", default=None, help="write a PNG with a row of pictures per class")
+    b.set_defaults(func=cmd_dataset_cluster)
 
     s = sub.add_parser("train", help="train a StyleGAN2 on a dataset (use torchrun for several processes)")
     s.add_argument("data", help="dataset .npz or folder from 'ganmodels dataset build'")
     s.add_argument("--out", required=True, help="run directory (snapshots, grids, logs)")
     s.add_argument("--resume", default=None, help="continue from the newest snapshot in this run directory")
+    s.add_argument(
+        "--init-from",
+        default=None,
+        help="start a new run from the weights of a training snapshot or model file (transfer learning); "
+        "the architecture options must match it",
+    )
+    s.add_argument(
+        "--cond",
+        action="store_true",
+        help="condition G and D on the dataset's class labels (see 'dataset cluster'); samples draw a class too",
+    )
     s.add_argument("--kimg", type=float, default=1000, help="train until this many thousand images")
     s.add_argument("--batch", type=int, default=16)
     s.add_argument("--cbase", type=int, default=2048, help="channel base (channels = min(cbase / res, cmax))")

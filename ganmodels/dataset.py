@@ -7,6 +7,9 @@ Two on-disk layouts, both written by :func:`build_dataset` and read by :func:`lo
 - any other path: a folder of ``000000.png``, ``000001.png`` ... plus ``dataset.json`` with ``format``,
   ``resolution``, ``count``, ``xflip``, ``names`` and ``flipped`` (one entry per PNG, in file order).
 
+Either may carry class labels (``labels`` int64 [N] in the npz, a ``labels`` list in dataset.json), written by
+:func:`save_labels` (e.g. ``ganmodels dataset cluster``) and used by conditional training.
+
 With ``xflip=True`` the build stores every kept image twice: first the N originals in source order, then their N
 horizontal mirrors in the same order, so ``images[N + i] == images[i][:, ::-1]`` and the first N images equal a
 build without ``xflip``.
@@ -41,7 +44,9 @@ __all__ = [
     "build_dataset",
     "list_sources",
     "load_images",
+    "load_labels",
     "prepare_image",
+    "save_labels",
 ]
 
 #: Lower-case file suffixes that are treated as images (all readable by Pillow's built-in plugins).
@@ -479,20 +484,93 @@ def load_images(path: str | Path) -> np.ndarray:
     return images
 
 
+def _check_labels(labels: np.ndarray, count: int, where: str) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != count or not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetError(f"{where}: labels must be {count} integers, got {labels.dtype} {list(labels.shape)}")
+    if count and int(labels.min()) < 0:
+        raise DatasetError(f"{where}: labels must be >= 0")
+    return labels.astype(np.int64)
+
+
+def load_labels(path: str | Path) -> np.ndarray | None:
+    """Class labels int64 [N] of a dataset (.npz or folder), or None when it has none."""
+    path = Path(path)
+    try:
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                if "labels" not in z.files:
+                    return None
+                labels, count = z["labels"], len(z["images"])
+        else:
+            meta = json.loads((path / DATASET_JSON).read_text(encoding="utf-8"))
+            if meta.get("labels") is None:
+                return None
+            labels, count = np.asarray(meta["labels"]), int(meta["count"])
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"cannot read the labels of dataset {path}: {e}") from e
+    return _check_labels(labels, count, str(path))
+
+
+def save_labels(path: str | Path, labels: np.ndarray) -> None:
+    """Store class labels (int [N]) in a dataset, replacing any it had; the file is rewritten atomically."""
+    path = Path(path)
+    images = load_images(path)
+    labels = _check_labels(labels, len(images), str(path))
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["labels"] = labels
+        tmp = _temp_name(path)
+        try:
+            with open(tmp, "xb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return
+    meta_path = path / DATASET_JSON
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["labels"] = labels.tolist()
+    tmp = _temp_name(meta_path)
+    try:
+        tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, meta_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class ImageDataset:
     """In-memory training images; batches are float32 [B, 3, R, R] in [-1, 1] (x / 127.5 - 1)."""
 
-    def __init__(self, images: np.ndarray, *, xflip: bool = False) -> None:
+    def __init__(self, images: np.ndarray, *, labels: np.ndarray | None = None, xflip: bool = False) -> None:
         images = _check_images(images, "ImageDataset")
         if not images.flags.writeable or not images.flags.c_contiguous:
             images = np.array(images, copy=True, order="C")
         self._images = torch.from_numpy(images)  # [N, R, R, 3] uint8
+        self._labels = (
+            None if labels is None else torch.from_numpy(_check_labels(labels, len(images), "ImageDataset"))
+        )  # [N] int64
         self.xflip = xflip
 
     @classmethod
     def from_path(cls, path: str | Path, *, xflip: bool = False) -> ImageDataset:
-        """Load an ``.npz`` or dataset folder (see :func:`load_images`)."""
-        return cls(load_images(path), xflip=xflip)
+        """Load an ``.npz`` or dataset folder with its labels, if any (see :func:`load_images`)."""
+        return cls(load_images(path), labels=load_labels(path), xflip=xflip)
+
+    @property
+    def num_classes(self) -> int:
+        """1 + the largest label (0 without labels)."""
+        return 0 if self._labels is None else int(self._labels.max()) + 1
+
+    def class_frequencies(self) -> np.ndarray:
+        """Fraction of the pictures in each class: float64 [num_classes]."""
+        if self._labels is None:
+            return np.zeros(0)
+        counts = np.bincount(self._labels.numpy(), minlength=self.num_classes)
+        return counts / counts.sum()
 
     def __len__(self) -> int:
         return self._images.shape[0]
@@ -525,8 +603,14 @@ class ImageDataset:
 
         With ``xflip=True`` each image is also mirrored with probability 1/2.
         """
+        return self.sample_labeled(batch_size, generator=generator)[0]
+
+    def sample_labeled(
+        self, batch_size: int, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Like :meth:`sample` (same draws from `generator`), plus the pictures' labels [B] int64 (None if none)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         idx = torch.randint(len(self), (batch_size,), generator=generator)  # [B]
         flip = torch.rand(batch_size, generator=generator) < 0.5 if self.xflip else None  # [B]
-        return self.batch(idx, flip=flip)
+        return self.batch(idx, flip=flip), (None if self._labels is None else self._labels[idx])

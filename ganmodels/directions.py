@@ -10,6 +10,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ganmodels.networks import random_c
+
 
 @dataclasses.dataclass(frozen=True)
 class Direction:
@@ -118,7 +120,7 @@ def _w_spread(G: Any) -> float:
     g = torch.Generator().manual_seed(0)
     device = next(G.parameters()).device
     z = torch.randn([1000, G.z_dim], generator=g).to(device)
-    w = G.mapping(z, torch.zeros([1000, G.c_dim], device=device))[:, 0]
+    w = G.mapping(z, random_c(G, 1000, generator=g))[:, 0]
     return float((w - w.mean(0)).square().mean().sqrt() * 2)
 
 
@@ -137,7 +139,7 @@ def ganspace(
     start, stop = _check_layers(G, layers)
     device = next(G.parameters()).device
     z = torch.randn([num_samples, G.z_dim], generator=generator).to(device)
-    c = torch.zeros([num_samples, G.c_dim], device=device)
+    c = random_c(G, num_samples, generator=generator)
     w = torch.cat([G.mapping(z[i : i + 1000], c[i : i + 1000])[:, 0] for i in range(0, num_samples, 1000)])
     w = (w - w.mean(0)).double()  # [N, w_dim]
     _, s, vh = torch.linalg.svd(w, full_matrices=False)

@@ -21,7 +21,7 @@ from torch import nn
 
 from ganmodels.inversion import InvertStep, image_to_tensor, invert
 from ganmodels.losses import DiscriminatorPerceptual, masked_mse, psnr
-from ganmodels.networks import Generator, config_from_dict
+from ganmodels.networks import Generator, config_from_dict, random_c
 
 ENCODER_KIND = "e4e-lite"
 
@@ -158,7 +158,7 @@ def train_encoder(
             z = torch.randn([batch_size, G.z_dim], generator=generator, device=device)
             psi = torch.rand([batch_size, 1, 1], generator=generator, device=device)
             psi = truncation[0] + (truncation[1] - truncation[0]) * psi
-            ws_true = w_avg.lerp(G.mapping(z, torch.zeros([batch_size, G.c_dim], device=device)), psi)
+            ws_true = w_avg.lerp(G.mapping(z, random_c(G, batch_size, generator=generator)), psi)
             img = G.synthesis(ws_true, noise_mode="const")
         ws_pred, offsets = E(img)
         rec = G.synthesis(ws_pred, noise_mode="const")

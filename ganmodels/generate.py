@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ganmodels.networks import Generator
+from ganmodels.networks import Generator, class_probs, one_hot_c
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -35,14 +35,39 @@ def seed_to_z(seed: int, z_dim: int) -> torch.Tensor:
     return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).float()
 
 
+def seed_to_class(seed: int, G: Generator) -> int:
+    """The class a seed draws from a conditional G (by its class frequencies; -1 for an unconditional G).
+
+    Drawn from the same ``RandomState(seed)`` right after the seed's z, so z stays NVIDIA-compatible.
+    """
+    if G.c_dim == 0:
+        return -1
+    rs = np.random.RandomState(seed)
+    rs.randn(1, G.z_dim)
+    p = class_probs(G).double().numpy()
+    return int(rs.choice(G.c_dim, p=p / p.sum()))
+
+
 @torch.no_grad()
 def seeds_to_ws(
-    G: Generator, seeds: Sequence[int], *, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
+    G: Generator,
+    seeds: Sequence[int],
+    *,
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+    classes: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """Map seeds through G.mapping: [N, num_ws, w_dim]."""
+    """Map seeds through G.mapping: [N, num_ws, w_dim]. A conditional G draws each seed's class
+    (:func:`seed_to_class`) unless ``classes`` gives them."""
     device = next(G.parameters()).device
     z = torch.cat([seed_to_z(s, G.z_dim) for s in seeds]).to(device)
-    c = torch.zeros([len(seeds), G.c_dim], device=device)
+    if G.c_dim == 0:
+        c = torch.zeros([len(seeds), 0], device=device)
+    else:
+        labels = list(classes) if classes is not None else [seed_to_class(s, G) for s in seeds]
+        if len(labels) != len(seeds):
+            raise ValueError(f"{len(labels)} classes for {len(seeds)} seeds")
+        c = one_hot_c(G, labels)
     return G.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ganmodels.losses import DiscriminatorPerceptual, masked_l1, masked_mse, ms_ssim, psnr
-from ganmodels.networks import Generator, SynthesisLayer
+from ganmodels.networks import Generator, SynthesisLayer, random_c
 
 # --------------------------------------------------------------------------------------------------------------
 # Targets, masks and noise maps
@@ -105,7 +105,7 @@ def w_statistics(G: Generator, *, num_samples: int = 10000, generator: torch.Gen
     """Mean w [w_dim] and the root mean squared distance to it, from ``num_samples`` random z."""
     device = next(G.parameters()).device
     z = torch.randn([num_samples, G.z_dim], generator=generator, device=device)
-    c = torch.zeros([num_samples, G.c_dim], device=device)
+    c = random_c(G, num_samples, generator=generator)
     w = torch.cat([G.mapping(z[i : i + 1000], c[i : i + 1000])[:, 0] for i in range(0, num_samples, 1000)])
     w_avg = w.mean(0)
     w_std = float(((w - w_avg).square().sum() / num_samples) ** 0.5)
@@ -366,7 +366,7 @@ def pivotal_tuning(
             loss = loss + perceptual(synth_known, tgt_known, weight=known, b_feats=tgt_feats).mean() * perceptual_weight
         if locality_weight:
             z = torch.randn([locality_samples, G.z_dim], generator=generator, device=device)
-            w_rand = G.mapping(z, torch.zeros([locality_samples, G.c_dim], device=device))
+            w_rand = G.mapping(z, random_c(G, locality_samples, generator=generator))
             alpha = 0.3
             ws_near = ws_pivot + alpha * (w_rand - ws_pivot) / (w_rand - ws_pivot).norm(dim=-1, keepdim=True) * 3
             with torch.no_grad():

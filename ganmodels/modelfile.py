@@ -227,6 +227,8 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanMo
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFileError(f"{path.name}: damaged tensor data ({e})") from None
     expected = G.state_dict()
+    if "mapping.c_probs" in expected and "mapping.c_probs" not in sd:
+        sd["mapping.c_probs"] = expected["mapping.c_probs"]  # e.g. converted from NVIDIA's: sample classes uniformly
     problems = state_dict_problems({k: v.shape for k, v in expected.items()}, sd)
     if problems:
         raise ModelFileError(f"{path.name}: weights do not match its config: {'; '.join(problems)}")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganmodels.ops import (
@@ -177,6 +178,9 @@ class MappingNetwork(nn.Module):
             setattr(self, f"fc{idx}", layer)
         if num_ws is not None and w_avg_beta is not None:
             self.register_buffer("w_avg", torch.zeros([w_dim]))
+        if c_dim > 0 and z_dim > 0:
+            # How often each class is drawn when sampling (the training data's label frequencies).
+            self.register_buffer("c_probs", torch.full([c_dim], 1.0 / c_dim))
 
     def forward(
         self,
@@ -504,6 +508,38 @@ class Generator(nn.Module):
         """z: [N, z_dim], c: [N, c_dim] -> img: [N, C, R, R]."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, **synthesis_kwargs)
+
+
+def one_hot_c(G: nn.Module, labels: torch.Tensor | Sequence[int]) -> torch.Tensor:
+    """Class indices [N] -> the generator's conditioning input [N, c_dim] (one-hot)."""
+    device = next(G.parameters()).device
+    labels = torch.as_tensor(labels, dtype=torch.long, device=device).reshape(-1)  # [N]
+    if G.c_dim == 0:
+        return torch.zeros([labels.numel(), 0], device=device)
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= G.c_dim):
+        raise ValueError(f"class must be in 0..{G.c_dim - 1}")
+    return F.one_hot(labels, G.c_dim).to(torch.float32)
+
+
+def class_probs(G: nn.Module) -> torch.Tensor:
+    """How often each class is drawn when sampling G: [c_dim] (uniform when the model does not say)."""
+    probs = getattr(G.mapping, "c_probs", None)
+    if probs is None or probs.numel() != G.c_dim or not bool((probs >= 0).all()) or float(probs.sum()) <= 0:
+        return torch.full([G.c_dim], 1.0 / max(G.c_dim, 1))
+    return probs.detach().float().cpu() / probs.detach().float().cpu().sum()
+
+
+def random_c(G: nn.Module, n: int, *, generator: torch.Generator) -> torch.Tensor:
+    """Random conditioning for n samples: [N, c_dim], classes drawn by ``class_probs`` ([N, 0] if unconditional).
+
+    Draws nothing from ``generator`` for an unconditional G, so unconditional sampling stays unchanged.
+    """
+    device = next(G.parameters()).device
+    if G.c_dim == 0:
+        return torch.zeros([n, 0], device=device)
+    probs = class_probs(G).to(generator.device)
+    labels = torch.multinomial(probs, n, replacement=True, generator=generator)  # [N]
+    return one_hot_c(G, labels.to(device))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from ganmodels.augment import POLICIES, AdaptiveAugment, diff_augment
-from ganmodels.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ganmodels.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, one_hot_c, random_c
 from ganmodels.stio import save_safetensors
 
 LOSSES = ("ns", "hinge", "wgan-gp")
@@ -185,11 +185,18 @@ def _autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractC
 
 
 def sample_ws(
-    G: Generator, n: int, *, style_mixing_prob: float, generator: torch.Generator, device: torch.device
+    G: Generator,
+    n: int,
+    *,
+    style_mixing_prob: float,
+    generator: torch.Generator,
+    device: torch.device,
+    c: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Random ws with style mixing: [N, num_ws, w_dim]."""
+    """Random ws with style mixing: [N, num_ws, w_dim]. ``c`` [N, c_dim]: the classes (default: random)."""
     z = torch.randn([n, G.z_dim], generator=generator, device=device)
-    c = torch.zeros([n, G.c_dim], device=device)
+    if c is None:
+        c = random_c(G, n, generator=generator)
     ws = G.mapping(z, c)
     if style_mixing_prob > 0:
         cutoff = int(torch.randint(1, ws.shape[1], [], generator=generator, device=device))
@@ -222,17 +229,22 @@ class _Augmenter:
         return self.ada.p if self.ada is not None else (1.0 if self.config.augment == "diffaugment" else 0.0)
 
 
-def _d_logits(D: Discriminator, img: torch.Tensor, aug: _Augmenter, rng: torch.Generator, cl: bool) -> torch.Tensor:
+def _d_logits(
+    D: Discriminator, img: torch.Tensor, c: torch.Tensor, aug: _Augmenter, rng: torch.Generator, cl: bool
+) -> torch.Tensor:
     x = aug(img, rng)
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
-    return D(x, None).float()  # [N, 1]
+    return D(x, c).float()  # [N, 1]
 
 
-def train_step(state: TrainState, reals: torch.Tensor, aug: _Augmenter) -> dict[str, float]:
+def train_step(
+    state: TrainState, reals: torch.Tensor, aug: _Augmenter, real_labels: torch.Tensor | None = None
+) -> dict[str, float]:
     """One G step and one D step (with lazy R1 / path-length regularisation when due).
 
-    reals: [B, 3, R, R] float32 in [-1, 1] on the training device.
+    reals: [B, 3, R, R] float32 in [-1, 1] on the training device; real_labels: [B] class indices (needed when
+    the networks are conditional). Generated pictures get classes drawn by the G's class frequencies.
     """
     cfg = state.config
     G, D, rng = state.G, state.D, state.rng
@@ -240,14 +252,18 @@ def train_step(state: TrainState, reals: torch.Tensor, aug: _Augmenter) -> dict[
     batch = reals.shape[0]
     cl = cfg.channels_last
     losses: dict[str, float] = {}
+    if G.c_dim > 0 and real_labels is None:
+        raise ValueError("a conditional G needs the labels of the real pictures")
+    real_c = one_hot_c(G, real_labels) if G.c_dim > 0 else torch.zeros([batch, 0], device=device)  # [B, c_dim]
+    gen_c = random_c(G, batch, generator=rng)  # [B, c_dim]
 
     # ---- G main: non-saturating / hinge / wgan generator loss.
     G.requires_grad_(True)
     D.requires_grad_(False)
     with _autocast(cfg, device):
-        ws = sample_ws(G, batch, style_mixing_prob=cfg.style_mixing_prob, generator=rng, device=device)
+        ws = sample_ws(G, batch, style_mixing_prob=cfg.style_mixing_prob, generator=rng, device=device, c=gen_c)
         fake = G.synthesis(ws, noise_mode="random", generator=rng)  # [B, 3, R, R]
-        fake_logits = _d_logits(D, fake, aug, rng, cl)
+        fake_logits = _d_logits(D, fake, gen_c, aug, rng, cl)
     loss_g = F.softplus(-fake_logits).mean() if cfg.loss == "ns" else -fake_logits.mean()
     state.opt_G.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -278,8 +294,8 @@ def train_step(state: TrainState, reals: torch.Tensor, aug: _Augmenter) -> dict[
     do_r1 = cfg.loss == "ns" and cfg.r1_gamma > 0 and state.step % cfg.r1_interval == 0
     reals = reals.detach().requires_grad_(do_r1)
     with _autocast(cfg, device):
-        fake_logits = _d_logits(D, fake.detach(), aug, rng, cl)
-        real_logits = _d_logits(D, reals, aug, rng, cl)
+        fake_logits = _d_logits(D, fake.detach(), gen_c, aug, rng, cl)
+        real_logits = _d_logits(D, reals, real_c, aug, rng, cl)
     if cfg.loss == "ns":
         loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
     elif cfg.loss == "hinge":
@@ -297,7 +313,7 @@ def train_step(state: TrainState, reals: torch.Tensor, aug: _Augmenter) -> dict[
         alpha = torch.rand([batch, 1, 1, 1], generator=rng, device=device)
         mixed = (alpha * reals.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
         with _autocast(cfg, device):
-            mixed_logits = _d_logits(D, mixed, aug, rng, cl)
+            mixed_logits = _d_logits(D, mixed, real_c, aug, rng, cl)
         (gp_grads,) = torch.autograd.grad(mixed_logits.sum(), mixed, create_graph=True)
         gp = (gp_grads.float().flatten(1).norm(dim=1) - 1).square().mean() * cfg.gp_weight
         total_d = total_d + gp
@@ -458,6 +474,92 @@ def load_checkpoint(
     return state
 
 
+@dataclasses.dataclass(frozen=True)
+class TransferReport:
+    """What :func:`init_from` took over, per network: tensors copied, adapted (widened) and left freshly initialised."""
+
+    copied: dict[str, int]
+    adapted: dict[str, list[str]]
+    fresh: dict[str, list[str]]
+    augment_p: float | None
+
+    def summary(self) -> str:
+        parts = []
+        for net in self.copied:
+            s = f"{net}: {self.copied[net]} tensors copied"
+            if self.adapted.get(net):
+                s += f", {len(self.adapted[net])} widened ({', '.join(self.adapted[net])})"
+            if self.fresh.get(net):
+                s += f", {len(self.fresh[net])} new"
+            parts.append(s)
+        return "; ".join(parts)
+
+
+def _transfer(net: nn.Module, src: dict[str, torch.Tensor]) -> tuple[int, list[str], list[str]]:
+    """Copy the tensors of ``src`` that fit ``net``; widen the mapping's first layer for a new class input."""
+    copied, adapted, fresh = 0, [], []
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            t = src.get(k)
+            if t is not None and tuple(t.shape) == tuple(v.shape):
+                v.copy_(t.to(v.dtype))
+                copied += 1
+            elif (
+                t is not None
+                and k == "mapping.fc0.weight"
+                and t.ndim == 2
+                and t.shape[0] == v.shape[0]
+                and t.shape[1] < v.shape[1]
+            ):
+                # z columns first (see MappingNetwork.forward); the weight gain is 1/sqrt(in_features), so scale
+                # the old columns to keep their contribution, and leave the new class columns as initialised.
+                v[:, : t.shape[1]] = t.to(v.dtype) * math.sqrt(v.shape[1] / t.shape[1])
+                adapted.append(k)
+            else:
+                fresh.append(k)
+    return copied, adapted, fresh
+
+
+def init_from(state: TrainState, source: str | Path) -> TransferReport:
+    """Start a fresh run from the weights of a training checkpoint or a model file (transfer learning).
+
+    Tensors whose names and shapes match are copied into G, G_ema and D; a new class input (``--cond``) widens the
+    mapping's first layer (the old columns keep their effect) and adds a freshly initialised class embedding and
+    projection head to D. Optimiser state and counters start fresh; the augmentation probability of a training
+    checkpoint is carried over (``augment_p`` of the report). Raises ValueError when nothing fits.
+    """
+    source = Path(source)
+    try:
+        with safe_open(str(source), framework="pt") as f:
+            meta = f.metadata() or {}
+            keys = list(f.keys())
+
+            def prefixed(pre: str) -> dict[str, torch.Tensor]:
+                return {k[len(pre) :]: f.get_tensor(k) for k in keys if k.startswith(pre)}
+
+            if meta.get("format") == "gan-editor-train/1":
+                srcs = {"G": prefixed("G."), "G_ema": prefixed("G_ema."), "D": prefixed("D.")}
+                augment_p: float | None = float(json.loads(meta["counters"]).get("augment_p", 0.0))
+            elif str(meta.get("format", "")).startswith("gan-editor-model"):
+                g = prefixed("generator.")
+                srcs = {"G": g, "G_ema": g, "D": prefixed("discriminator.")}
+                augment_p = None
+            else:
+                raise ValueError(f"{source.name} is neither a training checkpoint nor a gan-editor model file")
+    except (OSError, SafetensorError) as e:
+        raise ValueError(f"cannot read {source}: {e}") from e
+    copied: dict[str, int] = {}
+    adapted: dict[str, list[str]] = {}
+    fresh: dict[str, list[str]] = {}
+    for name, net in (("G", state.G), ("G_ema", state.G_ema), ("D", state.D)):
+        copied[name], adapted[name], fresh[name] = _transfer(net, srcs[name])
+    if copied["G"] == 0:
+        raise ValueError(f"no generator weight of {source.name} fits this network (other resolution or channels?)")
+    if state.config.augment == "ada" and augment_p is not None:
+        state.augment_p = augment_p
+    return TransferReport(copied=copied, adapted=adapted, fresh=fresh, augment_p=augment_p)
+
+
 def checkpoint_extra(path: str | Path) -> dict[str, Any]:
     """The ``extra`` dictionary saved with a training checkpoint (e.g. the data options of a compact snapshot)."""
     try:
@@ -504,11 +606,22 @@ def train(
     last_snap_time = time.monotonic()
     last_snap_nimg = state.cur_nimg
     t_prev = time.monotonic()
+    conditional = state.G.c_dim > 0
+    if conditional:
+        classes = getattr(dataset, "num_classes", 0)
+        if not 0 < classes <= state.G.c_dim:
+            raise ValueError(f"the networks are conditional on {state.G.c_dim} classes; the dataset has {classes}")
     while state.cur_nimg < total_kimg * 1000:
-        reals = dataset.sample(per_rank, generator=state.rng).to(device)
+        labels = None
+        if conditional:
+            reals, labels = dataset.sample_labeled(per_rank, generator=state.rng)
+            labels = labels.to(device)
+        else:
+            reals = dataset.sample(per_rank, generator=state.rng)
+        reals = reals.to(device)
         if cfg.channels_last:
             reals = reals.contiguous(memory_format=torch.channels_last)
-        losses = train_step(state, reals, aug)
+        losses = train_step(state, reals, aug, labels)
         state.augment_p = aug.p if cfg.augment == "ada" else state.augment_p
         now = time.monotonic()
         dt = now - t_prev

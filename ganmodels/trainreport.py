@@ -13,6 +13,7 @@ import torch
 from ganmodels.components import discriminator_component
 from ganmodels.generate import make_grid, to_uint8
 from ganmodels.modelfile import save_model
+from ganmodels.networks import one_hot_c, random_c
 from ganmodels.training import TrainProgress, TrainState, fixed_grid_z
 
 
@@ -62,7 +63,7 @@ class SnapshotReporter:
         kimg = state.cur_nimg // 1000
         z = fixed_grid_z(G.z_dim, 64)
         with torch.no_grad():
-            ws = G.mapping(z, torch.zeros([64, G.c_dim]))
+            ws = G.mapping(z, one_hot_c(G, torch.arange(64) % max(G.c_dim, 1)))  # conditional: classes in order
             img = torch.cat([G.synthesis(ws[i : i + 16], noise_mode="const") for i in range(0, 64, 16)])
         from PIL import Image
 
@@ -94,12 +95,10 @@ class SnapshotReporter:
         G, n = state.G_ema, self.metric_images
         gen = torch.Generator().manual_seed(2024)
         z = torch.randn([n, G.z_dim], generator=gen)
+        c = random_c(G, n, generator=gen)  # [n, c_dim]
         with torch.no_grad():
             fakes = torch.cat(
-                [
-                    G(z[i : i + 50], torch.zeros([len(z[i : i + 50]), G.c_dim]), noise_mode="const")
-                    for i in range(0, n, 50)
-                ]
+                [G(z[i : i + 50], c[i : i + 50], noise_mode="const") for i in range(0, n, 50)]
             ).float()  # [n, C, R, R]
         reals = self.dataset.sample(n, generator=gen).float()  # [n, C, R, R] in [-1, 1]
         row: dict[str, Any] = {"kimg": round(state.cur_nimg / 1000, 3), "step": state.step, "images": n}

@@ -22,6 +22,7 @@ from ganmodels.directions import sefa
 from ganmodels.generate import make_grid, seeds_to_ws, synthesize, to_uint8
 from ganmodels.metrics import DiscriminatorFeatures, compute_features, fid_from_features, swd
 from ganmodels.modelfile import load_component, load_model, save_model
+from ganmodels.networks import random_c
 from ganmodels.training import latest_checkpoint, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,12 @@ def main() -> None:
     with torch.no_grad():
         fakes = np.concatenate(
             [
-                to_uint8(G.synthesis(G.mapping(torch.randn(50, G.z_dim, generator=g), None), noise_mode="const"))
+                to_uint8(
+                    G.synthesis(
+                        G.mapping(torch.randn(50, G.z_dim, generator=g), random_c(G, 50, generator=g)),
+                        noise_mode="const",
+                    )
+                )
                 for _ in range(len(reals) // 50)
             ]
         )

@@ -1,0 +1,101 @@
+"""Unsupervised classes for a dataset: k-means on small, mirror-symmetric pictures.
+
+A StyleGAN2 trained on a few thousand varied pictures tends to draw the data's largest group first (for the emoji
+set: people and hands in five skin tones, over half of it) for every latent. Conditioning G and D on cluster labels
+makes every group a class that has to be drawn (``ganmodels dataset cluster`` + ``ganmodels train --cond``).
+
+Features need no downloaded weights: each picture shrunk to ``size`` x ``size`` (area filter), averaged with its
+mirror image (so a picture and its x-flip get the same class), reduced by PCA; then k-means++ with Lloyd iterations
+and several restarts, all random choices from one ``numpy.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+__all__ = ["Clustering", "cluster_images", "image_features", "kmeans"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Clustering:
+    """Result of :func:`kmeans`: labels [N] int64 (classes sorted by size, largest first), centres [K, D]."""
+
+    labels: np.ndarray
+    centres: np.ndarray
+    inertia: float  # sum of squared distances of points to their centre
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Members per class: int64 [K]."""
+        return np.bincount(self.labels, minlength=len(self.centres))
+
+
+def image_features(images: np.ndarray, *, size: int = 16, dims: int = 64) -> np.ndarray:
+    """uint8 [N, R, R, 3] -> float32 [N, min(dims, N, 3*size*size)]: PCA of mirror-averaged thumbnails."""
+    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 [N, R, R, 3], got {images.dtype} {list(images.shape)}")
+    thumbs = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])  # [N, s, s, 3]
+    x = thumbs.astype(np.float32) / 255.0
+    x = 0.5 * (x + x[:, :, ::-1])  # mirror-symmetric
+    x = x.reshape(len(x), -1)  # [N, 3*s*s]
+    x = x - x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)  # vt: [min(N, D), D]
+    return (x @ vt[:dims].T).astype(np.float32)  # [N, dims]
+
+
+def _sq_dists(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances [N, K] between rows of x [N, D] and c [K, D]."""
+    d = (x * x).sum(1)[:, None] - 2 * x @ c.T + (c * c).sum(1)[None, :]
+    return np.maximum(d, 0)
+
+
+def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    centres = [x[rng.integers(len(x))]]
+    d2 = _sq_dists(x, centres[0][None])[:, 0]
+    for _ in range(1, k):
+        total = d2.sum()
+        i = int(rng.choice(len(x), p=d2 / total)) if total > 0 else int(rng.integers(len(x)))
+        centres.append(x[i])
+        d2 = np.minimum(d2, _sq_dists(x, x[i][None])[:, 0])
+    return np.stack(centres)
+
+
+def kmeans(x: np.ndarray, *, k: int, seed: int = 0, iters: int = 100, restarts: int = 4) -> Clustering:
+    """k-means++ / Lloyd on x [N, D]; the best of ``restarts`` runs. Classes are numbered by size, largest first."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"x must be [N, D] with N >= 1, got {list(x.shape)}")
+    if not 1 <= k <= len(x):
+        raise ValueError(f"k must be in 1..{len(x)} (the number of pictures), got {k}")
+    rng = np.random.default_rng(seed)
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for _ in range(max(restarts, 1)):
+        centres = _kmeans_pp(x, k, rng)
+        labels = np.full(len(x), -1)
+        for _ in range(iters):
+            d2 = _sq_dists(x, centres)  # [N, K]
+            new = d2.argmin(1)
+            for j in np.flatnonzero(np.bincount(new, minlength=k) == 0):  # empty class: take the worst-fit point
+                far = int(d2[np.arange(len(x)), new].argmax())
+                new[far] = j
+                d2[far] = 0
+            if np.array_equal(new, labels):
+                break
+            labels = new
+            centres = np.stack([x[labels == j].mean(0) for j in range(k)])
+        inertia = float(_sq_dists(x, centres)[np.arange(len(x)), labels].sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, labels, centres)
+    inertia, labels, centres = best
+    order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")  # old class ids, largest first
+    rank = np.empty(k, dtype=np.int64)
+    rank[order] = np.arange(k)
+    return Clustering(labels=rank[labels].astype(np.int64), centres=centres[order].astype(np.float32), inertia=inertia)
+
+
+def cluster_images(images: np.ndarray, *, k: int, seed: int = 0) -> Clustering:
+    """Class labels for a dataset's pictures (uint8 [N, R, R, 3]) by k-means on :func:`image_features`."""
+    return kmeans(image_features(images), k=k, seed=seed)

@@ -1,0 +1,301 @@
+"""Class-conditional training: k-means labels, labelled datasets, conditional G/D, transfer from a run, sampling."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from ganmodels.clusters import cluster_images, image_features, kmeans
+from ganmodels.dataset import DatasetError, ImageDataset, load_labels, save_labels
+from ganmodels.generate import seed_to_class, seeds_to_ws
+from ganmodels.networks import class_probs, one_hot_c, random_c
+from ganmodels.training import TrainConfig, _Augmenter, init_from, new_state, save_checkpoint, train, train_step
+from tests.conftest import TINY_D, TINY_G
+
+PALETTE = np.array([[230, 25, 25], [25, 230, 25], [25, 25, 230], [230, 230, 25]], dtype=np.uint8)
+
+
+def toy_images(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """16 px pictures: a colour of PALETTE (the class) with a white square in the middle; uint8 [N, 16, 16, 3]."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(PALETTE), n)
+    x = np.repeat(np.repeat(PALETTE[labels][:, None, None], 16, 1), 16, 2).copy()
+    x[:, 5:11, 5:11] = 255
+    return x, labels
+
+
+def cond_config(classes: int, **kw) -> TrainConfig:
+    base = dict(
+        G=dataclasses.replace(TINY_G, c_dim=classes),
+        D=dataclasses.replace(TINY_D, c_dim=classes),
+        batch_size=8,
+        precision="fp32",
+        channels_last=False,
+        ema_kimg=0.05,
+        r1_gamma=0.1,
+        augment="none",
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# ---- clustering
+
+
+def test_kmeans_finds_separated_groups_numbered_by_size():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [10, 0], [0, 10]], dtype=np.float64)
+    sizes = [50, 30, 20]
+    truth = np.repeat(np.arange(3), sizes)
+    x = centres[truth] + rng.normal(scale=0.5, size=(100, 2))
+    result = kmeans(x, k=3, seed=1)
+    assert result.labels.dtype == np.int64 and result.labels.shape == (100,)
+    assert np.array_equal(result.labels, truth)  # largest group is class 0, and so on
+    assert result.sizes.tolist() == sizes
+    assert np.allclose(result.centres, centres, atol=0.3)
+    again = kmeans(x, k=3, seed=1)
+    assert np.array_equal(again.labels, result.labels)
+    with pytest.raises(ValueError, match="k must be"):
+        kmeans(x, k=101)
+
+
+def test_image_features_are_mirror_invariant_and_clusters_follow_colour():
+    x, _ = toy_images(48)
+    x[::3, :, :4] = 0  # a black stripe on the left of some pictures...
+    flipped = x[:, :, ::-1].copy()  # ...is on the right in their mirror images
+    f = image_features(np.concatenate([x, flipped]), dims=8)
+    assert f.shape == (96, 8)
+    assert np.allclose(f[:48], f[48:], atol=1e-4)
+    result = cluster_images(toy_images(64)[0], k=4)
+    truth = toy_images(64)[1]
+    # each cluster is exactly one palette colour
+    for j in range(4):
+        assert len(set(truth[result.labels == j].tolist())) == 1
+
+
+# ---- labelled datasets
+
+
+@pytest.mark.parametrize("kind", ["npz", "folder"])
+def test_labels_round_trip_and_sampling_matches_unlabelled(tmp_path, kind):
+    from ganmodels.dataset import _write_folder, _write_npz
+
+    x, labels = toy_images(20)
+    names = [f"{i}.png" for i in range(20)]
+    out = tmp_path / ("d.npz" if kind == "npz" else "d")
+    if kind == "npz":
+        _write_npz(out, list(x), names, [False] * 20, xflip=False)
+    else:
+        _write_folder(out, list(x), names, [False] * 20, resolution=16, xflip=False)
+    assert load_labels(out) is None
+    save_labels(out, labels)
+    assert np.array_equal(load_labels(out), labels)
+    ds = ImageDataset.from_path(out, xflip=True)
+    assert ds.num_classes == 4
+    assert np.isclose(ds.class_frequencies().sum(), 1.0)
+    imgs, got = ds.sample_labeled(12, generator=torch.Generator().manual_seed(3))
+    plain = ds.sample(12, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(imgs, plain)  # the same draws
+    # each picture's colour is its label's colour
+    corner = ((imgs[:, :, 0, 0].permute(1, 0).T + 1) * 127.5).round().numpy()  # [12, 3]
+    assert np.allclose(corner, PALETTE[got.numpy()], atol=1)
+    with pytest.raises(DatasetError, match="labels must be 20"):
+        save_labels(out, labels[:5])
+
+
+def test_dataset_cluster_cli_writes_labels_and_preview(tmp_path):
+    from ganmodels.cli import main
+    from ganmodels.dataset import _write_npz
+
+    x, truth = toy_images(40)
+    out = tmp_path / "d.npz"
+    _write_npz(out, list(x), [str(i) for i in range(40)], [False] * 40, xflip=False)
+    assert main(["dataset", "cluster", str(out), "--k", "4", "--preview", str(tmp_path / "p.png")]) == 0
+    labels = load_labels(out)
+    assert sorted(set(labels.tolist())) == [0, 1, 2, 3]
+    assert all(len(set(truth[labels == j].tolist())) == 1 for j in range(4))
+    assert (tmp_path / "p.png").stat().st_size > 0
+    assert main(["dataset", "cluster", str(out), "--k", "41"]) == 2
+
+
+# ---- conditional networks and sampling
+
+
+def test_one_hot_and_random_c():
+    G = dataclasses.replace(TINY_G, c_dim=3).build()
+    assert torch.equal(one_hot_c(G, [2, 0]), torch.tensor([[0.0, 0, 1], [1, 0, 0]]))
+    with pytest.raises(ValueError, match="class must be"):
+        one_hot_c(G, [3])
+    G.mapping.c_probs.copy_(torch.tensor([0.0, 1.0, 0.0]))
+    c = random_c(G, 50, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(c.argmax(1), torch.ones(50, dtype=torch.long))
+    U = TINY_G.build()
+    g = torch.Generator().manual_seed(5)
+    before = g.get_state()
+    assert random_c(U, 4, generator=g).shape == (4, 0)
+    assert torch.equal(g.get_state(), before)  # unconditional sampling draws nothing extra
+
+
+def test_seed_classes_follow_class_frequencies_and_can_be_chosen():
+    G = dataclasses.replace(TINY_G, c_dim=4).build().eval()
+    G.mapping.c_probs.copy_(torch.tensor([0.7, 0.1, 0.1, 0.1]))
+    classes = [seed_to_class(s, G) for s in range(400)]
+    assert classes == [seed_to_class(s, G) for s in range(400)]
+    assert 0.6 < classes.count(0) / 400 < 0.8
+    a = seeds_to_ws(G, [7])
+    b = seeds_to_ws(G, [7], classes=[seed_to_class(7, G)])
+    c = seeds_to_ws(G, [7], classes=[(seed_to_class(7, G) + 1) % 4])
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert seed_to_class(7, TINY_G.build()) == -1
+    G.mapping.c_probs.zero_()  # a broken prior falls back to uniform
+    assert torch.allclose(class_probs(G), torch.full([4], 0.25))
+
+
+def test_conditional_model_file_round_trip(tmp_path):
+    from ganmodels.modelfile import load_model, save_model
+    from ganmodels.stio import save_safetensors
+
+    cfg = dataclasses.replace(TINY_G, c_dim=3)
+    G = cfg.build().eval()
+    G.mapping.c_probs.copy_(torch.tensor([0.5, 0.3, 0.2]))
+    path = save_model(tmp_path / "m.safetensors", G, config=cfg)
+    m = load_model(path)
+    assert torch.equal(m.G.mapping.c_probs, G.mapping.c_probs)
+    assert torch.equal(seeds_to_ws(m.G, [1, 2]), seeds_to_ws(G, [1, 2]))
+    # a file without class frequencies (e.g. converted from NVIDIA's format) samples classes uniformly
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys() if k != "generator.mapping.c_probs"}
+        meta = f.metadata()
+    save_safetensors(tmp_path / "n.safetensors", tensors, meta)
+    assert torch.allclose(load_model(tmp_path / "n.safetensors").G.mapping.c_probs, torch.full([3], 1 / 3))
+
+
+# ---- conditional training
+
+
+def test_conditional_training_learns_the_class_colours():
+    x, labels = toy_images(64)
+    data = ImageDataset(x, labels=labels)
+    state = new_state(cond_config(4, g_lr=0.01, d_lr=0.01, seed=1))
+    for G in (state.G, state.G_ema):
+        G.mapping.c_probs.copy_(torch.as_tensor(data.class_frequencies(), dtype=torch.float32))
+    z = torch.randn(64, TINY_G.z_dim, generator=torch.Generator().manual_seed(1))
+    classes = torch.arange(64) % 4
+    palette = torch.from_numpy(PALETTE / 255.0).float()  # [4, 3]
+
+    def class_error_and_accuracy() -> tuple[float, float]:
+        """Distance of the samples' corner colour to their class's colour, and how often it is nearest to it."""
+        G = state.G_ema
+        with torch.no_grad():
+            img = G.synthesis(G.mapping(z, one_hot_c(G, classes)), noise_mode="const")
+        corner = (img[:, :, :4, :4].mean((2, 3)) + 1) / 2  # [64, 3]
+        d = (corner[:, None] - palette[None]).abs().mean(2)  # [64, 4]
+        return float(d[torch.arange(64), classes].mean()), float((d.argmin(1) == classes).float().mean())
+
+    e0, _ = class_error_and_accuracy()
+    for _ in train(state, data, total_kimg=2.4):
+        pass
+    e1, accuracy = class_error_and_accuracy()
+    assert e1 < 0.5 * e0, (e0, e1)
+    assert accuracy >= 0.85  # an unconditional G would draw the class's colour for about a quarter of them
+
+
+def test_conditional_training_needs_labels():
+    state = new_state(cond_config(4))
+    aug = _Augmenter(state.config, 0.0)
+    with pytest.raises(ValueError, match="needs the labels"):
+        train_step(state, torch.zeros(8, 3, 16, 16), aug)
+    x, _ = toy_images(16)
+    with pytest.raises(ValueError, match="conditional on 4 classes"):
+        next(train(state, ImageDataset(x), total_kimg=1))
+
+
+def test_init_from_an_unconditional_run_keeps_its_generator(tmp_path):
+    src = new_state(TrainConfig(G=TINY_G, D=TINY_D, batch_size=8, precision="fp32", channels_last=False, augment="ada"))
+    x, _ = toy_images(16)
+    data = ImageDataset(x)
+    for _ in train(src, data, total_kimg=0.04):
+        pass
+    src.augment_p = 0.25
+    ckpt = save_checkpoint(src, tmp_path / "snap.safetensors")
+    z = torch.randn(4, TINY_G.z_dim, generator=torch.Generator().manual_seed(0))
+
+    # Same architecture: everything is copied, the generator is identical.
+    same = new_state(TrainConfig(G=TINY_G, D=TINY_D, batch_size=8, precision="fp32", channels_last=False))
+    report = init_from(same, ckpt)
+    assert report.fresh == {"G": [], "G_ema": [], "D": []} and report.augment_p == 0.25
+    assert same.augment_p == 0.0  # the new run does not use ADA
+    for a, b in ((same.G, src.G), (same.G_ema, src.G_ema), (same.D, src.D)):
+        for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert ka == kb and torch.equal(va, vb)
+
+    # Conditional: the mapping is widened; with the new class columns at zero it maps z exactly as before.
+    cond = new_state(cond_config(4, augment="ada"))
+    report = init_from(cond, ckpt)
+    assert report.adapted["G"] == ["mapping.fc0.weight"] and cond.augment_p == 0.25
+    assert "mapping.c_probs" in report.fresh["G"] and "b4.out.weight" in report.fresh["D"]
+    with torch.no_grad():
+        cond.G_ema.mapping.fc0.weight[:, TINY_G.z_dim :] = 0
+        before = src.G_ema.mapping(z, None)
+        after = cond.G_ema.mapping(z, one_hot_c(cond.G_ema, [0, 1, 2, 3]))
+    assert torch.allclose(before, after, atol=1e-5)
+    with pytest.raises(ValueError, match="neither a training checkpoint"):
+        init_from(cond, _plain_safetensors(tmp_path))
+    wide = new_state(
+        TrainConfig(
+            G=dataclasses.replace(TINY_G, img_resolution=32),
+            D=dataclasses.replace(TINY_D, img_resolution=32),
+            batch_size=8,
+            precision="fp32",
+            channels_last=False,
+        )
+    )
+    report = init_from(wide, ckpt)  # other resolution: only the shared low-resolution layers are taken
+    assert report.copied["G"] > 0 and report.fresh["G"]
+
+
+def _plain_safetensors(tmp_path):
+    from ganmodels.stio import save_safetensors
+
+    return save_safetensors(tmp_path / "plain.safetensors", {"x": torch.zeros(2)}, {"format": "other"})
+
+
+def test_cli_conditional_run_from_a_model_file(tmp_path, capsys):
+    from ganmodels.cli import main
+    from ganmodels.components import discriminator_component
+    from ganmodels.dataset import _write_npz
+    from ganmodels.modelfile import load_model, save_model
+
+    x, _ = toy_images(32)
+    data = tmp_path / "d.npz"
+    _write_npz(data, list(x), [str(i) for i in range(32)], [False] * 32, xflip=False)
+    common = ["--batch", "8", "--cbase", "256", "--cmax", "32", "--z-dim", "32", "--w-dim", "32", "--kimg", "0.016"]
+    common += ["--precision", "fp32", "--threads", "1"]
+    assert main(["--quiet", "train", str(data), "--out", str(tmp_path / "r0"), "--cond", *common]) == 2
+    assert "dataset cluster" in capsys.readouterr().err
+    assert main(["dataset", "cluster", str(data), "--k", "4"]) == 0
+    G = TINY_G.build().eval()
+    model = save_model(
+        tmp_path / "m.safetensors",
+        G,
+        config=TINY_G,
+        components={"discriminator": discriminator_component(TINY_D.build(), TINY_D)},
+    )
+    out = tmp_path / "r1"
+    assert main(["--quiet", "train", str(data), "--out", str(out), "--cond", "--init-from", str(model), *common]) == 0
+    assert "widened (mapping.fc0.weight)" in capsys.readouterr().out
+    trained = load_model(out / "model-latest.safetensors")
+    assert trained.G.c_dim == 4
+    freqs = np.bincount(load_labels(data), minlength=4) / 32
+    assert np.allclose(trained.G.mapping.c_probs.numpy(), freqs)
+    assert (
+        main(
+            ["--quiet", "train", str(data), "--out", str(out), "--resume", str(out), "--init-from", str(model), *common]
+        )
+        == 2
+    )
