@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -52,10 +52,20 @@ class NewDocumentDialog(QDialog):
 
 
 class SampleDialog(QDialog):
-    """Seed and truncation of a new GAN sample."""
+    """Seed and truncation of a new GAN sample, and the class for a conditional model.
+
+    ``class_fractions``: for a conditional model, how often each class occurs in its training data (one per
+    class); the dialog then offers "From the seed" or one of the classes.
+    """
 
     def __init__(
-        self, seed: int, truncation: float, random_seed: Callable[[], int], parent: QWidget | None = None
+        self,
+        seed: int,
+        truncation: float,
+        random_seed: Callable[[], int],
+        parent: QWidget | None = None,
+        *,
+        class_fractions: Sequence[float] = (),
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("New sample from seed")
@@ -75,13 +85,23 @@ class SampleDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.class_box: QComboBox | None = None
         form = QFormLayout(self)
         form.addRow("Seed", row)
+        if class_fractions:
+            self.class_box = QComboBox()
+            self.class_box.addItem("From the seed", None)
+            for k, fraction in enumerate(class_fractions):
+                self.class_box.addItem(f"Class {k} ({100 * fraction:.1f} % of the training data)", k)
+            self.class_box.setToolTip("The model draws one of the classes it was trained on; the seed picks one")
+            form.addRow("Class", self.class_box)
         form.addRow("Truncation", self.truncation)
         form.addRow(buttons)
 
-    def values(self) -> tuple[int, float]:
-        return self.seed.value(), self.truncation.value()
+    def values(self) -> tuple[int, float, int | None]:
+        """(seed, truncation, class index or None for the seed's own class)."""
+        class_index = self.class_box.currentData() if self.class_box is not None else None
+        return self.seed.value(), self.truncation.value(), class_index
 
 
 def ask_recovery(parent: QWidget | None, rec: RecoveryFile) -> RecoveryChoice:

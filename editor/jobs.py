@@ -36,7 +36,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from editor.raster import Rect, place_rgb, to_display
 from ganmodels.fastrender import Builder, CompileState, FastSynthesis, SubprocessBuilder
-from ganmodels.generate import seeds_to_ws, synthesize, to_float01
+from ganmodels.generate import seed_to_class, seeds_to_ws, synthesize, to_float01
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class GenerateRequest:
     truncation_psi: float = 1.0
     noise_mode: str = "const"
     placement: Placement | None = None
+    class_index: int | None = None  # conditional models: the class to draw (None: the seed's own)
     kind = "generate"
 
 
@@ -135,6 +136,7 @@ class GenerateResult:
     pixels: np.ndarray | None  # float32 [H, W, 4] when the request had a placement
     display: np.ndarray | None  # uint8 [H, W, 4] premultiplied canvas image of ``pixels``
     seconds: float
+    class_index: int | None = None  # the class drawn (conditional models)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -397,12 +399,17 @@ class _Executor:
     def _generate(self, req: GenerateRequest) -> GenerateResult:
         t0 = time.perf_counter()
         G = self.models.get(req.model_key).G
-        base = seeds_to_ws(G, [req.seed])  # [1, num_ws, w_dim], psi = 1
+        class_index = None
+        if G.c_dim > 0:
+            class_index = seed_to_class(req.seed, G) if req.class_index is None else int(req.class_index)
+        classes = None if class_index is None else [class_index]
+        base = seeds_to_ws(G, [req.seed], classes=classes)  # [1, num_ws, w_dim], psi = 1
         ws = G.mapping.w_avg.lerp(base, req.truncation_psi) if req.truncation_psi != 1 else base
         image = to_float01(synthesize(G, ws, noise_mode=req.noise_mode))[0]
         pixels, display = _placed(image, req.placement)
         base_np = base[0].detach().float().cpu().numpy()
-        return GenerateResult(req.seed, req.truncation_psi, base_np, image, pixels, display, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        return GenerateResult(req.seed, req.truncation_psi, base_np, image, pixels, display, seconds, class_index)
 
     def _run_generator(self, item: _Item) -> None:
         req: GeneratorJobRequest = item.request

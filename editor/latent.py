@@ -40,6 +40,7 @@ class GanState:
     strengths: Mapping[str, float] = dataclasses.field(default_factory=dict)
     pti_weights: str | None = None  # key of pivotal-tuning weights (set by the invert flow), None = base model
     noise_mode: str = "const"
+    class_index: int | None = None  # the class a conditional model drew the seed in
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ws", _frozen_array(self.ws))
@@ -76,6 +77,7 @@ class GanState:
             "model": self.model_name,
             "model_path": self.model_path,
             "seed": self.seed,
+            "class": self.class_index,
             "truncation": self.truncation,
             "directions": dict(self.strengths),
             "placement": list(self.placement),

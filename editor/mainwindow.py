@@ -44,6 +44,7 @@ from editor.panels.layers import LayersPanel
 from editor.panels.model import ModelPanel
 from editor.session import ModelSession
 from editor.settings import Settings
+from ganmodels.networks import class_probs
 
 APP_NAME = "GAN Editor"
 log = logging.getLogger(__name__)
@@ -599,10 +600,14 @@ class MainWindow(QMainWindow):
         """Generate > New Sample from Seed: ask for seed and truncation."""
         active = self.doc.active_layer
         truncation = active.gan.truncation if active is not None and active.gan is not None else DEFAULT_TRUNCATION
-        dialog = SampleDialog(self.editor.random_seed(), truncation, self.editor.random_seed, self)
+        model = self.editor.session.model
+        fractions = class_probs(model.G).tolist() if model is not None and model.G.c_dim > 0 else []
+        dialog = SampleDialog(
+            self.editor.random_seed(), truncation, self.editor.random_seed, self, class_fractions=fractions
+        )
         if dialog.exec():
-            seed, truncation = dialog.values()
-            self.editor.generate(seed, truncation)
+            seed, truncation, class_index = dialog.values()
+            self.editor.generate(seed, truncation, class_index)
 
     def random_sample(self) -> None:
         """A GAN layer from a random seed."""

@@ -135,6 +135,7 @@ def load_project(path: str | Path, *, model_key: str = "", model_name: str = "")
                     ws=ws,
                     placement=Rect(*gan.get("placement", [0, 0, doc.width, doc.height])),
                     seed=gan.get("seed"),
+                    class_index=int(gan["class"]) if isinstance(gan.get("class"), int) else None,
                     truncation=float(gan.get("truncation", 1.0)),
                     strengths={str(k): float(v) for k, v in dict(gan.get("directions", {})).items()},
                     noise_mode=str(gan.get("noise_mode", "const")),

@@ -439,3 +439,67 @@ def test_two_sliders_in_a_row_keep_both_edits(qtbot, make_window, two_direction_
     qtbot.waitUntil(lambda: window.doc.undo_stack.count() == count0 + 2, timeout=10000)
     strengths = dict(window.doc.layer(layer_id).gan.strengths)
     assert strengths == {names[0]: pytest.approx(1.0), names[1]: pytest.approx(-1.0)}
+
+
+@pytest.fixture
+def conditional_model_file(tmp_path):
+    """A tiny model conditional on 3 classes, class 2 the most frequent."""
+    from ganmodels.modelfile import save_model
+
+    G, cfg = tiny_generator(c_dim=3)
+    G.mapping.c_probs.copy_(torch.tensor([0.2, 0.3, 0.5]))
+    return save_model(tmp_path / "cond.safetensors", G, config=cfg, card={"name": "cond"})
+
+
+def test_conditional_model_samples_the_chosen_class_and_keeps_it_in_the_project(
+    make_window, conditional_model_file, tmp_path, monkeypatch
+):
+    from editor.dialogs import SampleDialog
+    from ganmodels.generate import seed_to_class
+
+    window = make_window(model=conditional_model_file)
+    model = window.session.model
+    window.editor.new_document(16, 16)
+    window.editor.generate(5, 1.0)  # the seed's own class
+    own = seed_to_class(5, model.G)
+    layer = window.doc.active_layer
+    assert layer.gan.class_index == own and layer.name == f"Sample 5, class {own}"
+    other = (own + 1) % 3
+    window.editor.generate(5, 1.0, other)
+    chosen = window.doc.active_layer
+    assert chosen.gan.class_index == other and chosen.name == f"Sample 5, class {other}"
+    expected = to_float01(synthesize(model.G, seeds_to_ws(model.G, [5], classes=[other])))[0]
+    np.testing.assert_array_equal(chosen.pixels[..., :3], expected)
+    assert not np.array_equal(chosen.pixels, layer.pixels)
+    errors = []
+    window.editor.error.connect(lambda title, text: errors.append(title))
+    assert window.editor.generate(5, 1.0, 3) is None and errors == ["No such class"]
+
+    # The dialog offers the classes with their share of the training data.
+    seen = {}
+
+    def fake_exec(dialog):
+        box = dialog.class_box
+        seen["items"] = [box.itemText(i) for i in range(box.count())]
+        box.setCurrentIndex(2)  # class 1
+        return True
+
+    monkeypatch.setattr(SampleDialog, "exec", fake_exec)
+    window.choose_sample()
+    assert seen["items"][0] == "From the seed" and seen["items"][3] == "Class 2 (50.0 % of the training data)"
+    assert window.doc.active_layer.gan.class_index == 1
+
+    path = tmp_path / "c.ora"
+    assert window.editor.save_project(path)
+    window.editor.new_document(16, 16)
+    assert window.editor.open_project(path)
+    classes = [la.gan.class_index for la in window.doc.layers if la.kind == "gan"]
+    assert classes == [own, other, 1]
+
+
+def test_sample_dialog_of_an_unconditional_model_has_no_class_box(qtbot):
+    from editor.dialogs import SampleDialog
+
+    dialog = SampleDialog(4, 0.7, lambda: 9)
+    qtbot.addWidget(dialog)
+    assert dialog.class_box is None and dialog.values() == (4, pytest.approx(0.7), None)

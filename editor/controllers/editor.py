@@ -249,14 +249,25 @@ class EditorController(QObject):
         self.status.emit(f"Loaded model {model.name} ({model.resolution} px) on {self.session.device_text}")
         return True
 
-    def generate(self, seed: int | None = None, truncation: float = DEFAULT_TRUNCATION) -> Job | None:
-        """Queue a new sample; it is added as a GAN layer (on top, centred square) when it is ready."""
+    def generate(
+        self, seed: int | None = None, truncation: float = DEFAULT_TRUNCATION, class_index: int | None = None
+    ) -> Job | None:
+        """Queue a new sample; it is added as a GAN layer (on top, centred square) when it is ready.
+
+        ``class_index`` picks the class of a conditional model (None: the one the seed draws)."""
         if not self.session.loaded:
             self.error.emit("No model", "Open a model first (File > Open model).")
             return None
         seed = self.random_seed() if seed is None else int(seed)
         placement = Placement(centered_square(*self.doc.size), *self.doc.size)
-        request = GenerateRequest(self.session.key, seed, float(truncation), placement=placement)
+        if class_index is not None:
+            classes = self.session.model.G.c_dim if self.session.model is not None else 0
+            if not 0 <= class_index < classes:
+                self.error.emit("No such class", f"The model has {classes} classes; {class_index} is not one of them.")
+                return None
+        request = GenerateRequest(
+            self.session.key, seed, float(truncation), placement=placement, class_index=class_index
+        )
         job = self.runner.submit(request, description=f"Sample, seed {seed}")
         if job.active:  # (a sync runner has already delivered it)
             self._generates[job.id] = self._generation
@@ -393,10 +404,12 @@ class EditorController(QObject):
             seed=result.seed,
             truncation=result.truncation_psi,
             noise_mode=request.noise_mode,
+            class_index=result.class_index,
         )
         self.doc.model_path = model.path
-        layer = make_gan_layer(pixels, state, name=f"Sample {result.seed}")
-        self.doc.add_layer(layer, text=f"New sample (seed {result.seed})")
+        what = f"{result.seed}" if result.class_index is None else f"{result.seed}, class {result.class_index}"
+        layer = make_gan_layer(pixels, state, name=f"Sample {what}")
+        self.doc.add_layer(layer, text=f"New sample (seed {what})")
         self.sample_added.emit(layer.id)
 
     def _on_job_cancelled(self, job_id: int) -> None:
