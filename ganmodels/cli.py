@@ -104,9 +104,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     device = choose_device(args.device)
     model = load_any(args.model or _default_model(), device=device)
     seeds = parse_seeds(args.seeds)
+    classes = None
+    if args.class_index is not None:
+        if not 0 <= args.class_index < model.G.c_dim:
+            print(f"error: --class: {model.name} has {model.G.c_dim} classes", file=sys.stderr)
+            return 2
+        classes = [args.class_index]
     images = []
     for seed in _tqdm(iterable=seeds, desc="sampling", unit="img", disable=args.quiet):
-        ws = seeds_to_ws(model.G, [seed], truncation_psi=args.truncation, truncation_cutoff=args.cutoff)
+        ws = seeds_to_ws(
+            model.G, [seed], truncation_psi=args.truncation, truncation_cutoff=args.cutoff, classes=classes
+        )
         images.append(to_uint8(synthesize(model.G, ws, noise_mode=args.noise_mode)))
     grid = make_grid(np.concatenate(images), cols=args.cols, pad=args.pad)
     out = Path(args.out)
@@ -740,6 +748,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", default="0-15", help="e.g. 0-15 or 1,5,9")
     s.add_argument("--truncation", type=float, default=0.7, help="truncation psi")
     s.add_argument("--cutoff", type=int, default=None, help="truncate only the first N ws")
+    s.add_argument(
+        "--class",
+        dest="class_index",
+        type=int,
+        default=None,
+        help="conditional models: draw every sample in this class (default: each seed draws one)",
+    )
     s.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
     s.add_argument("--cols", type=int, default=None)
     s.add_argument("--pad", type=int, default=0)

@@ -299,3 +299,21 @@ def test_cli_conditional_run_from_a_model_file(tmp_path, capsys):
         )
         == 2
     )
+
+
+def test_cli_sample_draws_the_given_class(tmp_path):
+    from PIL import Image
+
+    from ganmodels.cli import main
+    from ganmodels.generate import synthesize, to_uint8
+    from ganmodels.modelfile import save_model
+
+    cfg = dataclasses.replace(TINY_G, c_dim=3)
+    torch.manual_seed(0)
+    G = cfg.build().eval()
+    path = save_model(tmp_path / "m.safetensors", G, config=cfg)
+    out = tmp_path / "g.png"
+    assert main(["--quiet", "sample", str(path), "--seeds", "4", "--class", "2", "--out", str(out)]) == 0
+    expected = to_uint8(synthesize(G, seeds_to_ws(G, [4], truncation_psi=0.7, classes=[2])))[0]
+    assert np.array_equal(np.asarray(Image.open(out)), expected)
+    assert main(["--quiet", "sample", str(path), "--seeds", "4", "--class", "3", "--out", str(out)]) == 2
