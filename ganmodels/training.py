@@ -118,6 +118,18 @@ class TrainState:
     augment_p: float = 0.0
     pl_mean: float = 0.0
     seconds: float = 0.0  # wall time trained, over all sessions
+    prior_kimg: float = 0.0  # training the weights had before this run (``init_from``), in kimg...
+    prior_seconds: float = 0.0  # ...and seconds
+
+    @property
+    def total_kimg(self) -> float:
+        """kimg shown to these weights, including the runs they were initialised from."""
+        return self.prior_kimg + self.cur_nimg / 1000
+
+    @property
+    def total_seconds(self) -> float:
+        """Training wall time of these weights, including the runs they were initialised from."""
+        return self.prior_seconds + self.seconds
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -430,6 +442,8 @@ def save_checkpoint(
                 "augment_p": state.augment_p,
                 "pl_mean": state.pl_mean,
                 "seconds": state.seconds,
+                "prior_kimg": state.prior_kimg,
+                "prior_seconds": state.prior_seconds,
             }
         ),
         "opt_G": json.dumps(m_g),
@@ -471,6 +485,8 @@ def load_checkpoint(
     state.augment_p = float(counters["augment_p"])
     state.pl_mean = float(counters["pl_mean"])
     state.seconds = float(counters["seconds"])
+    state.prior_kimg = float(counters.get("prior_kimg", 0.0))
+    state.prior_seconds = float(counters.get("prior_seconds", 0.0))
     return state
 
 
@@ -526,7 +542,9 @@ def init_from(state: TrainState, source: str | Path) -> TransferReport:
     Tensors whose names and shapes match are copied into G, G_ema and D; a new class input (``--cond``) widens the
     mapping's first layer (the old columns keep their effect) and adds a freshly initialised class embedding and
     projection head to D. Optimiser state and counters start fresh; the augmentation probability of a training
-    checkpoint is carried over (``augment_p`` of the report). Raises ValueError when nothing fits.
+    checkpoint is carried over (``augment_p`` of the report), and the source's training (kimg and time, from a
+    checkpoint's counters or a model's card) goes to ``state.prior_kimg`` / ``prior_seconds``. Raises ValueError
+    when nothing fits.
     """
     source = Path(source)
     try:
@@ -539,11 +557,22 @@ def init_from(state: TrainState, source: str | Path) -> TransferReport:
 
             if meta.get("format") == "gan-editor-train/1":
                 srcs = {"G": prefixed("G."), "G_ema": prefixed("G_ema."), "D": prefixed("D.")}
-                augment_p: float | None = float(json.loads(meta["counters"]).get("augment_p", 0.0))
+                counters = json.loads(meta["counters"])
+                augment_p: float | None = float(counters.get("augment_p", 0.0))
+                prior = (
+                    float(counters.get("prior_kimg", 0.0)) + int(counters.get("cur_nimg", 0)) / 1000,
+                    float(counters.get("prior_seconds", 0.0)) + float(counters.get("seconds", 0.0)),
+                )
             elif str(meta.get("format", "")).startswith("gan-editor-model"):
                 g = prefixed("generator.")
                 srcs = {"G": g, "G_ema": g, "D": prefixed("discriminator.")}
                 augment_p = None
+                card = json.loads(meta.get("card") or "{}")
+                kimg, hours = card.get("kimg"), card.get("hours")
+                prior = (
+                    float(kimg) if isinstance(kimg, (int, float)) else 0.0,
+                    float(hours) * 3600 if isinstance(hours, (int, float)) else 0.0,
+                )
             else:
                 raise ValueError(f"{source.name} is neither a training checkpoint nor a gan-editor model file")
     except (OSError, SafetensorError) as e:
@@ -557,6 +586,7 @@ def init_from(state: TrainState, source: str | Path) -> TransferReport:
         raise ValueError(f"no generator weight of {source.name} fits this network (other resolution or channels?)")
     if state.config.augment == "ada" and augment_p is not None:
         state.augment_p = augment_p
+    state.prior_kimg, state.prior_seconds = prior
     return TransferReport(copied=copied, adapted=adapted, fresh=fresh, augment_p=augment_p)
 
 

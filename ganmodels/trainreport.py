@@ -72,10 +72,12 @@ class SnapshotReporter:
         card = {
             "name": "training snapshot",
             "training_data": self.data_name,
-            "kimg": round(state.cur_nimg / 1000, 3),
-            "hours": round(state.seconds / 3600, 2),
+            "kimg": round(state.total_kimg, 3),
+            "hours": round(state.total_seconds / 3600, 2),
             "step": state.step,
         }
+        if state.prior_kimg:
+            card["kimg_note"] = f"{state.prior_kimg:.1f} kimg before this run (--init-from), included"
         save_model(
             self.run_dir / "model-latest.safetensors",
             G,

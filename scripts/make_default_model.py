@@ -45,8 +45,8 @@ def main() -> None:
     ckpt = latest_checkpoint(args.run)
     state = load_checkpoint(ckpt)
     G = state.G_ema.eval()
-    kimg = round(state.cur_nimg / 1000, 1)
-    hours = round(state.seconds / 3600, 2)
+    kimg = round(state.total_kimg, 1)  # including the runs it was initialised from
+    hours = round(state.total_seconds / 3600, 2)
 
     reals = load_images(args.data)
     rng = np.random.default_rng(0)

@@ -238,6 +238,13 @@ def test_init_from_an_unconditional_run_keeps_its_generator(tmp_path):
     cond = new_state(cond_config(4, augment="ada"))
     report = init_from(cond, ckpt)
     assert report.adapted["G"] == ["mapping.fc0.weight"] and cond.augment_p == 0.25
+    assert cond.prior_kimg == src.cur_nimg / 1000 and cond.prior_seconds == src.seconds > 0
+    cond.cur_nimg, cond.seconds = 2000, 7.0
+    assert cond.total_kimg == src.cur_nimg / 1000 + 2 and cond.total_seconds == src.seconds + 7
+    from ganmodels.training import load_checkpoint
+
+    again = load_checkpoint(save_checkpoint(cond, tmp_path / "cond.safetensors"))
+    assert (again.prior_kimg, again.prior_seconds) == (cond.prior_kimg, cond.prior_seconds)
     assert "mapping.c_probs" in report.fresh["G"] and "b4.out.weight" in report.fresh["D"]
     with torch.no_grad():
         cond.G_ema.mapping.fc0.weight[:, TINY_G.z_dim :] = 0
@@ -284,6 +291,7 @@ def test_cli_conditional_run_from_a_model_file(tmp_path, capsys):
         tmp_path / "m.safetensors",
         G,
         config=TINY_G,
+        card={"kimg": 100.0, "hours": 2.0},
         components={"discriminator": discriminator_component(TINY_D.build(), TINY_D)},
     )
     out = tmp_path / "r1"
@@ -291,6 +299,7 @@ def test_cli_conditional_run_from_a_model_file(tmp_path, capsys):
     assert "widened (mapping.fc0.weight)" in capsys.readouterr().out
     trained = load_model(out / "model-latest.safetensors")
     assert trained.G.c_dim == 4
+    assert trained.card["kimg"] == 100.016 and trained.card["hours"] >= 2.0  # the model's training included
     freqs = np.bincount(load_labels(data), minlength=4) / 32
     assert np.allclose(trained.G.mapping.c_probs.numpy(), freqs)
     assert (
