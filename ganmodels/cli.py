@@ -700,24 +700,61 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     import torch
 
     from ganmodels.components import load_encoder, load_perceptual, resave_with
-    from ganmodels.encoder import ENCODER_KIND, new_encoder, train_encoder
+    from ganmodels.encoder import ENCODER_KIND, EncoderTrainer, EncoderTrainOptions, new_encoder
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, device = _load(args)
-    E = load_encoder(model, device=device) if not args.fresh else None
-    if E is None:
-        E = new_encoder(model.G)
     perceptual = load_perceptual(model, device=device)
-    g = torch.Generator(device=device).manual_seed(args.seed)
-    bar = _tqdm(total=args.steps, desc="encoder", unit="step", disable=args.quiet)
-    for s in train_encoder(
-        E, model.G, num_steps=args.steps, batch_size=args.batch, lr=args.lr, perceptual=perceptual, generator=g
-    ):
-        bar.update(1)
-        bar.set_postfix(psnr=f"{s.psnr:.2f}", latent=f"{s.losses['latent']:.4f}", refresh=False)
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    snap = run_dir / "encoder-snapshot.safetensors" if run_dir else None
+    if snap is not None and snap.exists() and not args.fresh:
+        trainer = EncoderTrainer.load(snap, model.G, perceptual=perceptual, num_steps=args.steps)
+        print(f"resumed {snap} at step {trainer.step}")
+    else:
+        E = load_encoder(model, device=device) if not args.fresh else None
+        if E is None:
+            E = new_encoder(model.G)
+        options = EncoderTrainOptions(num_steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed)
+        trainer = EncoderTrainer(E, model.G, options=options, perceptual=perceptual)
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    bar = _tqdm(total=args.steps, initial=trainer.step, desc="encoder", unit="step", disable=args.quiet)
+    last_snap = time.monotonic()
+    saved_step = trainer.step
+    s = None
+    with _StopBetweenSteps() as stop:
+        for s in trainer.run():
+            bar.update(1)
+            bar.set_postfix(psnr=f"{s.psnr:.2f}", latent=f"{s.losses['latent']:.4f}", refresh=False)
+            if snap is not None and time.monotonic() - last_snap > 60 * args.snap_minutes:
+                trainer.save(snap)
+                saved_step, last_snap = trainer.step, time.monotonic()
+                with open(run_dir / "encoder-metrics.jsonl", "a") as f:
+                    f.write(json.dumps({"step": s.step, "psnr_samples": round(s.psnr, 3), **s.losses}) + "\n")
+            if stop.requested:
+                break
     bar.close()
-    sd = {k: v.detach().cpu() for k, v in E.state_dict().items()}
-    out = resave_with(model, args.out or model.path, add={"encoder": (ENCODER_KIND, E.config.to_dict(), sd)})
-    print(f"wrote {out} with an encoder (last PSNR on samples {s.psnr:.2f} dB)")
+    if snap is not None and trainer.step != saved_step:
+        trainer.save(snap)
+    if trainer.step < trainer.options.num_steps:
+        where = f" --run-dir {run_dir}" if run_dir else ""
+        print(f"stopped at step {trainer.step}; continue with the same command{where}", file=sys.stderr)
+    sd = {k: v.detach().cpu() for k, v in trainer.E.state_dict().items()}
+    card = dict(model.card)
+    card["encoder"] = {
+        "steps": trainer.step,
+        "batch": trainer.options.batch_size,
+        "hours": round(trainer.seconds / 3600, 2),
+        "psnr_samples_db": round(s.psnr, 2)
+        if s is not None
+        else dict(card.get("encoder") or {}).get("psnr_samples_db"),
+    }
+    out = resave_with(
+        model, args.out or model.path, add={"encoder": (ENCODER_KIND, trainer.E.config.to_dict(), sd)}, card=card
+    )
+    last = f" (last batch PSNR on samples {s.psnr:.2f} dB)" if s is not None else ""
+    print(f"wrote {out} with an encoder trained {trainer.step} steps{last}")
     return 0
 
 
@@ -915,9 +952,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=2000)
     s.add_argument("--batch", type=int, default=16)
     s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--fresh", action="store_true", help="start from scratch instead of the existing encoder")
+    s.add_argument(
+        "--fresh", action="store_true", help="start from scratch instead of the snapshot / the existing encoder"
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=None, help="output model file (default: overwrite the input)")
+    s.add_argument(
+        "--run-dir", default=None, help="keep a resumable snapshot here (the run resumes from it unless --fresh)"
+    )
+    s.add_argument("--snap-minutes", type=float, default=10.0)
+    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     s.set_defaults(func=cmd_train_encoder)
     return p
 

@@ -11,17 +11,23 @@ Inversion with an encoder = one forward pass for the initial guess, then a few s
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from torch import nn
 
 from ganmodels.inversion import InvertStep, image_to_tensor, invert
 from ganmodels.losses import DiscriminatorPerceptual, masked_mse, psnr
-from ganmodels.networks import Generator, config_from_dict, random_c
+from ganmodels.networks import Generator, config_from_dict, random_c, weights_digest
+from ganmodels.stio import save_safetensors
+from ganmodels.training import load_optimizer, optimizer_tensors
 
 ENCODER_KIND = "e4e-lite"
 
@@ -129,6 +135,154 @@ class EncoderStep:
         return self.step / self.num_steps
 
 
+@dataclasses.dataclass(frozen=True)
+class EncoderTrainOptions:
+    """Hyper-parameters of encoder training (saved in its snapshots)."""
+
+    num_steps: int = 2000
+    batch_size: int = 16
+    lr: float = 1e-3  # held, then linearly to 0 over the last quarter of num_steps
+    truncation: tuple[float, float] = (0.5, 1.0)  # psi of the training samples, uniform in this range
+    latent_weight: float = 1.0
+    pixel_weight: float = 1.0
+    perceptual_weight: float = 0.1
+    offset_weight: float = 0.01
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EncoderTrainOptions:
+        d = dict(d)
+        d["truncation"] = tuple(d["truncation"])
+        return config_from_dict(cls, d)
+
+
+TRAIN_FORMAT = "gan-editor-encoder-train/1"
+
+
+class EncoderTrainer:
+    """Trains an encoder on random samples of a fixed G; resumable (``save`` / ``load``) and stoppable between steps.
+
+    ``perceptual`` (optional) adds a discriminator-feature loss. Randomness comes only from ``generator``
+    (default: seeded with ``options.seed``), whose state the snapshots keep, so a resumed run continues exactly.
+    """
+
+    def __init__(
+        self,
+        E: Encoder,
+        G: Generator,
+        *,
+        options: EncoderTrainOptions,
+        perceptual: DiscriminatorPerceptual | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.E, self.G, self.options, self.perceptual = E, G, options, perceptual
+        self.device = next(G.parameters()).device
+        self.opt = torch.optim.Adam(E.parameters(), lr=options.lr, betas=(0.9, 0.99))
+        self.generator = generator or torch.Generator(device=self.device).manual_seed(options.seed)
+        self.step = 0
+        self.seconds = 0.0
+
+    def _lr(self) -> float:
+        t = self.step / max(self.options.num_steps, 1)
+        return self.options.lr * min(1.0, (1 - t) / 0.25) if t > 0.75 else self.options.lr
+
+    def train_step(self) -> EncoderStep:
+        """One optimisation step on a fresh batch of G's samples."""
+        o, G, E, g = self.options, self.G, self.E, self.generator
+        G.eval().requires_grad_(False)
+        E.train()
+        for group in self.opt.param_groups:
+            group["lr"] = self._lr()
+        with torch.no_grad():
+            z = torch.randn([o.batch_size, G.z_dim], generator=g, device=self.device)
+            psi = torch.rand([o.batch_size, 1, 1], generator=g, device=self.device)
+            psi = o.truncation[0] + (o.truncation[1] - o.truncation[0]) * psi
+            ws_true = G.mapping.w_avg.lerp(G.mapping(z, random_c(G, o.batch_size, generator=g)), psi)
+            img = G.synthesis(ws_true, noise_mode="const")  # [B, 3, R, R]
+        ws_pred, offsets = E(img)
+        rec = G.synthesis(ws_pred, noise_mode="const")
+        losses = {
+            "latent": F.mse_loss(ws_pred, ws_true) * o.latent_weight,
+            "pixel": masked_mse(rec, img).mean() * o.pixel_weight,
+            "offsets": offsets.square().mean() * o.offset_weight,
+        }
+        if self.perceptual is not None and o.perceptual_weight:
+            losses["perceptual"] = self.perceptual(rec, img).mean() * o.perceptual_weight
+        loss = sum(losses.values())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        return EncoderStep(
+            step=self.step,
+            num_steps=o.num_steps,
+            losses={k: float(v.detach()) for k, v in losses.items()},
+            psnr=float(psnr(rec.detach(), img).mean()),
+        )
+
+    def run(self) -> Iterator[EncoderStep]:
+        """Train from the current step up to ``options.num_steps``, yielding after every step."""
+        while self.step < self.options.num_steps:
+            t0 = time.monotonic()
+            result = self.train_step()
+            self.seconds += time.monotonic() - t0
+            yield result
+        self.E.eval()
+
+    # ---- checkpoints
+    def save(self, path: str | Path) -> Path:
+        """A resumable snapshot: encoder, Adam state, random state, counters and a digest of G's weights."""
+        tensors = {f"E.{k}": v.detach().cpu().contiguous() for k, v in self.E.state_dict().items()}
+        opt_tensors, groups = optimizer_tensors("opt", self.opt)
+        tensors.update(opt_tensors)
+        tensors["rng"] = self.generator.get_state()
+        meta = {
+            "format": TRAIN_FORMAT,
+            "encoder_config": json.dumps(self.E.config.to_dict()),
+            "options": json.dumps(self.options.to_dict()),
+            "counters": json.dumps({"step": self.step, "seconds": self.seconds}),
+            "generator_digest": weights_digest(self.G),
+            "opt": json.dumps(groups),
+        }
+        return save_safetensors(path, tensors, meta)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        G: Generator,
+        *,
+        perceptual: DiscriminatorPerceptual | None = None,
+        num_steps: int | None = None,
+    ) -> EncoderTrainer:
+        """Resume a run saved by ``save``; ``num_steps`` may extend it. Refuses a snapshot made for another G."""
+        path = Path(path)
+        device = next(G.parameters()).device
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != TRAIN_FORMAT:
+                raise ValueError(f"{path.name} is not an encoder training snapshot")
+            if meta.get("generator_digest") != weights_digest(G):
+                raise ValueError(
+                    f"{path.name} was trained for another generator; start afresh (--fresh) or from this "
+                    "model's encoder"
+                )
+            options = EncoderTrainOptions.from_dict(json.loads(meta["options"]))
+            if num_steps is not None:
+                options = dataclasses.replace(options, num_steps=num_steps)
+            E = Encoder(EncoderConfig.from_dict(json.loads(meta["encoder_config"]))).to(device)
+            E.load_state_dict({k[2:]: f.get_tensor(k) for k in f.keys() if k.startswith("E.")})
+            trainer = cls(E, G, options=options, perceptual=perceptual)
+            load_optimizer(trainer.opt, "opt", f, json.loads(meta["opt"]))
+            trainer.generator.set_state(f.get_tensor("rng"))
+        counters = json.loads(meta["counters"])
+        trainer.step, trainer.seconds = int(counters["step"]), float(counters["seconds"])
+        return trainer
+
+
 def train_encoder(
     E: Encoder,
     G: Generator,
@@ -144,42 +298,18 @@ def train_encoder(
     offset_weight: float = 0.01,
     generator: torch.Generator,
 ) -> Iterator[EncoderStep]:
-    """Train ``E`` in place on random samples of ``G``; yields after every step."""
-    device = next(G.parameters()).device
-    G.eval().requires_grad_(False)
-    E.train()
-    opt = torch.optim.Adam(E.parameters(), lr=lr, betas=(0.9, 0.99))
-    w_avg = G.mapping.w_avg
-    for step in range(num_steps):
-        t = step / max(num_steps, 1)
-        for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (1 - t) / 0.25) if t > 0.75 else lr
-        with torch.no_grad():
-            z = torch.randn([batch_size, G.z_dim], generator=generator, device=device)
-            psi = torch.rand([batch_size, 1, 1], generator=generator, device=device)
-            psi = truncation[0] + (truncation[1] - truncation[0]) * psi
-            ws_true = w_avg.lerp(G.mapping(z, random_c(G, batch_size, generator=generator)), psi)
-            img = G.synthesis(ws_true, noise_mode="const")
-        ws_pred, offsets = E(img)
-        rec = G.synthesis(ws_pred, noise_mode="const")
-        losses = {
-            "latent": F.mse_loss(ws_pred, ws_true) * latent_weight,
-            "pixel": masked_mse(rec, img).mean() * pixel_weight,
-            "offsets": offsets.square().mean() * offset_weight,
-        }
-        if perceptual is not None and perceptual_weight:
-            losses["perceptual"] = perceptual(rec, img).mean() * perceptual_weight
-        loss = sum(losses.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        yield EncoderStep(
-            step=step + 1,
-            num_steps=num_steps,
-            losses={k: float(v.detach()) for k, v in losses.items()},
-            psnr=float(psnr(rec.detach(), img).mean()),
-        )
-    E.eval()
+    """Train ``E`` in place on random samples of ``G``; yields after every step (see :class:`EncoderTrainer`)."""
+    options = EncoderTrainOptions(
+        num_steps=num_steps,
+        batch_size=batch_size,
+        lr=lr,
+        truncation=truncation,
+        latent_weight=latent_weight,
+        pixel_weight=pixel_weight,
+        perceptual_weight=perceptual_weight,
+        offset_weight=offset_weight,
+    )
+    yield from EncoderTrainer(E, G, options=options, perceptual=perceptual, generator=generator).run()
 
 
 @torch.no_grad()

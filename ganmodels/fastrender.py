@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from ganmodels.networks import hash_state
+
 log = logging.getLogger(__name__)
 
 Builder = Callable[[Any, Any, int], Callable[[torch.Tensor], torch.Tensor]]  # (G, config, threads) -> fn(ws)
@@ -53,9 +55,7 @@ def package_key(G: Any, config: Any, *, threads: int, noise_mode: str = "const")
     """A name for the compiled package of these weights on this torch build."""
     h = hashlib.sha256()
     h.update(json.dumps([PACKAGE_VERSION, torch.__version__, threads, noise_mode, config.to_dict()]).encode())
-    for name, t in sorted(G.synthesis.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    hash_state(h, G.synthesis.state_dict())
     return h.hexdigest()[:32]
 
 

@@ -14,8 +14,9 @@ CUDA only.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -508,6 +509,20 @@ class Generator(nn.Module):
         """z: [N, z_dim], c: [N, c_dim] -> img: [N, C, R, R]."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, **synthesis_kwargs)
+
+
+def hash_state(h: Any, state: Mapping[str, torch.Tensor]) -> None:
+    """Feed tensors (by sorted name, as float32 bytes) into a hashlib object."""
+    for name, t in sorted(state.items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+
+
+def weights_digest(module: nn.Module) -> str:
+    """sha256 (hex) of a module's weights and buffers: tells whether two networks are the same."""
+    h = hashlib.sha256()
+    hash_state(h, module.state_dict())
+    return h.hexdigest()
 
 
 def one_hot_c(G: nn.Module, labels: torch.Tensor | Sequence[int]) -> torch.Tensor:

@@ -83,6 +83,16 @@ def main() -> None:
         "metrics_note": f"{len(reals)} real vs {len(fakes)} generated images, psi 1.0; FID on this model's own D "
         "features is not comparable with Inception FID",
     }
+    if G.c_dim > 0:
+        card["classes"] = (
+            f"conditional on {G.c_dim} k-means classes of the training pictures (ganmodels dataset cluster "
+            f"--k {G.c_dim}); a seed draws a class by its share of the data, or pick one (--class / the GUI)"
+        )
+        if state.prior_kimg:
+            card["kimg_note"] = (
+                f"{state.prior_kimg:.1f} kimg unconditional, then {state.cur_nimg / 1000:.1f} kimg conditional "
+                "(ganmodels train --cond --init-from)"
+            )
     directions = {}
     for group, (a, b) in GROUPS.items():
         stop = G.num_ws if b is None else b

@@ -68,7 +68,7 @@ def _png_of_sample(tmp_path, model_file):
     return out
 
 
-def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file):
+def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file, capsys):
     from ganmodels.latents import load_latent
     from ganmodels.modelfile import load_model
 
@@ -161,8 +161,13 @@ def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file):
     assert set(load_model(with_dirs).directions) == {"first", "pca0", "pca1", "pca2"}
 
     enc = tmp_path / "enc.safetensors"
-    assert main(["--quiet", "train-encoder", str(with_dirs), "--steps", "3", "--batch", "4", "--out", str(enc)]) == 0
+    run = ["--batch", "4", "--out", str(enc), "--run-dir", str(tmp_path / "enc-run"), "--threads", "1"]
+    assert main(["--quiet", "train-encoder", str(with_dirs), "--steps", "2", *run]) == 0
+    assert load_model(enc).card["encoder"]["steps"] == 2
+    assert main(["--quiet", "train-encoder", str(with_dirs), "--steps", "3", *run]) == 0  # resumes at step 2
+    assert "resumed" in capsys.readouterr().out
     m = load_model(enc)
+    assert m.card["encoder"]["steps"] == 3
     assert m.components["encoder"]["kind"] == "e4e-lite" and set(m.directions) == set(load_model(with_dirs).directions)
     assert (
         main(

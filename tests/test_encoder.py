@@ -40,3 +40,37 @@ def test_encoder_state_round_trip():
     E2 = encoder_from_state(E.config.to_dict(), E.state_dict())
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert torch.equal(E.eval()(x)[0], E2(x)[0])
+
+
+def test_encoder_training_resumes_exactly_and_refuses_another_generator(tmp_path):
+    import pytest
+
+    from ganmodels.encoder import EncoderTrainer, EncoderTrainOptions
+
+    G, _ = tiny_generator()
+    options = EncoderTrainOptions(num_steps=6, batch_size=4, lr=2e-3, seed=3)
+
+    def fresh() -> EncoderTrainer:
+        torch.manual_seed(0)
+        return EncoderTrainer(new_encoder(G, channels=8, channel_max=16), G, options=options)
+
+    straight = fresh()
+    losses = [s.losses["latent"] for s in straight.run()]
+    assert straight.step == 6 and len(losses) == 6
+
+    half = fresh()
+    for s in half.run():
+        if s.step == 3:
+            break
+    snap = half.save(tmp_path / "enc.safetensors")
+    resumed = EncoderTrainer.load(snap, G)
+    assert resumed.step == 3
+    rest = [s.losses["latent"] for s in resumed.run()]
+    assert rest == losses[3:]
+    for (k, a), (_, b) in zip(straight.E.state_dict().items(), resumed.E.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert EncoderTrainer.load(snap, G, num_steps=10).options.num_steps == 10
+
+    other, _ = tiny_generator(seed=5)
+    with pytest.raises(ValueError, match="another generator"):
+        EncoderTrainer.load(snap, other)
