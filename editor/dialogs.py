@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -21,6 +24,7 @@ from PySide6.QtWidgets import (
 from editor.autosave import RecoveryChoice, RecoveryFile
 from editor.icons import icon
 from editor.panels.latent import MAX_SEED, TRUNCATION_MAX
+from editor.qtimage import rgb_to_qimage
 
 BACKGROUNDS = {"White": (1.0, 1.0, 1.0, 1.0), "Black": (0.0, 0.0, 0.0, 1.0), "Transparent": None}
 
@@ -97,6 +101,14 @@ class SampleDialog(QDialog):
             form.addRow("Class", self.class_box)
         form.addRow("Truncation", self.truncation)
         form.addRow(buttons)
+
+    def set_class_previews(self, images: np.ndarray) -> None:
+        """Show uint8 [K, R, R, 3] pictures (one per class) as the class items' icons."""
+        if self.class_box is None:
+            return
+        for k, img in enumerate(images[: self.class_box.count() - 1]):
+            self.class_box.setItemIcon(k + 1, QIcon(QPixmap.fromImage(rgb_to_qimage(img))))
+        self.class_box.setIconSize(QSize(32, 32))
 
     def values(self) -> tuple[int, float, int | None]:
         """(seed, truncation, class index or None for the seed's own class)."""

@@ -605,6 +605,8 @@ class MainWindow(QMainWindow):
         dialog = SampleDialog(
             self.editor.random_seed(), truncation, self.editor.random_seed, self, class_fractions=fractions
         )
+        if fractions:
+            self.editor.class_previews(dialog.set_class_previews)
         if dialog.exec():
             seed, truncation, class_index = dialog.values()
             self.editor.generate(seed, truncation, class_index)

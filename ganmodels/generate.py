@@ -72,6 +72,15 @@ def seeds_to_ws(
 
 
 @torch.no_grad()
+def class_previews(G: Generator, *, seed: int = 0, truncation_psi: float = 0.6) -> np.ndarray:
+    """One picture per class of a conditional G, all from the same seed's z: uint8 [c_dim, R, R, 3]."""
+    if G.c_dim == 0:
+        return np.zeros([0, G.img_resolution, G.img_resolution, 3], dtype=np.uint8)
+    ws = seeds_to_ws(G, [seed] * G.c_dim, classes=list(range(G.c_dim)), truncation_psi=truncation_psi)
+    return to_uint8(synthesize(G, ws))
+
+
+@torch.no_grad()
 def synthesize(G: Generator, ws: torch.Tensor, *, noise_mode: str = "const", batch_size: int = 8) -> torch.Tensor:
     """ws [N, num_ws, w_dim] -> images [N, 3, R, R] float32 in about [-1, 1], in batches."""
     device = next(G.parameters()).device

@@ -481,13 +481,22 @@ def test_conditional_model_samples_the_chosen_class_and_keeps_it_in_the_project(
     def fake_exec(dialog):
         box = dialog.class_box
         seen["items"] = [box.itemText(i) for i in range(box.count())]
+        seen["icons"] = [not box.itemIcon(i).isNull() for i in range(box.count())]  # (the sync runner is done)
         box.setCurrentIndex(2)  # class 1
         return True
 
     monkeypatch.setattr(SampleDialog, "exec", fake_exec)
     window.choose_sample()
     assert seen["items"][0] == "From the seed" and seen["items"][3] == "Class 2 (50.0 % of the training data)"
+    assert seen["icons"] == [False, True, True, True]  # each class shows a picture of it
     assert window.doc.active_layer.gan.class_index == 1
+    from ganmodels.generate import class_previews
+
+    previews = class_previews(model.G)
+    assert previews.shape == (3, 16, 16, 3) and previews.dtype == np.uint8
+    assert not np.array_equal(previews[0], previews[1])
+    expected = to_float01(synthesize(model.G, seeds_to_ws(model.G, [0], classes=[2], truncation_psi=0.6)))[0]
+    assert np.array_equal(previews[2], np.round(expected * 255).astype(np.uint8))
 
     path = tmp_path / "c.ora"
     assert window.editor.save_project(path)

@@ -273,6 +273,19 @@ class EditorController(QObject):
             self._generates[job.id] = self._generation
         return job
 
+    def class_previews(self, on_result: Callable[[np.ndarray], None]) -> Job | None:
+        """Render one picture per class of the (conditional) model on the worker; ``on_result(uint8 [K, R, R, 3])``."""
+        model = self.session.model
+        if model is None or model.G.c_dim == 0:
+            return None
+
+        def make(G=model.G):
+            from ganmodels.generate import class_previews
+
+            yield class_previews(G)
+
+        return self.run_backend_job("class-previews", make, on_result, description="Class previews")
+
     def random_seed(self) -> int:
         """A fresh seed for a new sample."""
         return self.rng.randrange(2**31 - 1)
