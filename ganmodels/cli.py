@@ -207,6 +207,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ganmodels.training import (
         TrainConfig,
         checkpoint_extra,
+        checkpoint_labels,
         init_distributed,
         init_from,
         latest_checkpoint,
@@ -237,6 +238,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("error: --resume continues a run, --init-from starts a new one: give only one", file=sys.stderr)
         return 2
     dataset = ImageDataset.from_path(args.data, xflip=xflip)
+    if resume is not None:  # a conditional run's snapshot may carry the labels it was trained with
+        stored = checkpoint_labels(resume)
+        if stored is not None and not np.array_equal(stored, dataset.labels):
+            if len(stored) != len(dataset):
+                print(
+                    f"error: {resume.name} holds class labels for {len(stored)} pictures; {args.data} has "
+                    f"{len(dataset)}",
+                    file=sys.stderr,
+                )
+                return 2
+            dataset = ImageDataset(dataset.images, labels=stored, xflip=xflip)
+            print(f"using the class labels stored in {resume.name}")
     if args.cond and dataset.num_classes == 0:
         print(
             f"error: --cond needs class labels in {args.data}; add some with: "

@@ -561,6 +561,16 @@ class ImageDataset:
         return cls(load_images(path), labels=load_labels(path), xflip=xflip)
 
     @property
+    def images(self) -> np.ndarray:
+        """The pictures, uint8 [N, R, R, 3] (a view, do not modify)."""
+        return self._images.numpy()
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """The class labels, int64 [N], or None."""
+        return None if self._labels is None else self._labels.numpy()
+
+    @property
     def num_classes(self) -> int:
         """1 + the largest label (0 without labels)."""
         return 0 if self._labels is None else int(self._labels.max()) + 1

@@ -410,12 +410,18 @@ def _match_layouts(opt: torch.optim.Optimizer) -> None:
 
 
 def save_checkpoint(
-    state: TrainState, path: str | Path, *, extra: dict[str, Any] | None = None, compact: bool = False
+    state: TrainState,
+    path: str | Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    compact: bool = False,
+    data_labels: np.ndarray | None = None,
 ) -> Path:
     """Write a resumable snapshot (atomic: temp file + rename).
 
     ``compact`` stores weights in fp16 and Adam moments in bf16 (about half the size; resuming continues the
-    run closely but not bit-exactly) for snapshots that must be small, e.g. committed to git.
+    run closely but not bit-exactly) for snapshots that must be small, e.g. committed to git. ``data_labels``
+    (int [N]) keeps the class labels of a conditional run's data with it (see :func:`checkpoint_labels`).
     """
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
@@ -432,6 +438,8 @@ def save_checkpoint(
             if k.startswith("opt_") and v.is_floating_point() and v.ndim > 0:
                 tensors[k] = v.bfloat16()
     tensors["rng"] = state.rng.get_state()
+    if data_labels is not None:
+        tensors["data.labels"] = torch.as_tensor(np.asarray(data_labels, dtype=np.int64))
     meta = {
         "format": "gan-editor-train/1",
         "config": json.dumps(state.config.to_dict()),
@@ -598,6 +606,15 @@ def checkpoint_extra(path: str | Path) -> dict[str, Any]:
     except (OSError, ValueError, json.JSONDecodeError):
         return {}
     return extra if isinstance(extra, dict) else {}
+
+
+def checkpoint_labels(path: str | Path) -> np.ndarray | None:
+    """The data labels saved with a training checkpoint (int64 [N]), or None."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.get_tensor("data.labels").numpy() if "data.labels" in f.keys() else None
+    except (OSError, SafetensorError):
+        return None
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:

@@ -326,3 +326,36 @@ def test_cli_sample_draws_the_given_class(tmp_path):
     expected = to_uint8(synthesize(G, seeds_to_ws(G, [4], truncation_psi=0.7, classes=[2])))[0]
     assert np.array_equal(np.asarray(Image.open(out)), expected)
     assert main(["--quiet", "sample", str(path), "--seeds", "4", "--class", "3", "--out", str(out)]) == 2
+
+
+def test_resuming_from_a_snapshot_uses_the_class_labels_stored_in_it(tmp_path, capsys):
+    from ganmodels.cli import main
+    from ganmodels.dataset import _write_npz
+    from ganmodels.training import checkpoint_labels, latest_checkpoint, load_checkpoint
+
+    x, truth = toy_images(32)
+    data = tmp_path / "d.npz"
+    _write_npz(data, list(x), [str(i) for i in range(32)], [False] * 32, xflip=False)
+    save_labels(data, truth)
+    common = ["--batch", "8", "--cbase", "256", "--cmax", "32", "--z-dim", "32", "--w-dim", "32"]
+    common += ["--precision", "fp32", "--threads", "1"]
+    run = tmp_path / "run"
+    assert main(["--quiet", "train", str(data), "--out", str(run), "--cond", "--kimg", "0.016", *common]) == 0
+    state = load_checkpoint(latest_checkpoint(run))
+    snap = save_checkpoint(state, tmp_path / "small.safetensors", compact=True, data_labels=truth)
+    assert np.array_equal(checkpoint_labels(snap), truth)
+    assert checkpoint_labels(latest_checkpoint(run)) is None
+
+    # Elsewhere the data got other labels (or none): the snapshot's own are used.
+    save_labels(data, (truth + 1) % 4)
+    capsys.readouterr()
+    out = tmp_path / "resumed"
+    assert (
+        main(["--quiet", "train", str(data), "--out", str(out), "--resume", str(snap), "--kimg", "0.032", *common]) == 0
+    )
+    assert "using the class labels stored in small.safetensors" in capsys.readouterr().out
+    x2, _ = toy_images(20)
+    other = tmp_path / "other.npz"
+    _write_npz(other, list(x2), [str(i) for i in range(20)], [False] * 20, xflip=False)
+    assert main(["--quiet", "train", str(other), "--out", str(out), "--resume", str(snap), *common]) == 2
+    assert "for 32 pictures" in capsys.readouterr().err
