@@ -719,17 +719,28 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     model, device = _load(args)
     perceptual = load_perceptual(model, device=device)
+    images = None
+    if args.data:
+        from ganmodels.dataset import load_images
+
+        images = load_images(args.data)
     run_dir = Path(args.run_dir) if args.run_dir else None
     snap = run_dir / "encoder-snapshot.safetensors" if run_dir else None
     if snap is not None and snap.exists() and not args.fresh:
-        trainer = EncoderTrainer.load(snap, model.G, perceptual=perceptual, num_steps=args.steps)
+        trainer = EncoderTrainer.load(snap, model.G, perceptual=perceptual, num_steps=args.steps, images=images)
         print(f"resumed {snap} at step {trainer.step}")
     else:
         E = load_encoder(model, device=device) if not args.fresh else None
         if E is None:
             E = new_encoder(model.G)
-        options = EncoderTrainOptions(num_steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed)
-        trainer = EncoderTrainer(E, model.G, options=options, perceptual=perceptual)
+        options = EncoderTrainOptions(
+            num_steps=args.steps,
+            batch_size=args.batch,
+            lr=args.lr,
+            seed=args.seed,
+            real_fraction=args.real_fraction if images is not None else 0.0,
+        )
+        trainer = EncoderTrainer(E, model.G, options=options, perceptual=perceptual, images=images)
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     bar = _tqdm(total=args.steps, initial=trainer.step, desc="encoder", unit="step", disable=args.quiet)
@@ -758,6 +769,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     card["encoder"] = {
         "steps": trainer.step,
         "batch": trainer.options.batch_size,
+        "real_fraction": trainer.options.real_fraction,
         "hours": round(trainer.seconds / 3600, 2),
         "psnr_samples_db": round(s.psnr, 2)
         if s is not None
@@ -975,6 +987,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--snap-minutes", type=float, default=10.0)
     s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    s.add_argument(
+        "--data",
+        default=None,
+        help="dataset of the model's domain at its resolution: part of each batch is real pictures (e4e-style)",
+    )
+    s.add_argument("--real-fraction", type=float, default=0.5, help="share of real pictures per batch with --data")
     s.set_defaults(func=cmd_train_encoder)
     return p
 

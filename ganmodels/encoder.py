@@ -147,7 +147,12 @@ class EncoderTrainOptions:
     pixel_weight: float = 1.0
     perceptual_weight: float = 0.1
     offset_weight: float = 0.01
+    real_fraction: float = 0.0  # share of each batch taken from real pictures (pixel + perceptual losses only)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.real_fraction < 1.0:
+            raise ValueError("real_fraction must be in [0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -165,8 +170,11 @@ TRAIN_FORMAT = "gan-editor-encoder-train/1"
 class EncoderTrainer:
     """Trains an encoder on random samples of a fixed G; resumable (``save`` / ``load``) and stoppable between steps.
 
-    ``perceptual`` (optional) adds a discriminator-feature loss. Randomness comes only from ``generator``
-    (default: seeded with ``options.seed``), whose state the snapshots keep, so a resumed run continues exactly.
+    ``perceptual`` (optional) adds a discriminator-feature loss. With ``images`` (uint8 [N, R, R, 3], the model's
+    domain) and ``options.real_fraction`` > 0, that share of every batch is real pictures (randomly mirrored),
+    learnt by reconstruction alone as in e4e, so the encoder also fits pictures the generator cannot draw exactly.
+    Randomness comes only from ``generator`` (default: seeded with ``options.seed``), whose state the snapshots
+    keep, so a resumed run continues exactly.
     """
 
     def __init__(
@@ -177,8 +185,16 @@ class EncoderTrainer:
         options: EncoderTrainOptions,
         perceptual: DiscriminatorPerceptual | None = None,
         generator: torch.Generator | None = None,
+        images: np.ndarray | None = None,
     ) -> None:
+        if options.real_fraction > 0 and images is None:
+            raise ValueError("this encoder run also trains on real pictures: give the data")
+        if images is not None and (images.ndim != 4 or images.shape[1:] != (G.img_resolution, G.img_resolution, 3)):
+            raise ValueError(
+                f"the pictures must be {G.img_resolution} px RGB like the generator's, got {list(images.shape[1:])}"
+            )
         self.E, self.G, self.options, self.perceptual = E, G, options, perceptual
+        self.images = torch.from_numpy(np.ascontiguousarray(images)) if images is not None else None  # [N, R, R, 3]
         self.device = next(G.parameters()).device
         self.opt = torch.optim.Adam(E.parameters(), lr=options.lr, betas=(0.9, 0.99))
         self.generator = generator or torch.Generator(device=self.device).manual_seed(options.seed)
@@ -196,16 +212,24 @@ class EncoderTrainer:
         E.train()
         for group in self.opt.param_groups:
             group["lr"] = self._lr()
+        n_real = round(o.batch_size * o.real_fraction) if self.images is not None else 0
+        n_fake = o.batch_size - n_real
         with torch.no_grad():
-            z = torch.randn([o.batch_size, G.z_dim], generator=g, device=self.device)
-            psi = torch.rand([o.batch_size, 1, 1], generator=g, device=self.device)
+            z = torch.randn([n_fake, G.z_dim], generator=g, device=self.device)
+            psi = torch.rand([n_fake, 1, 1], generator=g, device=self.device)
             psi = o.truncation[0] + (o.truncation[1] - o.truncation[0]) * psi
-            ws_true = G.mapping.w_avg.lerp(G.mapping(z, random_c(G, o.batch_size, generator=g)), psi)
-            img = G.synthesis(ws_true, noise_mode="const")  # [B, 3, R, R]
+            ws_true = G.mapping.w_avg.lerp(G.mapping(z, random_c(G, n_fake, generator=g)), psi)
+            img = G.synthesis(ws_true, noise_mode="const")  # [n_fake, 3, R, R]
+            if n_real:
+                idx = torch.randint(len(self.images), [n_real], generator=g, device=g.device).cpu()
+                flip = (torch.rand([n_real], generator=g, device=g.device) < 0.5).cpu()
+                real = self.images[idx].permute(0, 3, 1, 2).float().div(127.5).sub(1)  # [n_real, 3, R, R]
+                real[flip] = real[flip].flip(3)
+                img = torch.cat([img, real.to(self.device)])  # [B, 3, R, R]
         ws_pred, offsets = E(img)
         rec = G.synthesis(ws_pred, noise_mode="const")
         losses = {
-            "latent": F.mse_loss(ws_pred, ws_true) * o.latent_weight,
+            "latent": F.mse_loss(ws_pred[:n_fake], ws_true) * o.latent_weight,
             "pixel": masked_mse(rec, img).mean() * o.pixel_weight,
             "offsets": offsets.square().mean() * o.offset_weight,
         }
@@ -257,8 +281,10 @@ class EncoderTrainer:
         *,
         perceptual: DiscriminatorPerceptual | None = None,
         num_steps: int | None = None,
+        images: np.ndarray | None = None,
     ) -> EncoderTrainer:
-        """Resume a run saved by ``save``; ``num_steps`` may extend it. Refuses a snapshot made for another G."""
+        """Resume a run saved by ``save``; ``num_steps`` may extend it. Refuses a snapshot made for another G.
+        A run that trains on real pictures needs them again (``images``)."""
         path = Path(path)
         device = next(G.parameters()).device
         with safe_open(str(path), framework="pt") as f:
@@ -275,7 +301,7 @@ class EncoderTrainer:
                 options = dataclasses.replace(options, num_steps=num_steps)
             E = Encoder(EncoderConfig.from_dict(json.loads(meta["encoder_config"]))).to(device)
             E.load_state_dict({k[2:]: f.get_tensor(k) for k in f.keys() if k.startswith("E.")})
-            trainer = cls(E, G, options=options, perceptual=perceptual)
+            trainer = cls(E, G, options=options, perceptual=perceptual, images=images)
             load_optimizer(trainer.opt, "opt", f, json.loads(meta["opt"]))
             trainer.generator.set_state(f.get_tensor("rng"))
         counters = json.loads(meta["counters"])

@@ -46,13 +46,15 @@ def test_encoder_training_resumes_exactly_and_refuses_another_generator(tmp_path
     import pytest
 
     from ganmodels.encoder import EncoderTrainer, EncoderTrainOptions
+    from tests.test_conditional import toy_images
 
     G, _ = tiny_generator()
-    options = EncoderTrainOptions(num_steps=6, batch_size=4, lr=2e-3, seed=3)
+    options = EncoderTrainOptions(num_steps=6, batch_size=4, lr=2e-3, seed=3, real_fraction=0.5)
+    images, _ = toy_images(8)
 
     def fresh() -> EncoderTrainer:
         torch.manual_seed(0)
-        return EncoderTrainer(new_encoder(G, channels=8, channel_max=16), G, options=options)
+        return EncoderTrainer(new_encoder(G, channels=8, channel_max=16), G, options=options, images=images)
 
     straight = fresh()
     losses = [s.losses["latent"] for s in straight.run()]
@@ -63,14 +65,43 @@ def test_encoder_training_resumes_exactly_and_refuses_another_generator(tmp_path
         if s.step == 3:
             break
     snap = half.save(tmp_path / "enc.safetensors")
-    resumed = EncoderTrainer.load(snap, G)
+    with pytest.raises(ValueError, match="give the data"):
+        EncoderTrainer.load(snap, G)
+    resumed = EncoderTrainer.load(snap, G, images=images)
     assert resumed.step == 3
     rest = [s.losses["latent"] for s in resumed.run()]
     assert rest == losses[3:]
     for (k, a), (_, b) in zip(straight.E.state_dict().items(), resumed.E.state_dict().items()):
         assert torch.equal(a, b), k
-    assert EncoderTrainer.load(snap, G, num_steps=10).options.num_steps == 10
+    assert EncoderTrainer.load(snap, G, num_steps=10, images=images).options.num_steps == 10
 
     other, _ = tiny_generator(seed=5)
     with pytest.raises(ValueError, match="another generator"):
         EncoderTrainer.load(snap, other)
+
+
+def test_training_on_real_pictures_too_fits_pictures_the_generator_cannot_draw():
+    import numpy as np
+    import pytest
+
+    from ganmodels.encoder import EncoderTrainer, EncoderTrainOptions
+    from tests.test_conditional import toy_images
+
+    G, _ = tiny_generator()
+    x, _ = toy_images(64)  # flat colours with a white square: far from the random tiny G's samples
+    reals = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1  # [64, 3, 16, 16]
+    scores = {}
+    for fraction in (0.0, 0.5):
+        torch.manual_seed(0)
+        E = new_encoder(G, channels=16, channel_max=32)
+        options = EncoderTrainOptions(num_steps=100, batch_size=8, lr=2e-3, real_fraction=fraction)
+        for _ in EncoderTrainer(E, G, options=options, images=x).run():
+            pass
+        with torch.no_grad():
+            scores[fraction] = float(psnr(G.synthesis(E(reals)[0], noise_mode="const"), reals).mean())
+    assert scores[0.5] > scores[0.0] + 3, scores
+
+    with pytest.raises(ValueError, match="give the data"):
+        EncoderTrainer(E, G, options=EncoderTrainOptions(real_fraction=0.5))
+    with pytest.raises(ValueError, match="16 px"):
+        EncoderTrainer(E, G, options=EncoderTrainOptions(real_fraction=0.5), images=np.zeros([4, 8, 8, 3], np.uint8))
