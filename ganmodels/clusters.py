@@ -16,7 +16,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-__all__ = ["Clustering", "cluster_images", "image_features", "kmeans"]
+__all__ = ["Clustering", "FeatureSpace", "class_consistency", "cluster_images", "image_features", "kmeans"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,17 +33,46 @@ class Clustering:
         return np.bincount(self.labels, minlength=len(self.centres))
 
 
-def image_features(images: np.ndarray, *, size: int = 16, dims: int = 64) -> np.ndarray:
-    """uint8 [N, R, R, 3] -> float32 [N, min(dims, N, 3*size*size)]: PCA of mirror-averaged thumbnails."""
+def _thumbnails(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [N, R, R, 3] -> float32 [N, 3*size*size]: mirror-averaged area-filtered thumbnails in [0, 1]."""
     if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 [N, R, R, 3], got {images.dtype} {list(images.shape)}")
     thumbs = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])  # [N, s, s, 3]
     x = thumbs.astype(np.float32) / 255.0
     x = 0.5 * (x + x[:, :, ::-1])  # mirror-symmetric
-    x = x.reshape(len(x), -1)  # [N, 3*s*s]
-    x = x - x.mean(axis=0, keepdims=True)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)  # vt: [min(N, D), D]
-    return (x @ vt[:dims].T).astype(np.float32)  # [N, dims]
+    return x.reshape(len(x), -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpace:
+    """The PCA of a dataset's thumbnails: ``project`` maps any pictures of its resolution into it."""
+
+    mean: np.ndarray  # [3*size*size]
+    basis: np.ndarray  # [dims, 3*size*size]
+    size: int
+
+    @classmethod
+    def fit(cls, images: np.ndarray, *, size: int = 16, dims: int = 64) -> FeatureSpace:
+        x = _thumbnails(images, size)
+        mean = x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)  # vt: [min(N, D), D]
+        return cls(mean=mean, basis=vt[:dims], size=size)
+
+    def project(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, R, R, 3] -> float32 [N, dims]."""
+        return ((_thumbnails(images, self.size) - self.mean) @ self.basis.T).astype(np.float32)
+
+
+def image_features(images: np.ndarray, *, size: int = 16, dims: int = 64) -> np.ndarray:
+    """uint8 [N, R, R, 3] -> float32 [N, min(dims, N, 3*size*size)]: PCA of mirror-averaged thumbnails."""
+    return FeatureSpace.fit(images, size=size, dims=dims).project(images)
+
+
+def class_consistency(space: FeatureSpace, centres: np.ndarray, images: np.ndarray, labels: np.ndarray) -> float:
+    """Share of pictures whose nearest class centre (in ``space``) is their own label: for a conditional
+    generator's samples, how well each class is drawn as its data looks (chance: about 1 / K)."""
+    d2 = _sq_dists(space.project(images).astype(np.float64), centres.astype(np.float64))  # [N, K]
+    return float((d2.argmin(1) == np.asarray(labels)).mean())
 
 
 def _sq_dists(x: np.ndarray, c: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ class SnapshotReporter:
         self.log_every = log_every
         self.metric_images = metric_images  # 0 = no per-snapshot metrics
         self._acc: dict[str, list[float]] = {}
+        self._classes: tuple[Any, np.ndarray] | None = None
 
     def write_config(self, state: TrainState) -> None:
         (self.run_dir / "training_options.json").write_text(
@@ -91,7 +92,8 @@ class SnapshotReporter:
 
     def write_metrics(self, state: TrainState) -> dict[str, float]:
         """SWD of G_ema samples vs data and the mean pixel distance between pairs of samples (diversity; a
-        collapsing G drives it towards 0), appended to metrics.jsonl. Same seeds every snapshot."""
+        collapsing G drives it towards 0), appended to metrics.jsonl. Same seeds every snapshot. A conditional
+        run adds ``class_consistency``: the share of samples nearest to their own class's data (clusters.py)."""
         from ganmodels.metrics import swd
 
         G, n = state.G_ema, self.metric_images
@@ -108,9 +110,28 @@ class SnapshotReporter:
         half = n // 2
         row["pair_l1_fake"] = float((fakes[:half] - fakes[half : 2 * half]).abs().mean() / 2)  # in [0, 1] units
         row["pair_l1_real"] = float((reals[:half] - reals[half : 2 * half]).abs().mean() / 2)
+        if G.c_dim > 0 and getattr(self.dataset, "labels", None) is not None:
+            row["class_consistency"] = self._class_consistency(to_uint8(fakes), c.argmax(1).numpy())
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         return row
+
+    def _class_consistency(self, fakes: np.ndarray, labels: np.ndarray) -> float:
+        from ganmodels.clusters import FeatureSpace, class_consistency
+
+        if self._classes is None:  # the data's feature space and class centres, once per run
+            images, data_labels = self.dataset.images, self.dataset.labels
+            space = FeatureSpace.fit(images)
+            feats = space.project(images)
+            centres = np.stack(
+                [
+                    feats[data_labels == k].mean(0) if (data_labels == k).any() else np.full(feats.shape[1], 1e15)
+                    for k in range(int(data_labels.max()) + 1)
+                ]
+            )
+            self._classes = (space, centres)
+        space, centres = self._classes
+        return class_consistency(space, centres, fakes, labels)
 
     def plot_losses(self) -> Path | None:
         """losses.png from stats.jsonl (matplotlib, no display needed)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -74,6 +75,18 @@ def test_image_features_are_mirror_invariant_and_clusters_follow_colour():
     # each cluster is exactly one palette colour
     for j in range(4):
         assert len(set(truth[result.labels == j].tolist())) == 1
+
+
+def test_class_consistency_is_one_for_the_data_and_low_for_wrong_labels():
+    from ganmodels.clusters import FeatureSpace, class_consistency
+
+    x, truth = toy_images(64)
+    space = FeatureSpace.fit(x, dims=8)
+    feats = space.project(x)
+    centres = np.stack([feats[truth == k].mean(0) for k in range(4)])
+    assert class_consistency(space, centres, x, truth) == 1.0
+    assert class_consistency(space, centres, x, (truth + 1) % 4) == 0.0
+    assert np.allclose(space.project(x[:5]), feats[:5])
 
 
 # ---- labelled datasets
@@ -299,6 +312,8 @@ def test_cli_conditional_run_from_a_model_file(tmp_path, capsys):
     assert "widened (mapping.fc0.weight)" in capsys.readouterr().out
     trained = load_model(out / "model-latest.safetensors")
     assert trained.G.c_dim == 4
+    metrics = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 0.0 <= metrics["class_consistency"] <= 1.0
     assert trained.card["kimg"] == 100.016 and trained.card["hours"] >= 2.0  # the model's training included
     freqs = np.bincount(load_labels(data), minlength=4) / 32
     assert np.allclose(trained.G.mapping.c_probs.numpy(), freqs)
