@@ -237,6 +237,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if resume is not None and args.init_from:
         print("error: --resume continues a run, --init-from starts a new one: give only one", file=sys.stderr)
         return 2
+    if args.augment_p is not None and not (args.augment == "ada" and resume is None and 0 <= args.augment_p <= 1):
+        print("error: --augment-p (0..1) starts the ADA probability of a new run (--augment ada)", file=sys.stderr)
+        return 2
     dataset = ImageDataset.from_path(args.data, xflip=xflip)
     if resume is not None:  # a conditional run's snapshot may carry the labels it was trained with
         stored = checkpoint_labels(resume)
@@ -313,6 +316,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 return 2
             if rank == 0:
                 print(f"initialised from {args.init_from}: {report.summary()}")
+        if args.augment_p is not None:
+            state.augment_p = args.augment_p
     reporter = SnapshotReporter(run_dir, dataset=dataset, data_name=str(args.data), xflip=xflip) if rank == 0 else None
     if reporter is not None:
         reporter.write_config(state)
@@ -869,6 +874,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pl-weight", type=float, default=0.0, help="path length regularisation weight")
     s.add_argument("--ema-kimg", type=float, default=None)
     s.add_argument("--augment", default="diffaugment", choices=["diffaugment", "ada", "none"])
+    s.add_argument(
+        "--augment-p",
+        type=float,
+        default=None,
+        help="starting ADA probability of a new run (default: the --init-from checkpoint's, else 0); "
+        "ADA adapts it from there",
+    )
     s.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on D")
     s.add_argument(
         "--no-noise",

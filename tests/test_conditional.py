@@ -325,6 +325,31 @@ def test_cli_conditional_run_from_a_model_file(tmp_path, capsys):
     )
 
 
+def test_cli_augment_p_starts_ada_where_the_source_run_left_it(tmp_path, capsys):
+    from safetensors import safe_open
+
+    from ganmodels.cli import main
+    from ganmodels.training import latest_checkpoint
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, images=rng.integers(0, 255, (8, 16, 16, 3), dtype=np.uint8))
+    common = ["--batch", "4", "--cbase", "64", "--cmax", "16", "--z-dim", "8", "--w-dim", "8", "--kimg", "0.008"]
+    common += ["--precision", "fp32", "--threads", "1", "--snap-kimg", "0.008"]
+    out = tmp_path / "r"
+    assert (
+        main(["--quiet", "train", str(data), "--out", str(out), *common, "--augment", "ada", "--augment-p", "0.4"]) == 0
+    )
+    with safe_open(str(latest_checkpoint(out)), framework="pt") as f:
+        p = json.loads(f.metadata()["counters"])["augment_p"]
+    assert p != 0.0 and abs(p - 0.4) < 0.01  # started at 0.4, then adapted by at most a small step
+    # only for a new ADA run, in 0..1
+    assert main(["--quiet", "train", str(data), "--out", str(tmp_path / "x"), *common, "--augment-p", "0.4"]) == 2
+    bad = ["--augment", "ada", "--augment-p", "1.5"]
+    assert main(["--quiet", "train", str(data), "--out", str(tmp_path / "y"), *common, *bad]) == 2
+    assert "--augment-p" in capsys.readouterr().err
+
+
 def test_cli_sample_draws_the_given_class(tmp_path):
     from PIL import Image
 
