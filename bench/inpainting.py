@@ -2,7 +2,7 @@
 (discriminator features of the model) and ms per image, for every method in one run.
 
     python bench/inpainting.py --data fluent-emoji-3d-256.npz [--model M] [--images 16] [--size 256] [--steps 100]
-        [--subset held-in|held-out|all]
+        [--subset held-in|held-out|all] [--tune-steps 0 50] [--blend feather|poisson]
 Goals (issue 5): the GAN methods beat fsr-fast on the domain; gan-inpainter <= 1 s at 256 px.
 """
 
@@ -35,6 +35,14 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--size", type=int, default=256, help="images are resized to this size")
     ap.add_argument("--steps", type=int, default=100, help="gan-inversion steps")
+    ap.add_argument(
+        "--tune-steps",
+        type=int,
+        nargs="*",
+        default=[0],
+        help="gan-inversion pivotal-tuning steps; several values give a row each (e.g. --tune-steps 0 50)",
+    )
+    ap.add_argument("--blend", default="feather", choices=["feather", "poisson", "none"], help="gan-inversion blending")
     ap.add_argument("--methods", nargs="*", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
@@ -73,18 +81,29 @@ def main() -> None:
         f"{len(cases)} {args.subset} images at {args.size}px from {args.data} ({imgs.shape[1]}px), "
         f"masks 10-40% area, model {model.name}"
     )
-    print(f"{'method':>14} {'PSNR':>7} {'SSIM':>6} {'D-perc':>7} {'ms/img':>8}")
+    print(f"{'method':>18} {'PSNR':>7} {'SSIM':>6} {'D-perc':>7} {'ms/img':>8}")
+    runs = []
     for name in methods:
-        kw = {}
         if name == "gan-inversion":
-            kw = dict(G=model.G, num_steps=args.steps, perceptual=perceptual, encoder=load_encoder(model))
+            for tune in args.tune_steps:
+                kw = dict(
+                    G=model.G,
+                    num_steps=args.steps,
+                    tune_steps=tune,
+                    blend=args.blend,
+                    perceptual=perceptual,
+                    encoder=load_encoder(model),
+                )
+                runs.append((name + (f"+pti{tune}" if tune else ""), create_inpainter(name, **kw)))
         elif name == "gan-inpainter":
             net = load_inpainter(model)
             if net is None:
-                print(f"{name:>14}   (the model has no trained inpainter)")
+                print(f"{name:>18}   (the model has no trained inpainter)")
                 continue
-            kw = dict(net=net)
-        inp = create_inpainter(name, **kw)
+            runs.append((name, create_inpainter(name, net=net)))
+        else:
+            runs.append((name, create_inpainter(name)))
+    for name, inp in runs:
         ps, ss, pd, times = [], [], [], []
         for img, mask in cases:
             damaged = img.copy()
@@ -107,7 +126,7 @@ def main() -> None:
                         )
                     )
         print(
-            f"{name:>14} {np.mean(ps):7.2f} {np.mean(ss):6.3f} {np.mean(pd) if pd else float('nan'):7.4f} "
+            f"{name:>18} {np.mean(ps):7.2f} {np.mean(ss):6.3f} {np.mean(pd) if pd else float('nan'):7.4f} "
             f"{1000 * np.median(times):8.1f}",
             flush=True,
         )

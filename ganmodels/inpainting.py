@@ -200,6 +200,7 @@ class GanInversionInpainter(Inpainter):
         perceptual: Any = None,
         encoder: Any = None,
         num_steps: int = 200,
+        tune_steps: int = 0,
         blend: str = "feather",
         feather_px: float | None = None,
         margin: float = 0.5,
@@ -211,7 +212,10 @@ class GanInversionInpainter(Inpainter):
         self.G = G
         self.perceptual = perceptual
         self.encoder = encoder
+        if num_steps < 1 or tune_steps < 0:
+            raise ValueError("num_steps must be at least 1 and tune_steps at least 0")
         self.num_steps = num_steps
+        self.tune_steps = tune_steps
         self.blend = blend
         self.feather_px = feather_px
         self.margin = margin
@@ -243,14 +247,36 @@ class GanInversionInpainter(Inpainter):
             from ganmodels.encoder import encode
 
             kw["init_ws"] = encode(self.encoder, target * torch.from_numpy(1 - small_mask)[None, None])
+        total = self.num_steps + self.tune_steps + 1
         last = None
         for last in invert(self.G, target, num_steps=self.num_steps, **kw):
             if last.step < last.num_steps:
-                yield InpaintStep(
-                    last.step, self.num_steps + 1, f"inverting: PSNR {last.psnr:.1f} dB", preview=last.preview
-                )
+                yield InpaintStep(last.step, total, f"inverting: PSNR {last.psnr:.1f} dB", preview=last.preview)
         assert last is not None and last.preview is not None
-        gen = cv2.resize(last.preview, (size, size), interpolation=cv2.INTER_CUBIC if size > res else cv2.INTER_AREA)
+        fill = last.preview  # float32 [R, R, 3]
+        if self.tune_steps:
+            # Pivotal tuning on the known pixels: the tuned copy of G reproduces this picture's surroundings, so its
+            # fill continues them (colours, outlines) instead of the nearest thing the model can draw.
+            from ganmodels.inversion import pivotal_tuning, render, to_preview
+
+            tuned = None
+            for tuned in pivotal_tuning(
+                self.G,
+                last.ws,
+                target,
+                mask=small_mask,
+                noise=last.noise,
+                num_steps=self.tune_steps,
+                perceptual=self.perceptual,
+                preview_every=self.preview_every,
+                generator=g,
+            ):
+                yield InpaintStep(
+                    self.num_steps + tuned.step - 1, total, f"tuning: PSNR {tuned.psnr:.1f} dB", preview=tuned.preview
+                )
+            assert tuned is not None and tuned.weights is not None
+            fill = to_preview(render(self.G, last.ws, noise=last.noise, weights=tuned.weights))
+        gen = cv2.resize(fill, (size, size), interpolation=cv2.INTER_CUBIC if size > res else cv2.INTER_AREA)
         gen = np.clip(gen, 0, 1)
         # paste back into a full-size canvas
         h, w = mask.shape
@@ -266,7 +292,7 @@ class GanInversionInpainter(Inpainter):
             result = keep_known(image, filled, soft)
         else:
             result = keep_known(image, filled, mask)
-        yield InpaintStep(self.num_steps + 1, self.num_steps + 1, "done", preview=result, result=result)
+        yield InpaintStep(total, total, "done", preview=result, result=result)
 
 
 def poisson_blend(image: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> np.ndarray:

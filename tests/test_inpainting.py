@@ -119,6 +119,32 @@ def test_gan_inversion_fills_from_model_in_domain():
     assert err_gan < err_grey
 
 
+def test_gan_inversion_with_pivotal_tuning_continues_the_picture():
+    """A picture the model cannot draw (a colour gradient): tuning G on the known pixels brings the fill closer to the
+    truth than the inversion alone, and progress runs through both stages in order."""
+    torch.set_num_threads(1)
+    G, _ = tiny_generator()
+    image, mask = _case(32, 32)
+    mask[:] = 0
+    mask[10:20, 10:20] = 1
+    damaged = image.copy()
+    damaged[mask > 0] = 0.5
+    errors = []
+    for tune in (0, 60):
+        steps = list(
+            create_inpainter("gan-inversion", G=G, num_steps=30, tune_steps=tune, blend="none").run(damaged, mask)
+        )
+        assert steps[-1].num_steps == 30 + tune + 1 and steps[-1].step == steps[-1].num_steps
+        assert [s.step for s in steps] == sorted({s.step for s in steps})  # strictly increasing
+        assert sum(s.message.startswith("tuning") for s in steps) == tune
+        result = steps[-1].result
+        assert np.array_equal(result[mask == 0], damaged[mask == 0])
+        errors.append(float(np.abs(result - image)[mask > 0].mean()))
+    assert errors[1] < 0.95 * errors[0], errors
+    with pytest.raises(ValueError):
+        create_inpainter("gan-inversion", G=G, tune_steps=-1)
+
+
 def test_crop_box_and_feather():
     mask = np.zeros((100, 200), np.float32)
     mask[10:20, 150:170] = 1
