@@ -567,6 +567,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
             kwargs = dict(
                 G=model.G,
                 num_steps=args.steps,
+                tune_steps=args.tune_steps,
                 blend=args.blend,
                 seed=args.seed,
                 perceptual=load_perceptual(model, device=device),
@@ -949,6 +950,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--model", default=None)
     s.add_argument("--steps", type=int, default=200, help="inversion steps (GAN methods)")
+    s.add_argument(
+        "--tune-steps",
+        type=int,
+        default=0,
+        help="gan-inversion: pivotal-tuning steps of a copy of the generator on the known pixels after the inversion",
+    )
     s.add_argument("--blend", default="feather", choices=["feather", "poisson", "none"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="inpainted.png")

@@ -293,8 +293,11 @@ def test_ctrl_c_stops_training_between_steps_with_a_snapshot(tmp_path, monkeypat
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
 
 
-@pytest.mark.parametrize("method", ["telea", "fsr-best", "gan-inversion"])
-def test_inpaint_command(tmp_path, tiny_model_file, method):
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [("telea", []), ("fsr-best", []), ("gan-inversion", []), ("gan-inversion", ["--tune-steps", "3"])],
+)
+def test_inpaint_command(tmp_path, tiny_model_file, method, extra):
     img = np.full((16, 16, 3), 200, np.uint8)
     img[6:10, 6:10] = [255, 0, 255]
     Image.fromarray(img).save(tmp_path / "img.png")
@@ -314,6 +317,7 @@ def test_inpaint_command(tmp_path, tiny_model_file, method):
             str(tiny_model_file),
             "--steps",
             "5",
+            *extra,
             "--out",
             str(out),
         ]
