@@ -295,23 +295,70 @@ class GanInversionInpainter(Inpainter):
         yield InpaintStep(total, total, "done", preview=result, result=result)
 
 
-def poisson_blend(image: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Seamless cloning (cv2.seamlessClone, NORMAL_CLONE) of ``filled`` into ``image`` over the mask."""
-    hard = ((mask > 0.5) * 255).astype(np.uint8)
-    hard[0, :] = hard[-1, :] = 0  # seamlessClone needs the region inside the border
-    hard[:, 0] = hard[:, -1] = 0
-    ys, xs = np.nonzero(hard)
-    if len(ys) == 0:
+def poisson_blend(
+    image: np.ndarray, filled: np.ndarray, mask: np.ndarray, *, tol: float = 1e-3, max_iter: int = 5000
+) -> np.ndarray:
+    """Poisson image editing (Perez et al. 2003) of ``filled`` into ``image`` over the mask.
+
+    Inside the mask the result keeps the gradients of ``filled`` and meets the known pixels around it without a seam:
+    result = filled + c, where c is the harmonic (membrane) interpolation of ``image - filled`` from the known pixels
+    next to the mask (the picture's own edge is a free, zero-flux boundary). Only known pixels set the boundary: what
+    lies under the mask in ``image`` (the damage) is never used. c is solved by conjugate gradients on the 5-point
+    Laplacian over the mask's bounding box. Soft mask values blend as in :func:`keep_known`.
+    """
+    image = image.astype(np.float32)
+    inside = mask > 0.5
+    if not inside.any() or inside.all():
         return keep_known(image, filled, mask)
-    center = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
-    src = cv2.cvtColor(_to_u8(filled), cv2.COLOR_RGB2BGR)
-    dst = cv2.cvtColor(_to_u8(image), cv2.COLOR_RGB2BGR)
-    try:
-        out = cv2.seamlessClone(src, dst, hard, center, cv2.NORMAL_CLONE)
-    except cv2.error:
-        return keep_known(image, filled, mask)
-    blended = cv2.cvtColor(out, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
-    return keep_known(image, blended, (hard > 0).astype(np.float32))
+    ys, xs = np.nonzero(inside)
+    h, w = mask.shape
+    y0, y1 = max(ys.min() - 1, 0), min(ys.max() + 2, h)
+    x0, x1 = max(xs.min() - 1, 0), min(xs.max() + 2, w)
+    box = inside[y0:y1, x0:x1]  # [h', w'] unknowns
+    diff = np.where(box[..., None], 0.0, image[y0:y1, x0:x1] - filled[y0:y1, x0:x1]).astype(np.float64)
+    bh, bw = box.shape
+    # neighbours inside the picture (a pixel on its edge has fewer: zero flux across the edge)
+    deg = np.full((bh, bw), 4.0)
+    if y0 == 0:
+        deg[0] -= 1
+    if y1 == h:
+        deg[-1] -= 1
+    if x0 == 0:
+        deg[:, 0] -= 1
+    if x1 == w:
+        deg[:, -1] -= 1
+    inside_f = box[..., None].astype(np.float64)
+
+    def neighbour_sum(x: np.ndarray) -> np.ndarray:  # [h', w', 3]; the box edge is the picture's edge or known
+        s = np.zeros_like(x)
+        s[1:] += x[:-1]
+        s[:-1] += x[1:]
+        s[:, 1:] += x[:, :-1]
+        s[:, :-1] += x[:, 1:]
+        return s
+
+    def apply(x: np.ndarray) -> np.ndarray:  # -Laplacian restricted to the unknowns (x is 0 elsewhere)
+        return (deg[..., None] * x - neighbour_sum(x)) * inside_f
+
+    b = neighbour_sum(diff) * inside_f  # the known neighbours' values move to the right-hand side
+    x = np.zeros_like(b)
+    r = b.copy()
+    p = r.copy()
+    rr = float((r * r).sum())
+    stop = (tol**2) * max(float((b * b).sum()), 1e-20)
+    for _ in range(max_iter):
+        if rr <= stop:
+            break
+        ap = apply(p)
+        alpha = rr / float((p * ap).sum())
+        x += alpha * p
+        r -= alpha * ap
+        rr_new = float((r * r).sum())
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    out = filled.astype(np.float32).copy()
+    out[y0:y1, x0:x1] += np.where(box[..., None], x, 0.0).astype(np.float32)
+    return keep_known(image, np.clip(out, 0, 1), mask)
 
 
 # --------------------------------------------------------------------------------------------------------------
