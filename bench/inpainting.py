@@ -2,7 +2,7 @@
 (discriminator features of the model) and ms per image, for every method in one run.
 
     python bench/inpainting.py --data fluent-emoji-3d-256.npz [--model M] [--images 16] [--size 256] [--steps 100]
-        [--subset held-in|held-out|all] [--tune-steps 0 50] [--blend feather|poisson]
+        [--subset held-in|held-out|all] [--tune-steps 0 50] [--blend feather poisson]
 Goals (issue 5): the GAN methods beat fsr-fast on the domain; gan-inpainter <= 1 s at 256 px.
 """
 
@@ -42,7 +42,13 @@ def main() -> None:
         default=[0],
         help="gan-inversion pivotal-tuning steps; several values give a row each (e.g. --tune-steps 0 50)",
     )
-    ap.add_argument("--blend", default="feather", choices=["feather", "poisson", "none"], help="gan-inversion blending")
+    ap.add_argument(
+        "--blend",
+        nargs="*",
+        default=[None],
+        choices=["feather", "poisson", "none"],
+        help="GAN methods' blending (default: each method's own); several values give a row each",
+    )
     ap.add_argument("--methods", nargs="*", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
@@ -81,26 +87,25 @@ def main() -> None:
         f"{len(cases)} {args.subset} images at {args.size}px from {args.data} ({imgs.shape[1]}px), "
         f"masks 10-40% area, model {model.name}"
     )
-    print(f"{'method':>18} {'PSNR':>7} {'SSIM':>6} {'D-perc':>7} {'ms/img':>8}")
+    print(f"{'method':>24} {'PSNR':>7} {'SSIM':>6} {'D-perc':>7} {'ms/img':>8}")
     runs = []
     for name in methods:
         if name == "gan-inversion":
+            encoder = load_encoder(model)
             for tune in args.tune_steps:
-                kw = dict(
-                    G=model.G,
-                    num_steps=args.steps,
-                    tune_steps=tune,
-                    blend=args.blend,
-                    perceptual=perceptual,
-                    encoder=load_encoder(model),
-                )
-                runs.append((name + (f"+pti{tune}" if tune else ""), create_inpainter(name, **kw)))
+                for blend in args.blend:
+                    kw = dict(G=model.G, num_steps=args.steps, tune_steps=tune, perceptual=perceptual, encoder=encoder)
+                    kw.update({"blend": blend} if blend else {})
+                    label = name + (f"+pti{tune}" if tune else "") + (f" {blend}" if blend else "")
+                    runs.append((label, create_inpainter(name, **kw)))
         elif name == "gan-inpainter":
             net = load_inpainter(model)
             if net is None:
-                print(f"{name:>18}   (the model has no trained inpainter)")
+                print(f"{name:>24}   (the model has no trained inpainter)")
                 continue
-            runs.append((name, create_inpainter(name, net=net)))
+            for blend in args.blend:
+                kw = {"blend": blend} if blend else {}
+                runs.append((name + (f" {blend}" if blend else ""), create_inpainter(name, net=net, **kw)))
         else:
             runs.append((name, create_inpainter(name)))
     for name, inp in runs:
@@ -126,7 +131,7 @@ def main() -> None:
                         )
                     )
         print(
-            f"{name:>18} {np.mean(ps):7.2f} {np.mean(ss):6.3f} {np.mean(pd) if pd else float('nan'):7.4f} "
+            f"{name:>24} {np.mean(ps):7.2f} {np.mean(ss):6.3f} {np.mean(pd) if pd else float('nan'):7.4f} "
             f"{1000 * np.median(times):8.1f}",
             flush=True,
         )

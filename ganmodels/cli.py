@@ -562,17 +562,18 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
         model, device = _load(args)
         if args.method == "gan-inpainter":
-            kwargs = dict(net=load_inpainter(model, device=device), blend=args.blend)
+            kwargs = dict(net=load_inpainter(model, device=device))
         else:
             kwargs = dict(
                 G=model.G,
                 num_steps=args.steps,
                 tune_steps=args.tune_steps,
-                blend=args.blend,
                 seed=args.seed,
                 perceptual=load_perceptual(model, device=device),
                 encoder=load_encoder(model, device=device),
             )
+        if args.blend is not None:
+            kwargs["blend"] = args.blend
     inpainter = create_inpainter(args.method, **kwargs)
     bar = None
     result = None
@@ -956,7 +957,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="gan-inversion: pivotal-tuning steps of a copy of the generator on the known pixels after the inversion",
     )
-    s.add_argument("--blend", default="feather", choices=["feather", "poisson", "none"])
+    s.add_argument(
+        "--blend",
+        default=None,
+        choices=["feather", "poisson", "none"],
+        help="how a GAN fill meets the picture (default: poisson for gan-inversion, feather for gan-inpainter)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="inpainted.png")
     s.set_defaults(func=cmd_inpaint)

@@ -10,7 +10,7 @@ Methods:
   its mask convention is the reverse: non-zero = known).
 - ``gan-inpainter``: a trained feed-forward network (``ganmodels.ganinpainter``: gated convolutions trained with
   a patch discriminator), one pass per image at the image's own resolution.
-- ``gan-inversion``: masked inversion into the loaded StyleGAN, then feathered (or Poisson) blending; for images
+- ``gan-inversion``: masked inversion into the loaded StyleGAN, then Poisson (or feathered) blending; for images
   of the model's domain at any size (a square crop around the mask is resized to the model and pasted back).
 """
 
@@ -201,7 +201,7 @@ class GanInversionInpainter(Inpainter):
         encoder: Any = None,
         num_steps: int = 200,
         tune_steps: int = 0,
-        blend: str = "feather",
+        blend: str = "poisson",
         feather_px: float | None = None,
         margin: float = 0.5,
         seed: int = 0,
