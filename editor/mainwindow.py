@@ -28,7 +28,13 @@ from editor.autosave import Autosaver, RecoveryChoice, RecoveryFile, find_recove
 from editor.brush import MAX_SIZE, MIN_SIZE, BrushSettings
 from editor.canvas import CanvasView
 from editor.controllers.canvas import CanvasController
-from editor.controllers.editor import DEFAULT_PTI_STEPS, DEFAULT_SIZE, DEFAULT_TRUNCATION, EditorController
+from editor.controllers.editor import (
+    DEFAULT_INPAINT_TUNE_STEPS,
+    DEFAULT_PTI_STEPS,
+    DEFAULT_SIZE,
+    DEFAULT_TRUNCATION,
+    EditorController,
+)
 from editor.controllers.jobs import JobsController
 from editor.controllers.latent import LatentController
 from editor.controllers.layers import LayersController
@@ -289,6 +295,11 @@ class MainWindow(QMainWindow):
             m: a(f"Inpaint with {m}", lambda m=m: self.editor.inpaint(m), tip=f"Fill the mask with {m}")
             for m in available_methods()
         }
+        self.inpaint_actions["gan-inversion+pti"] = a(
+            "Inpaint with gan-inversion + pivotal tuning",
+            lambda: self.editor.inpaint("gan-inversion", tune_steps=DEFAULT_INPAINT_TUNE_STEPS),
+            tip="Invert the surroundings, fine-tune a copy of the generator on them, then fill (slower, more faithful)",
+        )
         self.act_save_project = a(
             "&Save Project…",
             self.save_project,

@@ -84,8 +84,10 @@ def test_oom_variant_moves_a_gpu_model_to_the_cpu_or_drops_the_perceptual_term(t
     assert not model.G.moved  # the loaded model is left where it was
 
 
-@pytest.mark.parametrize("method", ["telea", "gan-inversion", "gan-inpainter"])
-def test_inpaint_fills_the_mask_into_a_new_layer(make_window, tiny_model_file, method):  # noqa: F811
+@pytest.mark.parametrize(
+    ("method", "tune"), [("telea", 0), ("gan-inversion", 0), ("gan-inversion", 3), ("gan-inpainter", 0)]
+)
+def test_inpaint_fills_the_mask_into_a_new_layer(make_window, tiny_model_file, method, tune):  # noqa: F811
     if method == "gan-inpainter":
         from ganmodels.components import resave_with
         from ganmodels.ganinpainter import inpainter_component, new_inpainter_net
@@ -101,9 +103,9 @@ def test_inpaint_fills_the_mask_into_a_new_layer(make_window, tiny_model_file, m
     mask[4:9, 5:11] = 1
     doc.set_mask(base.id, mask)
     flat_before = doc.flatten()
-    window.editor.inpaint(method, steps=5)
+    window.editor.inpaint(method, steps=5, tune_steps=tune)
     new = doc.active_layer
-    assert new.name == f"Inpainted ({method})" and new.kind == "raster"
+    assert new.name == f"Inpainted ({method}{' + PTI' if tune else ''})" and new.kind == "raster"
     assert np.array_equal(new.pixels[..., 3] > 0, mask > 0)  # only the hole is covered
     flat = doc.flatten()
     assert np.array_equal(flat[mask == 0], flat_before[mask == 0])
@@ -400,3 +402,16 @@ def test_damaged_or_missing_tuned_weights_fall_back_to_the_base_model(tmp_path):
     assert [la.kind for la in project.layers] == ["gan", "gan"] and project.pti_weights == {}
     assert project.layers[0].gan.pti_weights is None and project.layers[0].gan.model_key == "m#2"
     assert len(project.warnings) == 1 and "tuned weights could not be restored" in project.warnings[0]
+
+
+def test_inpaint_menu_offers_gan_inversion_with_pivotal_tuning(make_window, tiny_model_file):  # noqa: F811
+    window, _ = sample_window(make_window, tiny_model_file, seed=2)
+    menu_texts = [a.text() for a in window.inpaint_actions.values()]
+    assert "Inpaint with gan-inversion + pivotal tuning" in menu_texts
+    mask = np.zeros((16, 16), np.float32)
+    mask[4:9, 5:11] = 1
+    window.doc.set_mask(window.doc.active_layer.id, mask)
+    calls = []
+    window.editor.inpaint = lambda method, **kw: calls.append((method, kw))
+    window.inpaint_actions["gan-inversion+pti"].trigger()
+    assert calls == [("gan-inversion", {"tune_steps": 50})]

@@ -50,6 +50,7 @@ DEFAULT_SIZE = 512
 DEFAULT_TRUNCATION = 0.7
 DEFAULT_INVERT_STEPS = 200
 DEFAULT_PTI_STEPS = 100
+DEFAULT_INPAINT_TUNE_STEPS = 50  # gan-inversion + PTI: +0.3 dB on the 64 px bench for twice the time
 PREVIEW_EVERY = 5  # backend steps between preview renders of an inversion / tuning
 PREVIEW_INTERVAL = 0.1  # seconds between canvas updates of a running job's preview
 
@@ -619,8 +620,9 @@ class EditorController(QObject):
             "invert", make, done, description=f"Invert ({steps} steps)", preview_rect=rect, **retry
         )
 
-    def inpaint(self, method: str, *, steps: int = 150) -> Job | None:
-        """Fill the active layer's mask of the visible picture with ``method`` into a new layer."""
+    def inpaint(self, method: str, *, steps: int = 150, tune_steps: int = 0) -> Job | None:
+        """Fill the active layer's mask of the visible picture with ``method`` into a new layer; ``tune_steps``
+        (gan-inversion) fine-tunes a copy of the generator on the known pixels after the inversion (PTI)."""
         import numpy as np
 
         from ganmodels.inpainting import available_methods
@@ -650,20 +652,24 @@ class EditorController(QObject):
             elif needs_model:
                 perceptual = None if cheap else load_perceptual(model)
                 kw = dict(G=model.G, num_steps=steps, perceptual=perceptual, encoder=load_encoder(model))
+                if tune_steps:
+                    kw["tune_steps"] = tune_steps
             return create_inpainter(method, **kw).run(image, mask)
+
+        label = f"{method} + PTI" if tune_steps and method == "gan-inversion" else method
 
         def done(step) -> None:
             rgba = np.concatenate([step.result, (mask > 0).astype(np.float32)[..., None]], axis=2)
-            new = make_raster_layer(self.doc.width, self.doc.height, name=f"Inpainted ({method})", pixels=rgba)
-            self.doc.add_layer(new, text=f"Inpaint ({method})")
-            self.status.emit(f"Inpainted with {method}")
+            new = make_raster_layer(self.doc.width, self.doc.height, name=f"Inpainted ({label})", pixels=rgba)
+            self.doc.add_layer(new, text=f"Inpaint ({label})")
+            self.status.emit(f"Inpainted with {label}")
 
         retry = (
             dict(retry_on_oom=lambda: make(*oom_variant(model)), retry_description=oom_retry_description(model))
             if needs_model
             else {}
         )
-        return self.run_backend_job("inpaint", make, done, description=f"Inpaint ({method})", **retry)
+        return self.run_backend_job("inpaint", make, done, description=f"Inpaint ({label})", **retry)
 
     # ----------------------------------------------------------------------------------------------------------
     # Mask
