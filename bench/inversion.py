@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ganmodels.components import load_encoder, load_perceptual
-from ganmodels.encoder import encode
+from ganmodels.encoder import invert_with_encoder
 from ganmodels.generate import seeds_to_ws
 from ganmodels.inversion import image_to_tensor, invert
 from ganmodels.losses import ssim
@@ -77,24 +77,11 @@ def main() -> None:
         line = f"image {k}: (a) {args.steps} steps {a[-1][0]:.1f} s -> {a[-1][2]:.2f} dB"
         if E is not None:
             t0 = time.perf_counter()
-            init = encode(E, tgt)
-            b = curve(
-                invert(
-                    G,
-                    tgt,
-                    init_ws=init,
-                    num_steps=args.refine,
-                    lr=0.02,
-                    w_std=1.0,
-                    initial_noise_factor=0,
-                    lr_rampup=0,
-                    perceptual=perceptual,
-                    generator=g,
-                    preview_every=10,
-                ),
-                t0,
-                tgt,
+            # exactly what the editor and `ganmodels invert --encoder` run (the encoder's guess is timed too)
+            steps = invert_with_encoder(
+                E, G, tgt, num_steps=args.refine, perceptual=perceptual, generator=g, preview_every=10
             )
+            b = curve(steps, t0, tgt)
             reach = time_to_reach(b, a[-1][2])
             line += f" | (b) encoder+{args.refine} steps {b[-1][0]:.1f} s -> {b[-1][2]:.2f} dB"
             if reach is not None:
