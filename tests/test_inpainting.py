@@ -163,6 +163,40 @@ def test_poisson_blend_takes_its_boundary_from_known_pixels_only():
     assert np.abs(shifted - image)[mask > 0].mean() < 0.25 * np.abs(np.clip(image + 0.2, 0, 1) - image)[mask > 0].mean()
 
 
+def test_poisson_blend_solves_the_membrane_equation_exactly():
+    """Against a direct dense solve of the discrete Laplace equation (zero flux across the picture's edge), on a mask
+    large enough for the half-resolution start to be used."""
+    from ganmodels.inpainting import poisson_blend
+
+    rng = np.random.default_rng(3)
+    h, w = 30, 27
+    image = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
+    filled = rng.uniform(0.3, 0.7, (h, w, 3)).astype(np.float32)
+    mask = np.zeros((h, w), np.float32)
+    mask[0:24, 3:22] = 1  # touches the top edge
+    mask[10:14, 22:27] = 1  # and the right edge
+    assert mask.sum() > 256
+    unknown = np.argwhere(mask > 0)
+    index = {tuple(p): i for i, p in enumerate(unknown)}
+    A = np.zeros((len(unknown), len(unknown)))
+    b = np.zeros((len(unknown), 3))
+    for i, (y, x) in enumerate(unknown):
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            yy, xx = y + dy, x + dx
+            if not (0 <= yy < h and 0 <= xx < w):
+                continue  # the picture's edge: no flux
+            A[i, i] += 1
+            if (yy, xx) in index:
+                A[i, index[(yy, xx)]] -= 1
+            else:
+                b[i] += image[yy, xx] - filled[yy, xx]
+    c = np.linalg.solve(A, b)
+    expected = image.copy()
+    expected[mask > 0] = np.clip(filled[mask > 0] + c, 0, 1)
+    out = poisson_blend(image, filled, mask, tol=1e-10)
+    assert np.abs(out - expected).max() < 1e-5
+
+
 def test_crop_box_and_feather():
     mask = np.zeros((100, 200), np.float32)
     mask[10:20, 150:170] = 1
