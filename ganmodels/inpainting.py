@@ -375,7 +375,10 @@ def _membrane(
         if rr <= stop:
             break
         ap = apply(p)
-        alpha = rr / float((p * ap).sum())
+        pap = float((p * ap).sum())
+        if pap <= 0:  # only a region with no known neighbour is left (nothing sets its offset)
+            break
+        alpha = rr / pap
         x += alpha * p
         r -= alpha * ap
         rr_new = float((r * r).sum())
