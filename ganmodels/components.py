@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ganmodels.losses import DiscriminatorPerceptual
-from ganmodels.modelfile import GanModel, ModelFileError, generator_storage_dtype, load_component, save_model
+from ganmodels.modelfile import (
+    Q8_STORAGE,
+    GanModel,
+    ModelFileError,
+    generator_storage_dtype,
+    load_component,
+    read_metadata,
+    save_model,
+)
 from ganmodels.networks import Discriminator, DiscriminatorConfig
 
 DISCRIMINATOR_KIND = "stylegan2-discriminator"
@@ -57,19 +66,25 @@ def resave_with(
     directions: dict | None = None,
     card: dict | None = None,
     dtype: torch.dtype | None = None,
+    quantize: Iterable[str] = (),
 ) -> Path:
     """Write ``model`` to ``out`` keeping its components, adding / replacing ``add`` and optionally directions.
 
     ``dtype`` None keeps the precision the model's file stores its generator in (an fp16 file stays fp16, and what
-    is added is stored in fp16 too)."""
+    is added is stored in fp16 too). Kept components stay int8 when they were; ``quantize`` names added ones to store
+    as int8 (see ``save_model``)."""
     if dtype is None and model.path is not None and Path(model.path).exists():
         dtype = generator_storage_dtype(model.path)
         dtype = None if dtype == torch.float32 else dtype
     comps: dict[str, tuple[str, dict[str, Any], dict[str, torch.Tensor]]] = {}
+    quantized = set(quantize)
     if model.path is not None:
+        stored = read_metadata(model.path)["components"]
         for name in model.components:
             if not add or name not in add:
                 comps[name] = load_component(model.path, name)
+                if stored.get(name, {}).get("storage") == Q8_STORAGE:
+                    quantized.add(name)
     comps.update(add or {})
     return save_model(
         out,
@@ -79,6 +94,7 @@ def resave_with(
         directions=directions if directions is not None else model.directions,
         components=comps,
         dtype=dtype,
+        quantize=quantized,
     )
 
 

@@ -4,7 +4,9 @@ Layout (all keys of the generator keep NVIDIA's state_dict names):
 
 - tensors ``generator.<name>``: the (EMA) generator weights, fp16 or fp32
 - tensors ``directions.<name>``: latent directions, [w_dim] each
-- tensors ``<component>.<name>`` for optional extra networks (an encoder, an inpainter, ...)
+- tensors ``<component>.<name>`` for optional extra networks (an encoder, an inpainter, ...); a component saved
+  with ``quantize`` keeps its weight matrices / kernels as int8 with one fp32 scale per output row in
+  ``q8scale.<component>.<name>`` (its ``components`` entry says ``"storage": "int8-rows"``)
 - metadata ``format`` = ``gan-editor-model/1``, ``generator_config`` (GeneratorConfig JSON), ``card``
   (training data, licence, kimg, metrics ...), ``directions`` (name -> layer range, method, description),
   ``components`` (name -> {"kind", "config"}).
@@ -95,6 +97,23 @@ def _to_storage(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     return t
 
 
+Q8_PREFIX = "q8scale."
+Q8_STORAGE = "int8-rows"
+
+
+def quantize_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight-only int8: (q int8 [same shape], scale fp32 [rows]) with t ~ q * scale per output row (dim 0)."""
+    w = t.detach().float().flatten(1)  # [rows, rest]
+    scale = (w.abs().amax(1) / 127).clamp_min(1e-12)  # [rows]
+    q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.view_as(t).contiguous(), scale
+
+
+def dequantize_rows(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """float32 tensor from :func:`quantize_rows`'s (q, scale)."""
+    return (q.float().flatten(1) * scale.float()[:, None]).view(q.shape)
+
+
 def save_model(
     path: str | Path,
     G: Generator,
@@ -104,11 +123,14 @@ def save_model(
     directions: Mapping[str, Direction] | None = None,
     components: Mapping[str, tuple[str, Mapping[str, Any], Mapping[str, torch.Tensor]]] | None = None,
     dtype: torch.dtype | None = None,
+    quantize: Iterable[str] = (),
 ) -> Path:
     """Write ``G`` (and directions / extra components) to ``path``.
 
     ``dtype`` None keeps each tensor's dtype (fp32 round trips bit-exactly); ``torch.float16`` halves the size.
-    ``components`` maps a name to (kind, config, state_dict) for extra networks shipped with the model.
+    ``components`` maps a name to (kind, config, state_dict) for extra networks shipped with the model; those named
+    in ``quantize`` store their floating-point tensors of 2 or more dimensions as int8 per output row (a quarter of
+    fp32; for networks such as the encoder whose output only starts an optimisation).
     The file is written to a temporary name and renamed, so a crash never leaves half a model.
     """
     path = Path(path)
@@ -120,12 +142,20 @@ def save_model(
         tensors[f"directions.{name}"] = _to_storage(d.vector, torch.float32)
         dir_meta[name] = d.meta()
     comp_meta: dict[str, Any] = {}
+    quantize = set(quantize)
+    if quantize - set(components or {}):
+        raise ValueError(f"no component to quantize named {sorted(quantize - set(components or {}))}")
     for name, (kind, cfg, sd) in (components or {}).items():
-        if name in ("generator", "directions") or "." in name:
+        if name in ("generator", "directions", Q8_PREFIX.rstrip(".")) or "." in name:
             raise ValueError(f"invalid component name {name!r}")
         comp_meta[name] = {"kind": kind, "config": dict(cfg)}
+        if name in quantize:
+            comp_meta[name]["storage"] = Q8_STORAGE
         for k, v in sd.items():
-            tensors[f"{name}.{k}"] = _to_storage(v, dtype)
+            if name in quantize and v.is_floating_point() and v.ndim >= 2:
+                tensors[f"{name}.{k}"], tensors[f"{Q8_PREFIX}{name}.{k}"] = quantize_rows(v)
+            else:
+                tensors[f"{name}.{k}"] = _to_storage(v, dtype)
     metadata = {
         "format": FORMAT,
         "generator_config": json.dumps(config.to_dict()),
@@ -180,9 +210,20 @@ def load_component(path: str | Path, name: str) -> tuple[str, dict[str, Any], di
     if name not in meta["components"]:
         raise ModelFileError(f"{Path(path).name} has no component {name!r}")
     prefix = f"{name}."
-    with safe_open(str(path), framework="pt") as f:
-        sd = {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
     info = meta["components"][name]
+    with safe_open(str(path), framework="pt") as f:
+        keys = set(f.keys())
+        sd = {k[len(prefix) :]: f.get_tensor(k) for k in keys if k.startswith(prefix)}
+        if info.get("storage") == Q8_STORAGE:  # int8 rows: back to float32
+            for k, q in sd.items():
+                if q.dtype == torch.int8:
+                    scale_key = f"{Q8_PREFIX}{name}.{k}"
+                    if scale_key not in keys:
+                        raise ModelFileError(f"{Path(path).name}: the int8 tensor {name}.{k} has no scale")
+                    scale = f.get_tensor(scale_key)
+                    if scale.shape != (q.shape[0],):
+                        raise ModelFileError(f"{Path(path).name}: the scale of {name}.{k} has the wrong shape")
+                    sd[k] = dequantize_rows(q, scale)
     return info["kind"], info["config"], sd
 
 

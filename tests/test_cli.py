@@ -169,6 +169,11 @@ def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file, 
     m = load_model(enc)
     assert m.card["encoder"]["steps"] == 3
     assert m.components["encoder"]["kind"] == "e4e-lite" and set(m.directions) == set(load_model(with_dirs).directions)
+    assert m.components["encoder"]["storage"] == "int8-rows"  # the default; --no-int8 keeps the model's precision
+    full = tmp_path / "enc-full.safetensors"
+    run_full = [*run[:2], "--out", str(full), *run[4:]]
+    assert main(["--quiet", "train-encoder", str(with_dirs), "--steps", "3", "--no-int8", *run_full]) == 0
+    assert "storage" not in load_model(full).components["encoder"] and full.stat().st_size > enc.stat().st_size
     assert (
         main(
             [

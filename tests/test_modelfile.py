@@ -77,6 +77,49 @@ def test_components_round_trip(tmp_path):
     assert load_model(path).components["encoder"]["kind"] == "e4e"
 
 
+def test_int8_components_are_smaller_close_and_stay_int8_when_resaved(tmp_path):
+    from safetensors import safe_open
+
+    from ganmodels.components import resave_with
+    from ganmodels.modelfile import dequantize_rows, quantize_rows
+
+    G, cfg = tiny_generator()
+    g = torch.Generator().manual_seed(0)
+    sd = {
+        "conv.weight": torch.randn([32, 16, 3, 3], generator=g) * torch.linspace(0.01, 2, 32)[:, None, None, None],
+        "fc.weight": torch.randn([64, 128], generator=g),
+        "fc.bias": torch.randn([64], generator=g),
+    }
+    plain = save_model(tmp_path / "p.safetensors", G, config=cfg, components={"enc": ("e", {}, sd)})
+    q8 = save_model(tmp_path / "q.safetensors", G, config=cfg, components={"enc": ("e", {}, sd)}, quantize=["enc"])
+    assert q8.stat().st_size < plain.stat().st_size - 0.7 * 4 * (32 * 16 * 9 + 64 * 128)  # int8 instead of fp32
+    with safe_open(str(q8), framework="pt") as f:
+        assert f.get_tensor("enc.fc.weight").dtype == torch.int8 and f.get_tensor("enc.fc.bias").dtype == torch.float32
+    assert read_metadata(q8)["components"]["enc"]["storage"] == "int8-rows"
+    _, _, loaded = load_component(q8, "enc")
+    for k, v in sd.items():
+        assert loaded[k].dtype == torch.float32 and loaded[k].shape == v.shape
+        if v.ndim < 2:
+            continue
+        rows = v.flatten(1).abs().amax(1)  # the error is at most half a step of each row's own scale
+        assert ((loaded[k] - v).abs().flatten(1).amax(1) <= rows / 254 + 1e-7).all(), k
+    assert torch.equal(loaded["fc.bias"], sd["fc.bias"])
+    q, scale = quantize_rows(sd["fc.weight"])
+    assert torch.equal(dequantize_rows(q, scale), loaded["fc.weight"])
+    # kept components stay int8 when the model is written again; a replaced one follows ``quantize``
+    again = resave_with(load_model(q8), tmp_path / "again.safetensors", add={"x": ("x", {}, {"w": torch.ones(2, 2)})})
+    assert read_metadata(again)["components"]["enc"]["storage"] == "int8-rows"
+    assert all(torch.equal(load_component(again, "enc")[2][k], v) for k, v in loaded.items())
+    assert "storage" not in read_metadata(again)["components"]["x"]
+    # a damaged file: an int8 tensor without its scale is an error, not garbage weights
+    with safe_open(str(q8), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys() if k != "q8scale.enc.fc.weight"}
+        meta = f.metadata()
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(ModelFileError, match="no scale"):
+        load_component(tmp_path / "bad.safetensors", "enc")
+
+
 def test_direction_apply():
     v = torch.zeros(4)
     v[1] = 1
