@@ -353,7 +353,7 @@ def invert_with_encoder(
     target: np.ndarray | torch.Tensor,
     *,
     num_steps: int = 50,
-    lr: float = 0.02,
+    lr: float = 0.05,
     generator: torch.Generator,
     **invert_kwargs: Any,
 ) -> Iterator[InvertStep]:
