@@ -27,7 +27,7 @@ from ganmodels.inversion import InvertStep, image_to_tensor, invert
 from ganmodels.losses import DiscriminatorPerceptual, masked_mse, psnr
 from ganmodels.networks import Generator, config_from_dict, random_c, weights_digest
 from ganmodels.stio import save_safetensors
-from ganmodels.training import load_optimizer, optimizer_tensors
+from ganmodels.training import load_optimizer, optimizer_tensors, trained_seconds
 
 ENCODER_KIND = "e4e-lite"
 
@@ -250,9 +250,9 @@ class EncoderTrainer:
     def run(self) -> Iterator[EncoderStep]:
         """Train from the current step up to ``options.num_steps``, yielding after every step."""
         while self.step < self.options.num_steps:
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), time.process_time()
             result = self.train_step()
-            self.seconds += time.monotonic() - t0
+            self.seconds += trained_seconds(time.monotonic() - t0, time.process_time() - c0)
             yield result
         self.E.eval()
 

@@ -33,7 +33,7 @@ from ganmodels.inpainting import Inpainter, InpaintStep, check_inputs, feather, 
 from ganmodels.losses import masked_l1, psnr
 from ganmodels.masks import free_form_mask
 from ganmodels.stio import save_safetensors
-from ganmodels.training import load_optimizer, optimizer_tensors
+from ganmodels.training import load_optimizer, optimizer_tensors, trained_seconds
 
 INPAINTER_KIND = "gated-unet"
 TRAIN_FORMAT = "gan-editor-inpainter-train/1"
@@ -374,10 +374,10 @@ class InpainterTrainer:
         """Train until ``self.step == num_steps``, yielding after every step (cancel by not iterating on)."""
         self.net.train()
         while self.step < num_steps:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             img, mask = self.sample_batch()
             losses, out = self.train_step(img, mask)
-            self.seconds += time.perf_counter() - t0
+            self.seconds += trained_seconds(time.perf_counter() - t0, time.process_time() - c0)
             preview = None
             if preview_every and self.step % preview_every == 0:
                 preview = preview_grid(img, mask, out)

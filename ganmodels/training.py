@@ -627,6 +627,12 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 # The loop
 
 
+def trained_seconds(wall: float, cpu: float) -> float:
+    """The part of a step's ``wall`` seconds to count as training time: over a long step in which the process used
+    almost no CPU (``cpu`` seconds; it was stopped with SIGSTOP, or the machine slept) only that CPU time counts."""
+    return cpu if wall > 30 and cpu < 0.05 * wall else wall
+
+
 def train(
     state: TrainState,
     dataset: Any,
@@ -653,6 +659,7 @@ def train(
     last_snap_time = time.monotonic()
     last_snap_nimg = state.cur_nimg
     t_prev = time.monotonic()
+    cpu_prev = time.process_time()
     conditional = state.G.c_dim > 0
     if conditional:
         classes = getattr(dataset, "num_classes", 0)
@@ -670,10 +677,10 @@ def train(
             reals = reals.contiguous(memory_format=torch.channels_last)
         losses = train_step(state, reals, aug, labels)
         state.augment_p = aug.p if cfg.augment == "ada" else state.augment_p
-        now = time.monotonic()
-        dt = now - t_prev
-        t_prev = now
+        now, cpu_now = time.monotonic(), time.process_time()
+        dt = trained_seconds(now - t_prev, cpu_now - cpu_prev)
         state.seconds += dt
+        t_prev, cpu_prev = now, cpu_now
         ckpt = None
         done = state.cur_nimg >= total_kimg * 1000
         due = (now - last_snap_time) >= snapshot_minutes * 60

@@ -118,6 +118,31 @@ def test_train_writes_snapshots_and_keeps_the_newest(tmp_path):
     assert load_checkpoint(snaps[-1]).cur_nimg == 64
 
 
+def test_a_paused_run_does_not_count_the_pause_as_training_time(monkeypatch):
+    import time as real_time
+
+    from ganmodels import training
+
+    assert training.trained_seconds(1.5, 2.9) == 1.5  # a busy step (2 threads): wall time
+    assert training.trained_seconds(600.0, 300.0) == 600.0  # slow, but working (a shared CPU)
+    assert training.trained_seconds(3600.0, 1.2) == 1.2  # stopped for an hour: only the CPU time
+
+    class Clock:  # the real clocks, with the wall clock jumping an hour after the first step (SIGSTOP)
+        calls = 0
+
+        @staticmethod
+        def monotonic() -> float:
+            Clock.calls += 1
+            return real_time.monotonic() + (3600.0 if Clock.calls > 3 else 0.0)
+
+        process_time = staticmethod(real_time.process_time)
+
+    monkeypatch.setattr(training, "time", Clock)
+    state = new_state(tiny_config(augment="none"))
+    list(train(state, ToyData(), total_kimg=0.016))
+    assert Clock.calls > 3 and 0 < state.seconds < 60
+
+
 @pytest.mark.parametrize("loss", ["hinge", "wgan-gp"])
 def test_other_losses_run(loss):
     state = new_state(tiny_config(loss=loss, augment="none"))
