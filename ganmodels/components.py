@@ -15,7 +15,6 @@ from ganmodels.modelfile import (
     ModelFileError,
     generator_storage_dtype,
     load_component,
-    read_metadata,
     save_model,
 )
 from ganmodels.networks import Discriminator, DiscriminatorConfig
@@ -79,11 +78,10 @@ def resave_with(
     comps: dict[str, tuple[str, dict[str, Any], dict[str, torch.Tensor]]] = {}
     quantized = set(quantize)
     if model.path is not None:
-        stored = read_metadata(model.path)["components"]
-        for name in model.components:
+        for name, info in model.components.items():
             if not add or name not in add:
                 comps[name] = load_component(model.path, name)
-                if stored.get(name, {}).get("storage") == Q8_STORAGE:
+                if info.get("storage") == Q8_STORAGE:
                     quantized.add(name)
     comps.update(add or {})
     return save_model(
