@@ -731,10 +731,17 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
         from ganmodels.dataset import load_images
 
         images = load_images(args.data)
+    precision = args.precision
+    if precision == "auto":
+        from ganmodels.device import cpu_has_fast_bf16
+
+        precision = "bf16" if (device.type == "cpu" and cpu_has_fast_bf16()) else "fp32"
     run_dir = Path(args.run_dir) if args.run_dir else None
     snap = run_dir / "encoder-snapshot.safetensors" if run_dir else None
     if snap is not None and snap.exists() and not args.fresh:
-        trainer = EncoderTrainer.load(snap, model.G, perceptual=perceptual, num_steps=args.steps, images=images)
+        trainer = EncoderTrainer.load(
+            snap, model.G, perceptual=perceptual, num_steps=args.steps, images=images, precision=precision
+        )
         print(f"resumed {snap} at step {trainer.step}")
     else:
         E = load_encoder(model, device=device) if not args.fresh else None
@@ -746,6 +753,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
             lr=args.lr,
             seed=args.seed,
             real_fraction=args.real_fraction if images is not None else 0.0,
+            precision=precision,
         )
         trainer = EncoderTrainer(E, model.G, options=options, perceptual=perceptual, images=images)
     if run_dir is not None:
@@ -1022,6 +1030,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset of the model's domain at its resolution: part of each batch is real pictures (e4e-style)",
     )
     s.add_argument("--real-fraction", type=float, default=0.5, help="share of real pictures per batch with --data")
+    s.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "fp32"],
+        help="auto: bf16 autocast on CPUs with native bf16 (AMX / AVX512-BF16), else fp32",
+    )
     s.add_argument(
         "--int8",
         action=argparse.BooleanOptionalAction,

@@ -10,6 +10,7 @@ Inversion with an encoder = one forward pass for the initial guess, then a few s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -149,10 +150,13 @@ class EncoderTrainOptions:
     offset_weight: float = 0.01
     real_fraction: float = 0.0  # share of each batch taken from real pictures (pixel + perceptual losses only)
     seed: int = 0
+    precision: str = "fp32"  # "bf16": forward passes under bf16 autocast (2-3x faster on CPUs with AMX / AVX512-BF16)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.real_fraction < 1.0:
             raise ValueError("real_fraction must be in [0, 1)")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError("precision must be fp32 or bf16")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -205,6 +209,11 @@ class EncoderTrainer:
         t = self.step / max(self.options.num_steps, 1)
         return self.options.lr * min(1.0, (1 - t) / 0.25) if t > 0.75 else self.options.lr
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.options.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def train_step(self) -> EncoderStep:
         """One optimisation step on a fresh batch of G's samples."""
         o, G, E, g = self.options, self.G, self.E, self.generator
@@ -226,15 +235,18 @@ class EncoderTrainer:
                 real = self.images[idx].permute(0, 3, 1, 2).float().div(127.5).sub(1)  # [n_real, 3, R, R]
                 real[flip] = real[flip].flip(3)
                 img = torch.cat([img, real.to(self.device)])  # [B, 3, R, R]
-        ws_pred, offsets = E(img)
-        rec = G.synthesis(ws_pred, noise_mode="const")
+        with self._autocast():
+            ws_pred, offsets = E(img)
+            rec = G.synthesis(ws_pred, noise_mode="const")
+        ws_pred, offsets, rec = ws_pred.float(), offsets.float(), rec.float()
         losses = {
             "latent": F.mse_loss(ws_pred[:n_fake], ws_true) * o.latent_weight,
             "pixel": masked_mse(rec, img).mean() * o.pixel_weight,
             "offsets": offsets.square().mean() * o.offset_weight,
         }
         if self.perceptual is not None and o.perceptual_weight:
-            losses["perceptual"] = self.perceptual(rec, img).mean() * o.perceptual_weight
+            with self._autocast():
+                losses["perceptual"] = self.perceptual(rec, img).float().mean() * o.perceptual_weight
         loss = sum(losses.values())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -282,9 +294,10 @@ class EncoderTrainer:
         perceptual: DiscriminatorPerceptual | None = None,
         num_steps: int | None = None,
         images: np.ndarray | None = None,
+        precision: str | None = None,
     ) -> EncoderTrainer:
-        """Resume a run saved by ``save``; ``num_steps`` may extend it. Refuses a snapshot made for another G.
-        A run that trains on real pictures needs them again (``images``)."""
+        """Resume a run saved by ``save``; ``num_steps`` may extend it, ``precision`` switch it. Refuses a snapshot
+        made for another G. A run that trains on real pictures needs them again (``images``)."""
         path = Path(path)
         device = next(G.parameters()).device
         with safe_open(str(path), framework="pt") as f:
@@ -299,6 +312,8 @@ class EncoderTrainer:
             options = EncoderTrainOptions.from_dict(json.loads(meta["options"]))
             if num_steps is not None:
                 options = dataclasses.replace(options, num_steps=num_steps)
+            if precision is not None:
+                options = dataclasses.replace(options, precision=precision)
             E = Encoder(EncoderConfig.from_dict(json.loads(meta["encoder_config"]))).to(device)
             E.load_state_dict({k[2:]: f.get_tensor(k) for k in f.keys() if k.startswith("E.")})
             trainer = cls(E, G, options=options, perceptual=perceptual, images=images)

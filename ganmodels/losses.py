@@ -148,6 +148,7 @@ class DiscriminatorPerceptual(torch.nn.Module):
         fb = b_feats if b_feats is not None else self.features(b)
         total = torch.zeros(a.shape[0], device=a.device)
         for x, y in zip(fa, fb):
+            x, y = x.float(), y.float()  # features may come out of bf16 autocast; compare in fp32
             x = x * (x.square().sum(1, keepdim=True) + 1e-8).rsqrt()
             y = y * (y.square().sum(1, keepdim=True) + 1e-8).rsqrt()
             total = total + masked_mse(x, y, weight) * x.shape[1]
