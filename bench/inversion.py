@@ -70,10 +70,12 @@ def main() -> None:
         f"encoder={'yes' if E else 'no'}, {len(targets)} held-in images"
     )
     ratios = []
+    finals: dict[str, list[tuple[float, int, float, float]]] = {"a": [], "b": []}
     for k, tgt in enumerate(targets):
         g = torch.Generator().manual_seed(k)
         t0 = time.perf_counter()
         a = curve(invert(G, tgt, num_steps=args.steps, perceptual=perceptual, generator=g, preview_every=50), t0, tgt)
+        finals["a"].append(a[-1])
         line = f"image {k}: (a) {args.steps} steps {a[-1][0]:.1f} s -> {a[-1][2]:.2f} dB"
         if E is not None:
             t0 = time.perf_counter()
@@ -82,6 +84,7 @@ def main() -> None:
                 E, G, tgt, num_steps=args.refine, perceptual=perceptual, generator=g, preview_every=10
             )
             b = curve(steps, t0, tgt)
+            finals["b"].append(b[-1])
             reach = time_to_reach(b, a[-1][2])
             line += f" | (b) encoder+{args.refine} steps {b[-1][0]:.1f} s -> {b[-1][2]:.2f} dB"
             if reach is not None:
@@ -94,6 +97,12 @@ def main() -> None:
         for name, c in (("a", a),) + ((("b", b),) if E is not None else ()):
             pts = [c[i] for i in sorted({0, len(c) // 10, len(c) // 4, len(c) // 2, len(c) - 1})]
             print(f"   curve {name}: " + ", ".join(f"{dt:.1f}s/{p:.1f}dB" for dt, _, p, _ in pts))
+    for name, rows in finals.items():
+        if rows:
+            print(
+                f"({name}) mean over {len(rows)} pictures: {np.mean([r[0] for r in rows]):.1f} s, "
+                f"PSNR {np.mean([r[2] for r in rows]):.2f} dB, SSIM {np.mean([r[3] for r in rows]):.3f}"
+            )
     if ratios:
         reached = sum(np.isfinite(ratios))
         print(

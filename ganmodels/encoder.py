@@ -368,11 +368,15 @@ def invert_with_encoder(
     target: np.ndarray | torch.Tensor,
     *,
     num_steps: int = 50,
-    lr: float = 0.05,
+    lr: float = 0.1,
     generator: torch.Generator,
     **invert_kwargs: Any,
 ) -> Iterator[InvertStep]:
-    """Encoder guess, then ``num_steps`` refinement steps of ``invert`` in W+ (small lr, no latent noise ramp)."""
+    """Encoder guess, then ``num_steps`` refinement steps of ``invert`` in W+.
+
+    No lr warm-up and no latent noise: the guess is already close. lr 0.1 (was 0.05): on 8 held-in emoji, 100 steps
+    end at 22.06 dB mean instead of 20.83 (0.2: 21.20).
+    """
     tgt = target if isinstance(target, torch.Tensor) else image_to_tensor(target, resolution=G.img_resolution)
     init = encode(E, tgt)
     invert_kwargs.setdefault("initial_noise_factor", 0.0)
