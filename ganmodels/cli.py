@@ -745,6 +745,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
         print(f"resumed {snap} at step {trainer.step}")
     else:
         E = load_encoder(model, device=device) if not args.fresh else None
+        prior = dict(model.card.get("encoder") or {}) if E is not None else {}
         if E is None:
             E = new_encoder(model.G)
         options = EncoderTrainOptions(
@@ -756,6 +757,8 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
             precision=precision,
         )
         trainer = EncoderTrainer(E, model.G, options=options, perceptual=perceptual, images=images)
+        trainer.prior_steps = int(prior.get("steps", 0))
+        trainer.prior_seconds = float(prior.get("hours", 0.0)) * 3600
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     bar = _tqdm(total=args.steps, initial=trainer.step, desc="encoder", unit="step", disable=args.quiet)
@@ -782,10 +785,10 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     sd = {k: v.detach().cpu() for k, v in trainer.E.state_dict().items()}
     card = dict(model.card)
     card["encoder"] = {
-        "steps": trainer.step,
+        "steps": trainer.prior_steps + trainer.step,  # counting the training of the encoder this run started from
         "batch": trainer.options.batch_size,
         "real_fraction": trainer.options.real_fraction,
-        "hours": round(trainer.seconds / 3600, 2),
+        "hours": round((trainer.prior_seconds + trainer.seconds) / 3600, 2),
         "psnr_samples_db": round(s.psnr, 2)
         if s is not None
         else dict(card.get("encoder") or {}).get("psnr_samples_db"),

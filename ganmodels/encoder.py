@@ -204,6 +204,9 @@ class EncoderTrainer:
         self.generator = generator or torch.Generator(device=self.device).manual_seed(options.seed)
         self.step = 0
         self.seconds = 0.0
+        # training the encoder had before this run (it started from a model's encoder), for the model card
+        self.prior_steps = 0
+        self.prior_seconds = 0.0
 
     def _lr(self) -> float:
         t = self.step / max(self.options.num_steps, 1)
@@ -279,7 +282,14 @@ class EncoderTrainer:
             "format": TRAIN_FORMAT,
             "encoder_config": json.dumps(self.E.config.to_dict()),
             "options": json.dumps(self.options.to_dict()),
-            "counters": json.dumps({"step": self.step, "seconds": self.seconds}),
+            "counters": json.dumps(
+                {
+                    "step": self.step,
+                    "seconds": self.seconds,
+                    "prior_steps": self.prior_steps,
+                    "prior_seconds": self.prior_seconds,
+                }
+            ),
             "generator_digest": weights_digest(self.G),
             "opt": json.dumps(groups),
         }
@@ -321,6 +331,8 @@ class EncoderTrainer:
             trainer.generator.set_state(f.get_tensor("rng"))
         counters = json.loads(meta["counters"])
         trainer.step, trainer.seconds = int(counters["step"]), float(counters["seconds"])
+        trainer.prior_steps = int(counters.get("prior_steps", 0))
+        trainer.prior_seconds = float(counters.get("prior_seconds", 0.0))
         return trainer
 
 

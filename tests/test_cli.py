@@ -170,6 +170,13 @@ def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file, 
     assert m.card["encoder"]["steps"] == 3
     assert m.components["encoder"]["kind"] == "e4e-lite" and set(m.directions) == set(load_model(with_dirs).directions)
     assert m.components["encoder"]["storage"] == "int8-rows"  # the default; --no-int8 keeps the model's precision
+    # a new run starting from that model's encoder: the card counts the steps it had already had
+    more = tmp_path / "enc-more.safetensors"
+    run_more = ["--batch", "4", "--out", str(more), "--run-dir", str(tmp_path / "enc-run2"), "--threads", "1"]
+    assert main(["--quiet", "train-encoder", str(enc), "--steps", "2", *run_more]) == 0
+    assert load_model(more).card["encoder"]["steps"] == 3 + 2
+    assert main(["--quiet", "train-encoder", str(enc), "--steps", "4", *run_more]) == 0  # resumed: still counted
+    assert load_model(more).card["encoder"]["steps"] == 3 + 4
     full = tmp_path / "enc-full.safetensors"
     run_full = [*run[:2], "--out", str(full), *run[4:]]
     assert main(["--quiet", "train-encoder", str(with_dirs), "--steps", "3", "--no-int8", *run_full]) == 0
