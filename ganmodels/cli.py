@@ -202,6 +202,7 @@ def cmd_dataset_cluster(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from ganmodels.augment import POLICIES
     from ganmodels.dataset import ImageDataset
     from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
     from ganmodels.training import (
@@ -299,6 +300,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             pl_weight=args.pl_weight,
             ema_kimg=args.ema_kimg if args.ema_kimg is not None else args.batch * 10 / 32,
             augment=args.augment,
+            augment_policy=args.augment_policy or POLICIES,
+            ada_target=args.ada_target,
             precision=precision,
             channels_last=args.channels_last is not False,
             seed=args.seed,
@@ -808,6 +811,16 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _augment_policy(text: str) -> tuple[str, ...]:
+    from ganmodels.augment import POLICIES
+
+    ops = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = [t for t in ops if t not in POLICIES]
+    if unknown or not ops:
+        raise argparse.ArgumentTypeError(f"unknown transform {unknown[0] if unknown else text!r}; use {POLICIES}")
+    return ops
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganmodels", description="GAN models: sample, train, invert, edit, inpaint.")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps; env GAN_EDITOR_DEVICE")
@@ -897,6 +910,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="starting ADA probability of a new run (default: the --init-from checkpoint's, else 0); "
         "ADA adapts it from there",
+    )
+    s.add_argument(
+        "--augment-policy",
+        type=_augment_policy,
+        default=None,
+        help="comma-separated transforms of a new run's augmentation (default: all of color,translation,cutout)",
+    )
+    s.add_argument(
+        "--ada-target", type=float, default=0.6, help="ADA's target for E[sign(D(real))] (lower = more augmentation)"
     )
     s.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on D")
     s.add_argument(

@@ -252,9 +252,12 @@ def test_dataset_build_and_train_and_export(tmp_path):
         "--precision",
         "fp32",
     ]
-    assert main([*args, "--xflip"]) == 0
+    with pytest.raises(SystemExit):  # argparse: unknown transform
+        main([*args, "--augment-policy", "color,rotate"])
+    assert main([*args, "--xflip", "--augment", "ada", "--augment-policy", "color,translation"]) == 0
     assert (run / "fakes-latest.png").exists() and (run / "model-latest.safetensors").exists()
-    assert json.loads((run / "training_options.json").read_text())["xflip"] is True
+    options = json.loads((run / "training_options.json").read_text())
+    assert options["xflip"] is True and options["config"]["augment_policy"] == ["color", "translation"]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["kimg"] for m in metrics] == [0.008, 0.016]  # one row per snapshot
     for m in metrics:
