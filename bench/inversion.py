@@ -2,7 +2,7 @@
 (a) mean-w init optimisation (W+, 500 steps) and (b) encoder + refinement, as PSNR / SSIM curves, plus the
 ratio of the time (b) needs to reach (a)'s final PSNR. Also the PSNR reached on the model's own samples.
 
-    python bench/inversion.py [--model M] [--data data.npz] [--images 4] [--steps 500] [--refine 100]
+    python bench/inversion.py [--model M] [--data data.npz] [--images 4] [--steps 500] [--refine 150] [--feature-refine]
 Goals (issue 4): (b) reaches (a)'s final PSNR in <= 1/5 of the time; own samples >= 25 dB.
 """
 
@@ -49,8 +49,12 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="dataset npz of the model's domain (held-in images)")
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--refine", type=int, default=100)
+    ap.add_argument("--refine", type=int, default=150)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--own", type=int, default=None, help="own samples to invert (default: --images)")
+    ap.add_argument(
+        "--feature-refine", action="store_true", help="also time (b) refining with (a)'s loss (+ D-feature term)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model or default_model_path())
@@ -69,32 +73,52 @@ def main() -> None:
         f"model {model.name} ({G.img_resolution}px), perceptual={'D features' if perceptual else 'none'}, "
         f"encoder={'yes' if E else 'no'}, {len(targets)} held-in images"
     )
-    ratios = []
-    finals: dict[str, list[tuple[float, int, float, float]]] = {"a": [], "b": []}
+    variants = {"b": None}  # (b) refines with the pixel loss only, as the editor does
+    if args.feature_refine:
+        variants["b-features"] = perceptual  # the same loss as (a), with the D-feature term
+    ratios: dict[str, list[float]] = {name: [] for name in variants}
+    finals: dict[str, list[tuple[float, int, float, float]]] = {"a": [], **{name: [] for name in variants}}
     for k, tgt in enumerate(targets):
-        g = torch.Generator().manual_seed(k)
         t0 = time.perf_counter()
-        a = curve(invert(G, tgt, num_steps=args.steps, perceptual=perceptual, generator=g, preview_every=50), t0, tgt)
+        a = curve(
+            invert(
+                G,
+                tgt,
+                num_steps=args.steps,
+                perceptual=perceptual,
+                generator=torch.Generator().manual_seed(k),
+                preview_every=50,
+            ),
+            t0,
+            tgt,
+        )
         finals["a"].append(a[-1])
-        line = f"image {k}: (a) {args.steps} steps {a[-1][0]:.1f} s -> {a[-1][2]:.2f} dB"
-        if E is not None:
+        print(f"image {k}: (a) {args.steps} steps {a[-1][0]:.1f} s -> {a[-1][2]:.2f} dB", flush=True)
+        curves = {"a": a}
+        for name, loss_net in variants.items() if E is not None else ():
             t0 = time.perf_counter()
             # exactly what the editor and `ganmodels invert --encoder` run (the encoder's guess is timed too)
             steps = invert_with_encoder(
-                E, G, tgt, num_steps=args.refine, perceptual=perceptual, generator=g, preview_every=10
+                E,
+                G,
+                tgt,
+                num_steps=args.refine,
+                perceptual=loss_net,
+                generator=torch.Generator().manual_seed(k),
+                preview_every=10,
             )
-            b = curve(steps, t0, tgt)
-            finals["b"].append(b[-1])
+            b = curves[name] = curve(steps, t0, tgt)
+            finals[name].append(b[-1])
             reach = time_to_reach(b, a[-1][2])
-            line += f" | (b) encoder+{args.refine} steps {b[-1][0]:.1f} s -> {b[-1][2]:.2f} dB"
+            line = f"   ({name}) encoder+{args.refine} steps {b[-1][0]:.1f} s -> {b[-1][2]:.2f} dB"
             if reach is not None:
-                ratios.append(reach / a[-1][0])
+                ratios[name].append(reach / a[-1][0])
                 line += f", reaches (a)'s PSNR after {reach:.1f} s = {reach / a[-1][0]:.2f} of (a)'s time"
             else:
-                ratios.append(float("inf"))  # counts against the goal
+                ratios[name].append(float("inf"))  # counts against the goal
                 line += ", does not reach (a)'s PSNR"
-        print(line, flush=True)
-        for name, c in (("a", a),) + ((("b", b),) if E is not None else ()):
+            print(line, flush=True)
+        for name, c in curves.items():
             pts = [c[i] for i in sorted({0, len(c) // 10, len(c) // 4, len(c) // 2, len(c) - 1})]
             print(f"   curve {name}: " + ", ".join(f"{dt:.1f}s/{p:.1f}dB" for dt, _, p, _ in pts))
     for name, rows in finals.items():
@@ -103,15 +127,15 @@ def main() -> None:
                 f"({name}) mean over {len(rows)} pictures: {np.mean([r[0] for r in rows]):.1f} s, "
                 f"PSNR {np.mean([r[2] for r in rows]):.2f} dB, SSIM {np.mean([r[3] for r in rows]):.3f}"
             )
-    if ratios:
-        reached = sum(np.isfinite(ratios))
-        print(
-            f"time ratio (b)/(a) to reach (a)'s final PSNR: median {np.median(ratios):.3f} over all {len(ratios)} "
-            f"pictures (inf = not reached; reached on {reached}) (goal <= 0.2)"
-        )
+    for name, r in ratios.items():
+        if r:
+            print(
+                f"time ratio ({name})/(a) to reach (a)'s final PSNR: median {np.median(r):.3f} over all {len(r)} "
+                f"pictures (inf = not reached; reached on {sum(np.isfinite(r))}) (goal <= 0.2)"
+            )
     # own samples
     own = []
-    for seed in range(args.images):
+    for seed in range(args.own if args.own is not None else args.images):
         with torch.no_grad():
             tgt = G.synthesis(seeds_to_ws(G, [seed], truncation_psi=0.7), noise_mode="const")
         last = list(

@@ -424,6 +424,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     if args.encoder and encoder is None:
         raise ValueError(f"{model.name} has no encoder: train one with 'ganmodels train-encoder'")
     if encoder is not None:
+        common.pop("perceptual")  # the refinement after the encoder's guess uses the pixel loss (see there)
         steps = invert_with_encoder(encoder, model.G, image, num_steps=args.steps, **common)
     else:
         steps = invert(model.G, image, space=args.space, num_steps=args.steps, **common)
@@ -953,7 +954,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space", default="w+", choices=["w", "w+"])
     s.add_argument("--steps", type=int, default=300)
     s.add_argument("--mask", default=None, help="PNG: white (or transparent) = ignore these pixels")
-    s.add_argument("--encoder", action="store_true", help="start from the model's encoder (W+)")
+    s.add_argument(
+        "--encoder", action="store_true", help="start from the model's encoder (W+), refine with the pixel loss"
+    )
     s.add_argument("--pti", type=int, default=0, help="pivotal tuning steps after inversion (0 = off)")
     s.add_argument("--ms-ssim", type=float, default=0.0, help="MS-SSIM loss weight")
     s.add_argument("--no-perceptual", action="store_true", help="no discriminator-feature loss")

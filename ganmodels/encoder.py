@@ -381,18 +381,31 @@ def invert_with_encoder(
     *,
     num_steps: int = 50,
     lr: float = 0.1,
+    perceptual: DiscriminatorPerceptual | None = None,
     generator: torch.Generator,
     **invert_kwargs: Any,
 ) -> Iterator[InvertStep]:
     """Encoder guess, then ``num_steps`` refinement steps of ``invert`` in W+.
 
-    No lr warm-up and no latent noise: the guess is already close. lr 0.1 (was 0.05): on 8 held-in emoji, 100 steps
-    end at 22.06 dB mean instead of 20.83 (0.2: 21.20).
+    No lr warm-up and no latent noise: the guess is already close. The refinement uses the pixel loss only unless
+    ``perceptual`` is given: after the encoder's guess the discriminator-feature term (which helps optimisation from
+    the mean w find the right basin) only slows it down. On 8 held-in emoji, 150 steps: pixel loss 24.42 dB / SSIM
+    0.818 in 5.4 s, with the D-feature term 23.42 dB / 0.778 in 8.7 s (plain optimisation, 500 steps: 23.00 / 0.769
+    in 26.6 s), and the fills look at least as sharp. lr 0.1 (0.05: 1.2 dB lower after 100 steps; 0.2: 0.9 dB lower).
     """
     tgt = target if isinstance(target, torch.Tensor) else image_to_tensor(target, resolution=G.img_resolution)
     init = encode(E, tgt)
     invert_kwargs.setdefault("initial_noise_factor", 0.0)
     invert_kwargs.setdefault("lr_rampup", 0.0)
     yield from invert(
-        G, tgt, space="w+", init_ws=init, num_steps=num_steps, lr=lr, w_std=1.0, generator=generator, **invert_kwargs
+        G,
+        tgt,
+        space="w+",
+        init_ws=init,
+        num_steps=num_steps,
+        lr=lr,
+        w_std=1.0,
+        perceptual=perceptual,
+        generator=generator,
+        **invert_kwargs,
     )

@@ -126,3 +126,22 @@ def test_bf16_encoder_training_matches_fp32_closely_and_learns():
     assert sum(bf16[-5:]) < 0.5 * sum(bf16[:5]), bf16
     with pytest.raises(ValueError, match="precision"):
         EncoderTrainOptions(precision="fp16")
+
+
+def test_encoder_refinement_uses_the_pixel_loss_unless_given_d_features():
+    from ganmodels.losses import DiscriminatorPerceptual
+    from tests.conftest import TINY_D
+
+    G, _ = tiny_generator()
+    torch.manual_seed(0)
+    E = new_encoder(G, channels=8, channel_max=16)
+    target = torch.rand(1, 3, 16, 16) * 2 - 1
+    plain = list(invert_with_encoder(E, G, target, num_steps=3, generator=torch.Generator().manual_seed(0)))
+    assert set(plain[-1].losses) == {"l2", "noise_reg"}
+    feats = DiscriminatorPerceptual(TINY_D.build())
+    with_d = list(
+        invert_with_encoder(E, G, target, num_steps=3, perceptual=feats, generator=torch.Generator().manual_seed(0))
+    )
+    assert "perceptual" in with_d[-1].losses and with_d[-1].losses["perceptual"] > 0
+    # the same start (the encoder's guess), different paths
+    assert not torch.equal(plain[-1].ws, with_d[-1].ws)

@@ -531,8 +531,7 @@ class EditorController(QObject):
                     model.G,
                     image,
                     num_steps=n,
-                    mask=mask,
-                    perceptual=perceptual,
+                    mask=mask,  # pixel loss only: after the encoder's guess that is faster and as good
                     optimize_noise=False,
                     preview_every=PREVIEW_EVERY,
                     generator=g,
