@@ -149,11 +149,12 @@ def main() -> None:
             )
         )[-1]
         own.append(last.psnr)
-    print(
-        f"own samples (psi 0.7), {args.steps} steps: PSNR "
-        + ", ".join(f"{p:.2f}" for p in own)
-        + f" dB; mean {np.mean(own):.2f} (goal >= 25)"
-    )
+    if own:
+        print(
+            f"own samples (psi 0.7), {args.steps} steps: PSNR "
+            + ", ".join(f"{p:.2f}" for p in own)
+            + f" dB; mean {np.mean(own):.2f} (goal >= 25)"
+        )
 
 
 if __name__ == "__main__":
