@@ -78,20 +78,21 @@ def main() -> None:
         variants["b-features"] = perceptual  # the same loss as (a), with the D-feature term
     ratios: dict[str, list[float]] = {name: [] for name in variants}
     finals: dict[str, list[tuple[float, int, float, float]]] = {"a": [], **{name: [] for name in variants}}
+
+    def plain(tgt: torch.Tensor, seed: int, *, preview_every: int):
+        """(a): optimisation from the mean w with the editor's loss (pixel + D features)."""
+        return invert(
+            G,
+            tgt,
+            num_steps=args.steps,
+            perceptual=perceptual,
+            generator=torch.Generator().manual_seed(seed),
+            preview_every=preview_every,
+        )
+
     for k, tgt in enumerate(targets):
         t0 = time.perf_counter()
-        a = curve(
-            invert(
-                G,
-                tgt,
-                num_steps=args.steps,
-                perceptual=perceptual,
-                generator=torch.Generator().manual_seed(k),
-                preview_every=50,
-            ),
-            t0,
-            tgt,
-        )
+        a = curve(plain(tgt, k, preview_every=50), t0, tgt)
         finals["a"].append(a[-1])
         print(f"image {k}: (a) {args.steps} steps {a[-1][0]:.1f} s -> {a[-1][2]:.2f} dB", flush=True)
         curves = {"a": a}
@@ -138,16 +139,7 @@ def main() -> None:
     for seed in range(args.own if args.own is not None else args.images):
         with torch.no_grad():
             tgt = G.synthesis(seeds_to_ws(G, [seed], truncation_psi=0.7), noise_mode="const")
-        last = list(
-            invert(
-                G,
-                tgt,
-                num_steps=args.steps,
-                perceptual=perceptual,
-                generator=torch.Generator().manual_seed(seed),
-                preview_every=0,
-            )
-        )[-1]
+        last = list(plain(tgt, seed, preview_every=0))[-1]
         own.append(last.psnr)
     if own:
         print(
