@@ -391,7 +391,8 @@ def invert_with_encoder(
     ``perceptual`` is given: after the encoder's guess the discriminator-feature term (which helps optimisation from
     the mean w find the right basin) only slows it down. On 8 held-in emoji, 150 steps: pixel loss 24.42 dB / SSIM
     0.818 in 5.4 s, with the D-feature term 23.42 dB / 0.778 in 8.7 s (plain optimisation, 500 steps: 23.00 / 0.769
-    in 26.6 s), and the fills look at least as sharp. lr 0.1 (0.05: 1.2 dB lower after 100 steps; 0.2: 0.9 dB lower).
+    in 26.6 s), and the reconstructions look at least as sharp. lr 0.1 (0.05: 1.2 dB lower after 100 steps; 0.2:
+    0.9 dB lower).
     """
     tgt = target if isinstance(target, torch.Tensor) else image_to_tensor(target, resolution=G.img_resolution)
     init = encode(E, tgt)
