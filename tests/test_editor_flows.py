@@ -29,8 +29,39 @@ def test_invert_adds_a_gan_layer_close_to_the_picture(make_window, tiny_model_fi
     layer = window.doc.active_layer
     assert layer.kind == "gan" and layer.gan.ws.shape == (6, 32)
     assert "dB" in layer.name
+    assert window.runner.job(job.id).description == "Invert (60 steps)"
     window.doc.undo_stack.undo()
     assert len(window.doc.layers) == before
+
+
+def test_invert_with_the_models_encoder_refines_with_the_pixel_loss(make_window, tiny_model_file, monkeypatch):  # noqa: F811
+    import ganmodels.encoder as encoder_mod
+    from ganmodels.components import resave_with
+    from ganmodels.encoder import ENCODER_KIND, new_encoder
+    from ganmodels.modelfile import load_model
+
+    model = load_model(tiny_model_file)
+    E = new_encoder(model.G, channels=8, channel_max=16)
+    with_enc = resave_with(
+        model,
+        tiny_model_file.with_name("tiny-enc.safetensors"),
+        add={"encoder": (ENCODER_KIND, E.config.to_dict(), E.state_dict())},
+    )
+    real = encoder_mod.invert_with_encoder
+    calls = []
+
+    def spy(*args, **kw):
+        calls.append(kw)
+        yield from real(*args, **kw)
+
+    monkeypatch.setattr(encoder_mod, "invert_with_encoder", spy)
+    window, _ = sample_window(make_window, with_enc, seed=4)
+    before = len(window.doc.layers)
+    job = window.editor.invert_image(steps=120)
+    assert job is not None and len(window.doc.layers) == before + 1
+    assert window.runner.job(job.id).description == "Invert (encoder + 30 steps)"
+    assert len(calls) == 1 and calls[0]["num_steps"] == 30 and calls[0].get("perceptual") is None
+    assert window.doc.active_layer.kind == "gan"
 
 
 def test_invert_out_of_memory_retries_cheaper_and_still_adds_the_layer(make_window, tiny_model_file, monkeypatch):  # noqa: F811

@@ -513,6 +513,8 @@ class EditorController(QObject):
                 self.error.emit("Nothing to invert", "The mask covers the whole picture.")
                 return None
 
+        refine_steps = max(steps // 4, 20)  # with the model's encoder: its guess, then this many steps
+
         def make(model=model, cheap: bool = False):
             import torch
 
@@ -525,7 +527,7 @@ class EditorController(QObject):
             perceptual = None if cheap else load_perceptual(model)  # D features: the largest activations
             encoder = load_encoder(model)
             if encoder is not None:
-                n = max(steps // 4, 20)
+                n = refine_steps
                 inversion = invert_with_encoder(
                     encoder,
                     model.G,
@@ -612,12 +614,11 @@ class EditorController(QObject):
             )
 
         retry = dict(retry_on_oom=lambda: make(*oom_variant(model)), retry_description=oom_retry_description(model))
+        how = f"encoder + {refine_steps} steps" if "encoder" in model.components else f"{steps} steps"
         if pti_steps:
-            description = f"Invert + pivotal tuning ({steps} + {pti_steps} steps)"
+            description = f"Invert + pivotal tuning ({how} + {pti_steps} steps)"
             return self.run_backend_job("invert", make, done_pti, description=description, preview_rect=rect, **retry)
-        return self.run_backend_job(
-            "invert", make, done, description=f"Invert ({steps} steps)", preview_rect=rect, **retry
-        )
+        return self.run_backend_job("invert", make, done, description=f"Invert ({how})", preview_rect=rect, **retry)
 
     def inpaint(self, method: str, *, steps: int = 150, tune_steps: int = 0) -> Job | None:
         """Fill the active layer's mask of the visible picture with ``method`` into a new layer; ``tune_steps``
