@@ -267,11 +267,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if rank == 0:
             print(f"resumed {resume} at {state.cur_nimg / 1000:.3f} kimg, step {state.step}")
     else:
-        precision = args.precision
-        if precision == "auto":
-            from ganmodels.device import cpu_has_fast_bf16
+        from ganmodels.device import training_precision
 
-            precision = "bf16" if (device.type == "cpu" and cpu_has_fast_bf16()) else "fp32"
+        precision = training_precision(args.precision, device)
         res = dataset.resolution
         cfg = TrainConfig(
             G=GeneratorConfig(
@@ -735,11 +733,9 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
         from ganmodels.dataset import load_images
 
         images = load_images(args.data)
-    precision = args.precision
-    if precision == "auto":
-        from ganmodels.device import cpu_has_fast_bf16
+    from ganmodels.device import training_precision
 
-        precision = "bf16" if (device.type == "cpu" and cpu_has_fast_bf16()) else "fp32"
+    precision = training_precision(args.precision, device)
     run_dir = Path(args.run_dir) if args.run_dir else None
     snap = run_dir / "encoder-snapshot.safetensors" if run_dir else None
     if snap is not None and snap.exists() and not args.fresh:

@@ -54,6 +54,13 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+def training_precision(name: str, device: torch.device) -> str:
+    """Resolve a ``--precision`` choice: "auto" is bf16 autocast on a CPU with native bf16, else fp32."""
+    if name != "auto":
+        return name
+    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
+
+
 def _cpu_flag(*flags: str) -> bool:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:

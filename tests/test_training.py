@@ -249,3 +249,17 @@ def test_compact_checkpoint_is_smaller_and_resumes_closely(tmp_path):
     for k, v in state.G.state_dict().items():
         assert torch.allclose(resumed.G.state_dict()[k], v, rtol=1e-3, atol=1e-3), k
     train_step(resumed, data.sample(8, generator=resumed.rng), aug)  # continues without error
+
+
+def test_training_precision_auto_picks_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
+    import ganmodels.device as device_mod
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert (
+        device_mod.training_precision("fp32", cpu) == "fp32" and device_mod.training_precision("bf16", cuda) == "bf16"
+    )
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: True)
+    assert device_mod.training_precision("auto", cpu) == "bf16"
+    assert device_mod.training_precision("auto", cuda) == "fp32"
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
+    assert device_mod.training_precision("auto", cpu) == "fp32"
