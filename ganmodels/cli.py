@@ -415,17 +415,18 @@ def cmd_invert(args: argparse.Namespace) -> int:
     model, device = _load(args)
     image = _read_image(args.image)
     mask = load_mask(args.mask, size=image.shape[:2]) if args.mask else None
-    perceptual = load_perceptual(model, device=device) if not args.no_perceptual else None
-    g = torch.Generator(device=device).manual_seed(args.seed)
-    common = dict(mask=mask, perceptual=perceptual, ms_ssim_weight=args.ms_ssim, generator=g)
     encoder = load_encoder(model, device=device) if args.encoder else None
     if args.encoder and encoder is None:
         raise ValueError(f"{model.name} has no encoder: train one with 'ganmodels train-encoder'")
+    # D features for plain optimisation and PTI; the refinement after the encoder's guess uses the pixel loss
+    wants_features = not args.no_perceptual and (encoder is None or args.pti)
+    perceptual = load_perceptual(model, device=device) if wants_features else None
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    common = dict(mask=mask, ms_ssim_weight=args.ms_ssim, generator=g)
     if encoder is not None:
-        common.pop("perceptual")  # the refinement after the encoder's guess uses the pixel loss (see there)
         steps = invert_with_encoder(encoder, model.G, image, num_steps=args.steps, **common)
     else:
-        steps = invert(model.G, image, space=args.space, num_steps=args.steps, **common)
+        steps = invert(model.G, image, space=args.space, num_steps=args.steps, perceptual=perceptual, **common)
     bar = _tqdm(total=args.steps, desc="inverting", unit="step", disable=args.quiet)
     last = None
     for last in steps:

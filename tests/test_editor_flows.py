@@ -55,12 +55,15 @@ def test_invert_with_the_models_encoder_refines_with_the_pixel_loss(make_window,
         yield from real(*args, **kw)
 
     monkeypatch.setattr(encoder_mod, "invert_with_encoder", spy)
+    loaded = []
+    monkeypatch.setattr("ganmodels.components.load_perceptual", lambda model: loaded.append(model))
     window, _ = sample_window(make_window, with_enc, seed=4)
     before = len(window.doc.layers)
     job = window.editor.invert_image(steps=120)
     assert job is not None and len(window.doc.layers) == before + 1
     assert window.runner.job(job.id).description == "Invert (encoder + 30 steps)"
     assert len(calls) == 1 and calls[0]["num_steps"] == 30 and calls[0].get("perceptual") is None
+    assert loaded == []  # nor are the D features loaded for it
     assert window.doc.active_layer.kind == "gan"
 
 

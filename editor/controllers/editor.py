@@ -524,8 +524,11 @@ class EditorController(QObject):
             from ganmodels.losses import psnr
 
             g = torch.Generator().manual_seed(0)
-            perceptual = None if cheap else load_perceptual(model)  # D features: the largest activations
             encoder = load_encoder(model)
+            # D features (the largest activations) for plain optimisation and PTI; after the encoder's guess the
+            # refinement uses the pixel loss
+            wants_features = not cheap and (encoder is None or pti_steps)
+            perceptual = load_perceptual(model) if wants_features else None
             if encoder is not None:
                 n = refine_steps
                 inversion = invert_with_encoder(
@@ -533,7 +536,7 @@ class EditorController(QObject):
                     model.G,
                     image,
                     num_steps=n,
-                    mask=mask,  # pixel loss only: after the encoder's guess that is faster and as good
+                    mask=mask,
                     optimize_noise=False,
                     preview_every=PREVIEW_EVERY,
                     generator=g,
