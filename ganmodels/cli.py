@@ -882,7 +882,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from",
         default=None,
         help="start a new run from the weights of a training snapshot or model file (transfer learning); "
-        "the architecture options must match it",
+        "layers that match are copied, narrower ones (a larger --cbase, a new --cond) are widened so that the "
+        "networks start out computing what the source did",
     )
     s.add_argument(
         "--cond",

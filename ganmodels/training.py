@@ -512,15 +512,44 @@ class TransferReport:
         for net in self.copied:
             s = f"{net}: {self.copied[net]} tensors copied"
             if self.adapted.get(net):
-                s += f", {len(self.adapted[net])} widened ({', '.join(self.adapted[net])})"
+                names = self.adapted[net]
+                shown = ", ".join(names[:3]) + (f", ... {len(names) - 3} more" if len(names) > 3 else "")
+                s += f", {len(names)} widened ({shown})"
             if self.fresh.get(net):
                 s += f", {len(self.fresh[net])} new"
             parts.append(s)
         return "; ".join(parts)
 
 
+def _widen(v: torch.Tensor, t: torch.Tensor, key: str) -> bool:
+    """Copy the narrower tensor ``t`` into the leading block of ``v`` so that the wider layer computes what ``t``'s did.
+
+    Weights ([out, in] or [out, in, kh, kw]): the new input columns of the old outputs are zeroed, so whatever the
+    new channels carry does not reach the old ones until training grows those columns; the new output rows keep
+    their fresh initialisation. The old block is scaled by sqrt(in_new / in_old) because every layer's equalised
+    learning-rate gain is 1 / sqrt(fan_in) (demodulated convolutions are indifferent to the scale). Biases (and G's
+    constant input) take the old values in front and keep their initialisation behind. D's 4x4 head (``b4.``) is
+    left to its fresh initialisation: its convolution's last input is the minibatch-stddev channel and its output
+    becomes a label projection when classes are added, so a wider copy would not compute the same.
+    """
+    if key.startswith("b4.") or t.ndim != v.ndim or tuple(t.shape) == tuple(v.shape):
+        return False
+    if any(a > b for a, b in zip(t.shape, v.shape)):
+        return False
+    if key.endswith(".weight") and t.ndim in (2, 4) and t.shape[2:] == v.shape[2:]:
+        v[:, t.shape[1] :] = 0
+        v[: t.shape[0], : t.shape[1]] = t.to(v.dtype) * math.sqrt(v.shape[1] / t.shape[1])
+        return True
+    is_const = key.endswith("const") and t.ndim == 3 and t.shape[1:] == v.shape[1:]
+    if (key.endswith(".bias") and t.ndim == 1) or is_const:
+        v[: t.shape[0]] = t.to(v.dtype)
+        return True
+    return False
+
+
 def _transfer(net: nn.Module, src: dict[str, torch.Tensor]) -> tuple[int, list[str], list[str]]:
-    """Copy the tensors of ``src`` that fit ``net``; widen the mapping's first layer for a new class input."""
+    """Copy the tensors of ``src`` that fit ``net``; widen narrower ones (more channels, a new class input) so that
+    the network computes what the source did (:func:`_widen`)."""
     copied, adapted, fresh = 0, [], []
     with torch.no_grad():
         for k, v in net.state_dict().items():
@@ -528,16 +557,7 @@ def _transfer(net: nn.Module, src: dict[str, torch.Tensor]) -> tuple[int, list[s
             if t is not None and tuple(t.shape) == tuple(v.shape):
                 v.copy_(t.to(v.dtype))
                 copied += 1
-            elif (
-                t is not None
-                and k == "mapping.fc0.weight"
-                and t.ndim == 2
-                and t.shape[0] == v.shape[0]
-                and t.shape[1] < v.shape[1]
-            ):
-                # z columns first (see MappingNetwork.forward); the weight gain is 1/sqrt(in_features), so scale
-                # the old columns to keep their contribution, and leave the new class columns as initialised.
-                v[:, : t.shape[1]] = t.to(v.dtype) * math.sqrt(v.shape[1] / t.shape[1])
+            elif t is not None and _widen(v, t, k):
                 adapted.append(k)
             else:
                 fresh.append(k)
@@ -547,9 +567,10 @@ def _transfer(net: nn.Module, src: dict[str, torch.Tensor]) -> tuple[int, list[s
 def init_from(state: TrainState, source: str | Path) -> TransferReport:
     """Start a fresh run from the weights of a training checkpoint or a model file (transfer learning).
 
-    Tensors whose names and shapes match are copied into G, G_ema and D; a new class input (``--cond``) widens the
-    mapping's first layer (the old columns keep their effect) and adds a freshly initialised class embedding and
-    projection head to D. Optimiser state and counters start fresh; the augmentation probability of a training
+    Tensors whose names and shapes match are copied into G, G_ema and D. Narrower ones are widened (:func:`_widen`)
+    so that a wider channel base starts out computing exactly what the source did, and a new class input (``--cond``)
+    leaves G's mapping of z as it was (zero class columns); D then gets a freshly initialised class embedding and
+    projection head. Optimiser state and counters start fresh; the augmentation probability of a training
     checkpoint is carried over (``augment_p`` of the report), and the source's training (kimg and time, from a
     checkpoint's counters or a model's card) goes to ``state.prior_kimg`` / ``prior_seconds``. Raises ValueError
     when nothing fits.

@@ -259,8 +259,8 @@ def test_init_from_an_unconditional_run_keeps_its_generator(tmp_path):
     again = load_checkpoint(save_checkpoint(cond, tmp_path / "cond.safetensors"))
     assert (again.prior_kimg, again.prior_seconds) == (cond.prior_kimg, cond.prior_seconds)
     assert "mapping.c_probs" in report.fresh["G"] and "b4.out.weight" in report.fresh["D"]
+    assert torch.count_nonzero(cond.G_ema.mapping.fc0.weight[:, TINY_G.z_dim :]) == 0  # class columns start at 0
     with torch.no_grad():
-        cond.G_ema.mapping.fc0.weight[:, TINY_G.z_dim :] = 0
         before = src.G_ema.mapping(z, None)
         after = cond.G_ema.mapping(z, one_hot_c(cond.G_ema, [0, 1, 2, 3]))
     assert torch.allclose(before, after, atol=1e-5)
@@ -277,6 +277,44 @@ def test_init_from_an_unconditional_run_keeps_its_generator(tmp_path):
     )
     report = init_from(wide, ckpt)  # other resolution: only the shared low-resolution layers are taken
     assert report.copied["G"] > 0 and report.fresh["G"]
+
+
+def test_init_from_a_narrower_run_widens_without_changing_what_it_computes(tmp_path):
+    src = new_state(TrainConfig(G=TINY_G, D=TINY_D, batch_size=8, precision="fp32", channels_last=False))
+    x, _ = toy_images(16)
+    for _ in train(src, ImageDataset(x), total_kimg=0.04):
+        pass
+    ckpt = save_checkpoint(src, tmp_path / "snap.safetensors")
+    # channel base 256 -> 512 doubles the 16 px layers (16 -> 32 channels) of G and D; 4 and 8 px stay at the cap.
+    wide_cfg = TrainConfig(
+        G=dataclasses.replace(TINY_G, channel_base=512),
+        D=dataclasses.replace(TINY_D, channel_base=512),
+        batch_size=8,
+        precision="fp32",
+        channels_last=False,
+    )
+    wide = new_state(wide_cfg)
+    report = init_from(wide, ckpt)
+    assert report.fresh == {"G": [], "G_ema": [], "D": []}
+    assert "synthesis.b16.conv1.weight" in report.adapted["G"] and "b16.fromrgb.weight" in report.adapted["D"]
+    assert wide.G.synthesis.b16.conv1.weight.shape == (32, 32, 3, 3) != src.G.synthesis.b16.conv1.weight.shape
+    n = len(report.adapted["G"])
+    assert f"G: {report.copied['G']} tensors copied, {n} widened (" in report.summary()
+    assert f"... {n - 3} more)" in report.summary()
+    z = torch.randn(4, TINY_G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for old, new in ((src.G_ema, wide.G_ema), (src.G, wide.G)):
+            a, b = old(z, None, noise_mode="const"), new(z, None, noise_mode="const")  # [4, 3, 16, 16]
+            assert a.shape == b.shape == (4, 3, 16, 16) and a.abs().mean() > 0.01
+            assert torch.allclose(a, b, atol=1e-5)
+        imgs = torch.from_numpy(x[:8]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        assert torch.allclose(src.D(imgs, None), wide.D(imgs, None), atol=1e-5)
+    # The new channels' outgoing columns start at zero and training grows them.
+    w = wide.G.synthesis.b16.conv1.weight
+    assert torch.count_nonzero(w[:16, 16:]) == 0 and torch.count_nonzero(w[16:]) > 0
+    for _ in train(wide, ImageDataset(x), total_kimg=0.016):
+        pass
+    assert torch.count_nonzero(wide.G.synthesis.b16.conv1.weight[:16, 16:]) > 0
 
 
 def _plain_safetensors(tmp_path):
