@@ -388,6 +388,9 @@ def load_optimizer(opt: torch.optim.Optimizer, prefix: str, f: Any, meta: dict[s
         if k.startswith(pre):
             idx, name = k[len(pre) :].split(".", 1)
             state.setdefault(int(idx), {})[name] = f.get_tensor(k)
+    for st in state.values():  # a compact file leaves out Adam's first moment when beta1 = 0 (see save_checkpoint)
+        if "exp_avg_sq" in st and "exp_avg" not in st:
+            st["exp_avg"] = torch.zeros_like(st["exp_avg_sq"])
     groups = []
     for g in meta["param_groups"]:
         g = dict(g)
@@ -419,9 +422,10 @@ def save_checkpoint(
 ) -> Path:
     """Write a resumable snapshot (atomic: temp file + rename).
 
-    ``compact`` stores weights in fp16 and Adam moments in bf16 (about half the size; resuming continues the
-    run closely but not bit-exactly) for snapshots that must be small, e.g. committed to git. ``data_labels``
-    (int [N]) keeps the class labels of a conditional run's data with it (see :func:`checkpoint_labels`).
+    ``compact`` stores weights in fp16 and Adam's second moments in bf16, and leaves out the first moments when
+    beta1 is 0 (under half the size; resuming continues the run closely but not bit-exactly) for snapshots that
+    must be small, e.g. committed to git. ``data_labels`` (int [N]) keeps the class labels of a conditional run's
+    data with it (see :func:`checkpoint_labels`).
     """
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
@@ -434,9 +438,14 @@ def save_checkpoint(
     tensors.update(t_g)
     tensors.update(t_d)
     if compact:
-        for k, v in tensors.items():
-            if k.startswith("opt_") and v.is_floating_point() and v.ndim > 0:
-                tensors[k] = v.bfloat16()
+        # With beta1 = 0 (the StyleGAN default) Adam's first moment is just the last gradient, overwritten by the
+        # next step: it is not stored (load_optimizer puts zeros back), which changes nothing.
+        no_momentum = all(g["betas"][0] == 0 for m in (m_g, m_d) for g in m["param_groups"])
+        for k in list(tensors):
+            if no_momentum and k.startswith("opt_") and k.endswith(".exp_avg"):
+                del tensors[k]
+            elif k.startswith("opt_") and tensors[k].is_floating_point() and tensors[k].ndim > 0:
+                tensors[k] = tensors[k].bfloat16()
     tensors["rng"] = state.rng.get_state()
     if data_labels is not None:
         tensors["data.labels"] = torch.as_tensor(np.asarray(data_labels, dtype=np.int64))

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 import torch.multiprocessing as mp
+from safetensors import safe_open
 
 from ganmodels.augment import AdaptiveAugment, aug_cutout, aug_translation, diff_augment
 from ganmodels.training import (
@@ -248,7 +249,25 @@ def test_compact_checkpoint_is_smaller_and_resumes_closely(tmp_path):
     assert resumed.step == state.step and resumed.G.mapping.fc0.weight.dtype == torch.float32
     for k, v in state.G.state_dict().items():
         assert torch.allclose(resumed.G.state_dict()[k], v, rtol=1e-3, atol=1e-3), k
-    train_step(resumed, data.sample(8, generator=resumed.rng), aug)  # continues without error
+    # beta1 = 0: Adam's first moment is only the last gradient, so the compact file leaves it out, exactly.
+    assert state.config.betas[0] == 0
+    with safe_open(str(small), framework="pt") as f:
+        keys = list(f.keys())
+    assert any(k.endswith(".exp_avg_sq") for k in keys) and not any(k.endswith(".exp_avg") for k in keys)
+    for opt in (resumed.opt_G, resumed.opt_D):
+        assert all(torch.count_nonzero(st["exp_avg"]) == 0 for st in opt.state.values())
+    # ... and a step from zeros is the step from the stored moment.
+    exact, zeroed = load_checkpoint(full), load_checkpoint(full)
+    for opt in (zeroed.opt_G, zeroed.opt_D):
+        for st in opt.state.values():
+            assert torch.count_nonzero(st["exp_avg"]) > 0
+            st["exp_avg"].zero_()
+    batch = data.sample(8, generator=torch.Generator().manual_seed(5))
+    train_step(exact, batch, aug)
+    train_step(zeroed, batch, aug)
+    for net in ("G", "D"):
+        for pa, pb in zip(getattr(exact, net).parameters(), getattr(zeroed, net).parameters()):
+            assert torch.equal(pa, pb)
 
 
 def test_training_precision_auto_picks_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
