@@ -624,8 +624,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         extractor = InceptionFeatures(load_fid_inception(args.inception, device=device))
     else:
         from ganmodels.components import load_discriminator
+        from ganmodels.importers import load_any
 
-        D = load_discriminator(model, device=device)
+        source = load_any(args.features, device=device) if args.features else model
+        D = load_discriminator(source, device=device)
+        if D is None and args.features:
+            print(f"error: --features: {args.features} has no discriminator", file=sys.stderr)
+            return 2
         extractor = DiscriminatorFeatures(D) if D is not None else None
     if extractor is not None:
         fr = compute_features(extractor, reals)
@@ -1011,6 +1016,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num", type=int, default=2000)
     s.add_argument("--truncation", type=float, default=1.0)
     s.add_argument("--inception", default=None, help="pt_inception-2015-12-05 weights file for standard FID")
+    s.add_argument(
+        "--features",
+        default=None,
+        metavar="MODEL",
+        help="compute FID/KID on this model file's discriminator instead of the measured model's own, so that "
+        "several models (e.g. the snapshots of runs) are compared on the same features",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_metrics)
 

@@ -453,6 +453,22 @@ def test_metrics_command(tmp_path, capsys):
     assert main(["--quiet", "metrics", str(path), "--data", str(data), "--num", "40"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["SWDx1e3_avg"] > 0 and "FID_discriminator" in out and "KIDx1e3_discriminator" in out
+    # --features: another model's discriminator as the feature network (the same file gives the same numbers).
+    torch.manual_seed(1)
+    other = save_model(
+        tmp_path / "other.safetensors",
+        G,
+        config=cfg,
+        components={"discriminator": discriminator_component(TINY_D.build(), TINY_D)},
+    )
+    assert main(["--quiet", "metrics", str(path), "--data", str(data), "--num", "40", "--features", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    assert main(["--quiet", "metrics", str(path), "--data", str(data), "--num", "40", "--features", str(other)]) == 0
+    on_other = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert on_other["SWDx1e3_avg"] == out["SWDx1e3_avg"] and on_other["FID_discriminator"] != out["FID_discriminator"]
+    bare = save_model(tmp_path / "bare.safetensors", G, config=cfg)
+    assert main(["--quiet", "metrics", str(path), "--data", str(data), "--num", "40", "--features", str(bare)]) == 2
+    assert "has no discriminator" in capsys.readouterr().err
 
 
 def test_sample_and_invert_accept_foreign_checkpoints(tmp_path):
