@@ -40,6 +40,12 @@ def main() -> None:
         default=None,
         help="carry the generator-independent inpainter over from this model file (default: the current --out)",
     )
+    ap.add_argument(
+        "--keep-encoder",
+        action="store_true",
+        help="also carry that file's encoder over, as the starting point for fine-tuning it to the new generator "
+        "(ganmodels train-encoder NEW_MODEL --data DATA ...); for a generator that continues the old one's training",
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     ckpt = latest_checkpoint(args.run)
@@ -70,15 +76,18 @@ def main() -> None:
         fid_from_features(compute_features(feats, reals), compute_features(feats, fakes)), 2
     )
 
+    gcfg = state.config.G
+    chans = [min(gcfg.channel_base // 2**i, gcfg.channel_max) for i in range(2, gcfg.img_resolution.bit_length())]
     card = {
         "name": "Fluent 3D Emoji 64px",
-        "description": "StyleGAN2 (skip G, resnet D, channels 32-128) trained from scratch by the gan-editor project.",
+        "description": f"StyleGAN2 (skip G, resnet D, channels {min(chans)}-{max(chans)}) trained from scratch by the "
+        "gan-editor project.",
         "training_data": "@lobehub/fluent-emoji-3d 1.1.0 (npm, 3,390 unique images, 256px WebP composited on white, "
         "resized to 64px, random x-flips)",
         "licence": "MIT (weights); training images MIT per the package's package.json",
         "kimg": kimg,
         "hours": hours,
-        "hardware": "2 CPU cores, fp32",
+        "hardware": f"2 CPU cores, {state.config.precision}",
         "metrics": metrics,
         "metrics_note": f"{len(reals)} real vs {len(fakes)} generated images, psi 1.0; FID on this model's own D "
         "features is not comparable with Inception FID",
@@ -113,6 +122,12 @@ def main() -> None:
         if "inpainter" in old.components:
             components["inpainter"] = load_component(keep, "inpainter")
             card["inpainter"] = old.card.get("inpainter", {})
+        if args.keep_encoder and "encoder" in old.components:
+            components["encoder"] = load_component(keep, "encoder")
+            card["encoder"] = {
+                **old.card.get("encoder", {}),
+                "note": "trained for the previous generator; fine-tune it with train-encoder",
+            }
     with tempfile.TemporaryDirectory() as tmp:
         base = save_model(
             Path(tmp) / "base.safetensors",
