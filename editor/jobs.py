@@ -36,7 +36,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from editor.raster import Rect, place_rgb, to_display
 from ganmodels.fastrender import Builder, CompileState, FastSynthesis, SubprocessBuilder
-from ganmodels.generate import seed_to_class, seeds_to_ws, synthesize, to_float01
+from ganmodels.generate import seed_to_class, seeds_to_ws, synthesize, to_float01, truncation_centre
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ class RenderRequest:
 
 @dataclasses.dataclass(frozen=True)
 class GenerateRequest:
-    """A new sample from a seed: maps the seed (psi = 1), truncates with ``w_avg.lerp`` and renders."""
+    """A new sample from a seed: maps the seed (psi = 1), truncates towards its class's mean w (or ``w_avg``) and
+    renders."""
 
     model_key: str
     seed: int
@@ -404,7 +405,8 @@ class _Executor:
             class_index = seed_to_class(req.seed, G) if req.class_index is None else int(req.class_index)
         classes = None if class_index is None else [class_index]
         base = seeds_to_ws(G, [req.seed], classes=classes)  # [1, num_ws, w_dim], psi = 1
-        ws = G.mapping.w_avg.lerp(base, req.truncation_psi) if req.truncation_psi != 1 else base
+        centre = truncation_centre(G, class_index)  # [w_dim]: the class's mean w for a conditional G
+        ws = centre.lerp(base, req.truncation_psi) if req.truncation_psi != 1 else base
         image = to_float01(synthesize(G, ws, noise_mode=req.noise_mode))[0]
         pixels, display = _placed(image, req.placement)
         base_np = base[0].detach().float().cpu().numpy()

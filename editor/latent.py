@@ -26,7 +26,9 @@ class GanState:
 
     ``ws`` is the *base* latent [num_ws, w_dim] before truncation and direction edits (for a seed: the mapping
     output with psi = 1; for an inverted image: the inversion result). The rendered latent is
-    ``w_avg.lerp(ws, truncation)`` plus ``strength * vector`` of every direction (see ``effective_ws``).
+    ``centre.lerp(ws, truncation)`` plus ``strength * vector`` of every direction (see ``effective_ws``), where the
+    centre is the model's mean w, or for a seed a conditional model drew in a class that class's mean w
+    (``ganmodels.generate.truncation_centre``).
     ``placement`` is the square of the document the render is scaled into.
     """
 
@@ -90,20 +92,20 @@ class GanState:
 def effective_ws(
     ws: np.ndarray,
     *,
-    w_avg: torch.Tensor,
+    centre: torch.Tensor,
     truncation: float,
     directions: Mapping[str, Direction],
     strengths: Mapping[str, float],
 ) -> np.ndarray:
     """The latent to render: [num_ws, w_dim] float32.
 
-    Truncation uses ``w_avg.lerp`` exactly as the mapping network does, so a seed's base ws with truncation psi
-    renders bit-identically to ``seeds_to_ws(G, [seed], truncation_psi=psi)``. Strengths of directions the model
-    does not have are ignored.
+    Truncation uses ``centre.lerp`` exactly as the mapping network does, so a seed's base ws with truncation psi
+    and the centre of its class (``truncation_centre(G, class_index)``) renders bit-identically to
+    ``seeds_to_ws(G, [seed], truncation_psi=psi)``. Strengths of directions the model does not have are ignored.
     """
     x = torch.from_numpy(np.array(ws, dtype=np.float32))[None]  # [1, num_ws, w_dim]
     if truncation != 1:
-        x = w_avg.detach().float().cpu().lerp(x, truncation)
+        x = centre.detach().float().cpu().lerp(x, truncation)
     for name, strength in strengths.items():
         d = directions.get(name)
         if d is not None and strength != 0:
@@ -111,8 +113,8 @@ def effective_ws(
     return x[0].numpy().astype(np.float32, copy=False)
 
 
-def state_effective_ws(state: GanState, *, w_avg: torch.Tensor, directions: Mapping[str, Direction]) -> np.ndarray:
-    """``effective_ws`` of a GanState."""
+def state_effective_ws(state: GanState, *, centre: torch.Tensor, directions: Mapping[str, Direction]) -> np.ndarray:
+    """``effective_ws`` of a GanState; ``centre`` is the truncation centre of its model and class."""
     return effective_ws(
-        state.ws, w_avg=w_avg, truncation=state.truncation, directions=directions, strengths=state.strengths
+        state.ws, centre=centre, truncation=state.truncation, directions=directions, strengths=state.strengths
     )

@@ -9,6 +9,7 @@ import torch
 from PySide6.QtCore import QObject, Signal
 
 from ganmodels.device import describe
+from ganmodels.generate import truncation_centre
 from ganmodels.importers import load_any
 from ganmodels.modelfile import GanModel
 
@@ -57,11 +58,11 @@ class ModelSession(QObject):
             self._registry.remove(old_key)
         self.model_changed.emit()
 
-    @property
-    def w_avg(self) -> torch.Tensor:
-        """The model's mean w [w_dim] (on the CPU)."""
+    def truncation_centre(self, class_index: int | None = None) -> torch.Tensor:
+        """What truncation pulls a layer's latent towards, [w_dim] on the CPU: the mean w of the class a
+        conditional model drew the layer's seed in, else the model's mean w (see ``generate.truncation_centre``)."""
         assert self.model is not None
-        return self.model.G.mapping.w_avg.detach().float().cpu()
+        return truncation_centre(self.model.G, class_index).detach().float().cpu()
 
     def card_info(self) -> dict[str, str]:
         """What the Model panel shows: label -> text."""

@@ -72,6 +72,20 @@ def seeds_to_ws(
 
 
 @torch.no_grad()
+def truncation_centre(G: Generator, class_index: int | None = None) -> torch.Tensor:
+    """The w that truncation pulls a latent towards: [w_dim] float32, on G's device.
+
+    For a sample a conditional G drew in ``class_index``: that class's mean w (what ``G.mapping`` uses, see
+    ``MappingNetwork.truncation_centre``); otherwise (unconditional G, no class, e.g. an inverted picture, or a
+    mapping without class centres) ``w_avg``. ``centre.lerp(ws, psi)`` equals the mapping's own truncation.
+    """
+    mapping = G.mapping
+    if class_index is None or class_index < 0 or G.c_dim == 0 or not hasattr(mapping, "truncation_centre"):
+        return mapping.w_avg
+    return mapping.truncation_centre(one_hot_c(G, [class_index]))[0]
+
+
+@torch.no_grad()
 def class_previews(G: Generator, *, seed: int = 0, truncation_psi: float = 0.6) -> np.ndarray:
     """One picture per class of a conditional G, all from the same seed's z: uint8 [c_dim, R, R, 3]."""
     if G.c_dim == 0:

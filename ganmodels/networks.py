@@ -183,15 +183,7 @@ class MappingNetwork(nn.Module):
             # How often each class is drawn when sampling (the training data's label frequencies).
             self.register_buffer("c_probs", torch.full([c_dim], 1.0 / c_dim))
 
-    def forward(
-        self,
-        z: torch.Tensor | None,
-        c: torch.Tensor | None,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        skip_w_avg_update: bool = False,
-    ) -> torch.Tensor:
-        """z: [N, z_dim], c: [N, c_dim] -> ws: [N, num_ws, w_dim] (or [N, w_dim] when num_ws is None)."""
+    def _map(self, z: torch.Tensor | None, c: torch.Tensor | None) -> torch.Tensor:  # -> w [N, w_dim] float32
         x = None
         if self.z_dim > 0:
             x = normalize_2nd_moment(z.to(torch.float32))
@@ -200,17 +192,73 @@ class MappingNetwork(nn.Module):
             x = torch.cat([x, y], dim=1) if x is not None else y
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
-        x = x.float()
+        return x.float()
+
+    @torch.no_grad()
+    def class_w_avg(self, *, samples: int = 256) -> torch.Tensor:
+        """The mean w of every class of a conditional mapping: [c_dim, w_dim] float32.
+
+        Estimated from ``samples`` fixed z per class (seed 0, so it is the same on every call and machine) and
+        cached until the weights change (their in-place version counters are the cache key).
+        """
+        if self.c_dim == 0:
+            raise ValueError("an unconditional mapping has no classes")
+        params = list(self.parameters())
+        key = (samples, params[0].device, tuple(p._version for p in params))
+        cached = getattr(self, "_class_w_avg_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        g = torch.Generator().manual_seed(0)
+        eye = torch.eye(self.c_dim, device=params[0].device)
+        rows = []
+        for i in range(self.c_dim):
+            z = torch.randn([samples, self.z_dim], generator=g).to(params[0].device) if self.z_dim > 0 else None
+            rows.append(self._map(z, eye[i].expand(samples, -1)).mean(dim=0))
+        centres = torch.stack(rows)  # [c_dim, w_dim]
+        self._class_w_avg_cache = (key, centres)
+        return centres
+
+    def truncation_centre(self, c: torch.Tensor | None) -> torch.Tensor:
+        """What truncation pulls towards: [N, w_dim] for labels c [N, c_dim], else ``w_avg`` [w_dim].
+
+        A conditional mapping truncates towards the mean w of each sample's class (its labels' weighted mean of
+        :meth:`class_w_avg`), so that psi < 1 keeps the class instead of blending every class into the one
+        average picture; samples without a label (all-zero c) use ``w_avg``.
+        """
+        if self.c_dim == 0 or c is None:
+            return self.w_avg
+        weights = c.to(self.w_avg.device, torch.float32)  # [N, c_dim]
+        total = weights.sum(dim=1, keepdim=True)
+        centres = (weights / total.clamp_min(1e-8)) @ self.class_w_avg()  # [N, w_dim]
+        return torch.where(total > 0, centres, self.w_avg[None])
+
+    def forward(
+        self,
+        z: torch.Tensor | None,
+        c: torch.Tensor | None,
+        truncation_psi: float = 1,
+        truncation_cutoff: int | None = None,
+        skip_w_avg_update: bool = False,
+    ) -> torch.Tensor:
+        """z: [N, z_dim], c: [N, c_dim] -> ws: [N, num_ws, w_dim] (or [N, w_dim] when num_ws is None).
+
+        Truncation (psi < 1) pulls towards ``w_avg``, or for a conditional mapping towards each sample's class
+        mean (:meth:`truncation_centre`).
+        """
+        x = self._map(z, c)
         if self.w_avg_beta is not None and self.training and not skip_w_avg_update:
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
+            centre = self.truncation_centre(c)  # [w_dim] or [N, w_dim]
+            if centre.ndim == 2 and self.num_ws is not None:
+                centre = centre.unsqueeze(1)  # [N, 1, w_dim]
             if self.num_ws is None or truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
+                x = centre.lerp(x, truncation_psi)
             else:
                 x = x.clone()
-                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
+                x[:, :truncation_cutoff] = centre.lerp(x[:, :truncation_cutoff], truncation_psi)
         return x
 
 

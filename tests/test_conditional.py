@@ -14,7 +14,7 @@ from ganmodels.dataset import DatasetError, ImageDataset, load_labels, save_labe
 from ganmodels.generate import seed_to_class, seeds_to_ws
 from ganmodels.networks import class_probs, one_hot_c, random_c
 from ganmodels.training import TrainConfig, _Augmenter, init_from, new_state, save_checkpoint, train, train_step
-from tests.conftest import TINY_D, TINY_G
+from tests.conftest import TINY_D, TINY_G, tiny_generator
 
 PALETTE = np.array([[230, 25, 25], [25, 230, 25], [25, 25, 230], [230, 230, 25]], dtype=np.uint8)
 
@@ -386,6 +386,40 @@ def test_cli_augment_p_starts_ada_where_the_source_run_left_it(tmp_path, capsys)
     bad = ["--augment", "ada", "--augment-p", "1.5"]
     assert main(["--quiet", "train", str(data), "--out", str(tmp_path / "y"), *common, *bad]) == 2
     assert "--augment-p" in capsys.readouterr().err
+
+
+def test_conditional_truncation_pulls_towards_the_class_mean():
+    from ganmodels.generate import truncation_centre
+
+    G, _ = tiny_generator(c_dim=3)
+    mapping = G.mapping
+    centres = mapping.class_w_avg()  # [3, w_dim]
+    assert centres.shape == (3, TINY_G.w_dim) and mapping.class_w_avg() is centres  # cached
+    g = torch.Generator().manual_seed(0)  # the estimate: 256 fixed z per class
+    for i in range(3):
+        z = torch.randn([256, TINY_G.z_dim], generator=g)
+        w = mapping(z, one_hot_c(G, [i] * 256))[:, 0]  # [256, w_dim]
+        assert torch.allclose(centres[i], w.mean(0), atol=1e-6)
+    assert not torch.allclose(centres[0], centres[1], atol=1e-3)
+    z = torch.randn([4, TINY_G.z_dim], generator=torch.Generator().manual_seed(1))
+    c = one_hot_c(G, [0, 1, 2, 2])
+    full = mapping(z, c)  # [4, num_ws, w_dim]
+    assert torch.equal(mapping(z, c, truncation_psi=0), centres[[0, 1, 2, 2]][:, None].expand_as(full))
+    half = mapping(z, c, truncation_psi=0.5)
+    assert torch.allclose(half, (full + centres[[0, 1, 2, 2]][:, None]) / 2, atol=1e-6)
+    cut = mapping(z, c, truncation_psi=0.5, truncation_cutoff=2)
+    assert torch.equal(cut[:, :2], half[:, :2]) and torch.equal(cut[:, 2:], full[:, 2:])
+    assert torch.equal(mapping(z, torch.zeros(4, 3), truncation_psi=0)[:, 0], mapping.w_avg.expand(4, -1))
+    # The helper the editor uses gives the same centre, so its own lerp matches seeds_to_ws bit for bit.
+    assert torch.equal(truncation_centre(G, 2), centres[2]) and torch.equal(truncation_centre(G), mapping.w_avg)
+    base = seeds_to_ws(G, [7], classes=[1])
+    assert torch.equal(truncation_centre(G, 1).lerp(base, 0.7), seeds_to_ws(G, [7], classes=[1], truncation_psi=0.7))
+    # New weights, new centres.
+    with torch.no_grad():
+        mapping.fc0.bias.add_(0.5)
+    assert not torch.allclose(mapping.class_w_avg(), centres, atol=1e-4)
+    with pytest.raises(ValueError, match="unconditional"):
+        tiny_generator()[0].mapping.class_w_avg()
 
 
 def test_cli_sample_draws_the_given_class(tmp_path):

@@ -336,7 +336,8 @@ def test_pti_is_more_faithful_and_only_its_layer_uses_the_tuned_weights(qtbot, m
     window.latent_controller.set_strength("first", 1.0)  # a slider render of the tuned layer
     qtbot.waitUntil(lambda: doc.undo_stack.index() == count + 2, timeout=10000)
     layer = doc.layer(layer.id)
-    ws = state_effective_ws(layer.gan, w_avg=window.session.w_avg, directions=model.directions)
+    centre = window.session.truncation_centre(layer.gan.class_index)
+    ws = state_effective_ws(layer.gan, centre=centre, directions=model.directions)
     np.testing.assert_array_equal(layer.pixels[..., :3], render_ws(tuned_G, ws))
     base_render = render_ws(model.G, ws)
     assert np.abs(layer.pixels[..., :3] - base_render).max() > 0.05  # not what the base model renders

@@ -204,7 +204,8 @@ class LatentController(QObject):
         if layer is None or model is None:
             self._abandon_gesture()
             return
-        ws = state_effective_ws(g.target, w_avg=self.session.w_avg, directions=model.directions)
+        centre = self.session.truncation_centre(g.target.class_index)
+        ws = state_effective_ws(g.target, centre=centre, directions=model.directions)
         placement = Placement(g.target.placement, self.doc.width, self.doc.height)
         model_key = g.target.pti_weights or self.session.key  # a layer with tuned weights renders with them
         request = RenderRequest(g.layer_id, model_key, ws, g.target.noise_mode, placement=placement)
