@@ -21,7 +21,7 @@ from ganmodels.dataset import load_images
 from ganmodels.directions import sefa
 from ganmodels.generate import make_grid, seeds_to_ws, synthesize, to_uint8
 from ganmodels.metrics import DiscriminatorFeatures, compute_features, fid_from_features, swd
-from ganmodels.modelfile import load_component, load_model, save_model
+from ganmodels.modelfile import Q8_STORAGE, load_component, load_model, save_model
 from ganmodels.networks import random_c
 from ganmodels.training import latest_checkpoint, load_checkpoint
 
@@ -46,6 +46,7 @@ def main() -> None:
         help="also carry that file's encoder over, as the starting point for fine-tuning it to the new generator "
         "(ganmodels train-encoder NEW_MODEL --data DATA ...); for a generator that continues the old one's training",
     )
+    ap.add_argument("--docs", default=str(ROOT / "docs"), help="where the sample grid and MODEL_CARD.md go")
     args = ap.parse_args()
     torch.set_num_threads(2)
     ckpt = latest_checkpoint(args.run)
@@ -117,6 +118,7 @@ def main() -> None:
             )
     components = {"discriminator": discriminator_component(state.D, state.config.D)}
     keep = Path(args.keep_from or args.out)
+    quantize = []
     if keep.exists():  # the inpainter does not depend on the generator: keep it (the encoder does, so it goes)
         old = load_model(keep)
         if "inpainter" in old.components:
@@ -124,6 +126,8 @@ def main() -> None:
             card["inpainter"] = old.card.get("inpainter", {})
         if args.keep_encoder and "encoder" in old.components:
             components["encoder"] = load_component(keep, "encoder")
+            if old.components["encoder"].get("storage") == Q8_STORAGE:
+                quantize.append("encoder")  # stays int8, as it was
             card["encoder"] = {
                 **old.card.get("encoder", {}),
                 "note": "trained for the previous generator; fine-tune it with train-encoder",
@@ -137,12 +141,12 @@ def main() -> None:
             components=components,
         )
         model = load_model(base)
-        out = resave_with(model, args.out, directions=directions, dtype=torch.float16)
+        out = resave_with(model, args.out, directions=directions, dtype=torch.float16, quantize=quantize)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {ckpt.name}: {kimg} kimg, {hours} h, {metrics}")
 
     model = load_model(out)
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
+    docs = Path(args.docs)
+    docs.mkdir(parents=True, exist_ok=True)
     grid = make_grid(
         to_uint8(synthesize(model.G, seeds_to_ws(model.G, list(range(32)), truncation_psi=0.7))), cols=8, pad=2
     )
