@@ -96,13 +96,14 @@ def main() -> None:
     if G.c_dim > 0:
         card["classes"] = (
             f"conditional on {G.c_dim} k-means classes of the training pictures (ganmodels dataset cluster "
-            f"--k {G.c_dim}); a seed draws a class by its share of the data, or pick one (--class / the GUI)"
+            f"--k {G.c_dim}); a seed draws a class by its share of the data, or pick one (--class / the GUI); "
+            "truncation pulls a sample towards its class's mean w"
         )
-        if state.prior_kimg:
-            card["kimg_note"] = (
-                f"{state.prior_kimg:.1f} kimg unconditional, then {state.cur_nimg / 1000:.1f} kimg conditional "
-                "(ganmodels train --cond --init-from)"
-            )
+    if state.prior_kimg:
+        card["kimg_note"] = (
+            f"{state.prior_kimg:.1f} kimg in the runs this one continues (ganmodels train --init-from; see "
+            f"resources/training/README.md), then {state.cur_nimg / 1000:.1f} kimg in its own"
+        )
     directions = {}
     for group, (a, b) in GROUPS.items():
         stop = G.num_ws if b is None else b
