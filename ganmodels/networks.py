@@ -204,9 +204,12 @@ class MappingNetwork(nn.Module):
         if self.c_dim == 0:
             raise ValueError("an unconditional mapping has no classes")
         params = list(self.parameters())
-        key = (samples, params[0].device, tuple(p._version for p in params))
+        try:
+            key = (samples, params[0].device, tuple(p._version for p in params))
+        except RuntimeError:  # weights made under torch.inference_mode have no version counter: no cache
+            key = None
         cached = getattr(self, "_class_w_avg_cache", None)
-        if cached is not None and cached[0] == key:
+        if key is not None and cached is not None and cached[0] == key:
             return cached[1]
         g = torch.Generator().manual_seed(0)
         eye = torch.eye(self.c_dim, device=params[0].device)
@@ -215,7 +218,8 @@ class MappingNetwork(nn.Module):
             z = torch.randn([samples, self.z_dim], generator=g).to(params[0].device) if self.z_dim > 0 else None
             rows.append(self._map(z, eye[i].expand(samples, -1)).mean(dim=0))
         centres = torch.stack(rows)  # [c_dim, w_dim]
-        self._class_w_avg_cache = (key, centres)
+        if key is not None:
+            self._class_w_avg_cache = (key, centres)
         return centres
 
     def truncation_centre(self, c: torch.Tensor | None) -> torch.Tensor:

@@ -120,7 +120,7 @@ def main() -> None:
     components = {"discriminator": discriminator_component(state.D, state.config.D)}
     keep = Path(args.keep_from or args.out)
     quantize = []
-    if keep.exists():  # the inpainter does not depend on the generator: keep it (the encoder does, so it goes)
+    if keep.exists():  # the inpainter does not depend on the generator: keep it (the encoder does: see --keep-encoder)
         old = load_model(keep)
         if "inpainter" in old.components:
             components["inpainter"] = load_component(keep, "inpainter")

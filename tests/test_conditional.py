@@ -420,6 +420,9 @@ def test_conditional_truncation_pulls_towards_the_class_mean():
     assert not torch.allclose(mapping.class_w_avg(), centres, atol=1e-4)
     with pytest.raises(ValueError, match="unconditional"):
         tiny_generator()[0].mapping.class_w_avg()
+    with torch.inference_mode():  # weights without version counters: computed every time, the same
+        frozen = tiny_generator(c_dim=3)[0]
+    assert torch.equal(frozen.mapping.class_w_avg(), frozen.mapping.class_w_avg())
 
 
 def test_cli_sample_draws_the_given_class(tmp_path):
