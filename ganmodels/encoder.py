@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
+from ganmodels.generate import truncation_centres
 from ganmodels.inversion import InvertStep, image_to_tensor, invert
 from ganmodels.losses import DiscriminatorPerceptual, masked_mse, psnr
 from ganmodels.networks import Generator, config_from_dict, random_c, weights_digest
@@ -171,13 +172,6 @@ class EncoderTrainOptions:
 TRAIN_FORMAT = "gan-editor-encoder-train/1"
 
 
-def _centre(G: nn.Module, c: torch.Tensor) -> torch.Tensor:
-    """Truncation centres of samples with labels c: [N, 1, w_dim] (class means), or w_avg [w_dim]."""
-    if G.c_dim == 0 or not hasattr(G.mapping, "truncation_centre"):
-        return G.mapping.w_avg
-    return G.mapping.truncation_centre(c).unsqueeze(1)
-
-
 class EncoderTrainer:
     """Trains an encoder on random samples of a fixed G; resumable (``save`` / ``load``) and stoppable between steps.
 
@@ -238,7 +232,7 @@ class EncoderTrainer:
             psi = torch.rand([n_fake, 1, 1], generator=g, device=self.device)
             psi = o.truncation[0] + (o.truncation[1] - o.truncation[0]) * psi
             c = random_c(G, n_fake, generator=g)  # [n_fake, c_dim]
-            ws_true = _centre(G, c).lerp(G.mapping(z, c), psi)  # truncated towards each sample's class mean
+            ws_true = truncation_centres(G, c).lerp(G.mapping(z, c), psi)  # truncated towards each sample's class mean
             img = G.synthesis(ws_true, noise_mode="const")  # [n_fake, 3, R, R]
             if n_real:
                 idx = torch.randint(len(self.images), [n_real], generator=g, device=g.device).cpu()

@@ -72,17 +72,26 @@ def seeds_to_ws(
 
 
 @torch.no_grad()
-def truncation_centre(G: Generator, class_index: int | None = None) -> torch.Tensor:
-    """The w that truncation pulls a latent towards: [w_dim] float32, on G's device.
-
-    For a sample a conditional G drew in ``class_index``: that class's mean w (what ``G.mapping`` uses, see
-    ``MappingNetwork.truncation_centre``); otherwise (unconditional G, no class, e.g. an inverted picture, or a
-    mapping without class centres) ``w_avg``. ``centre.lerp(ws, psi)`` equals the mapping's own truncation.
-    """
+def truncation_centres(G: Generator, c: torch.Tensor) -> torch.Tensor:
+    """What truncation pulls latents with labels c [N, c_dim] towards: [N, 1, w_dim] class means for a conditional
+    StyleGAN2 mapping (``MappingNetwork.truncation_centre``, what ``G.mapping`` itself uses), else ``w_avg``
+    [w_dim]. Either broadcasts in ``centre.lerp(ws, psi)`` with ws [N, num_ws, w_dim]."""
     mapping = G.mapping
-    if class_index is None or class_index < 0 or G.c_dim == 0 or not hasattr(mapping, "truncation_centre"):
+    if G.c_dim == 0 or not hasattr(mapping, "truncation_centre"):
         return mapping.w_avg
-    return mapping.truncation_centre(one_hot_c(G, [class_index]))[0]
+    return mapping.truncation_centre(c).unsqueeze(1)
+
+
+def truncation_centre(G: Generator, class_index: int | None = None) -> torch.Tensor:
+    """The centre of one latent: [w_dim] float32, on G's device.
+
+    For a sample a conditional G drew in ``class_index``: that class's mean w; otherwise (unconditional G, no
+    class, e.g. an inverted picture, or a mapping without class centres) ``w_avg``. ``centre.lerp(ws, psi)`` equals
+    the mapping's own truncation.
+    """
+    if class_index is None or class_index < 0 or G.c_dim == 0:
+        return G.mapping.w_avg
+    return truncation_centres(G, one_hot_c(G, [class_index])).reshape(-1)
 
 
 @torch.no_grad()

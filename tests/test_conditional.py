@@ -389,7 +389,7 @@ def test_cli_augment_p_starts_ada_where_the_source_run_left_it(tmp_path, capsys)
 
 
 def test_conditional_truncation_pulls_towards_the_class_mean():
-    from ganmodels.generate import truncation_centre
+    from ganmodels.generate import truncation_centre, truncation_centres
 
     G, _ = tiny_generator(c_dim=3)
     mapping = G.mapping
@@ -412,6 +412,7 @@ def test_conditional_truncation_pulls_towards_the_class_mean():
     assert torch.equal(mapping(z, torch.zeros(4, 3), truncation_psi=0)[:, 0], mapping.w_avg.expand(4, -1))
     # The helper the editor uses gives the same centre, so its own lerp matches seeds_to_ws bit for bit.
     assert torch.equal(truncation_centre(G, 2), centres[2]) and torch.equal(truncation_centre(G), mapping.w_avg)
+    assert torch.equal(truncation_centres(G, c), centres[[0, 1, 2, 2]][:, None])  # [4, 1, w_dim], as the encoder uses
     base = seeds_to_ws(G, [7], classes=[1])
     assert torch.equal(truncation_centre(G, 1).lerp(base, 0.7), seeds_to_ws(G, [7], classes=[1], truncation_psi=0.7))
     # New weights, new centres.
