@@ -1,19 +1,22 @@
 """Differentiable augmentation for training GANs on small data.
 
 DiffAugment (Zhao et al. 2020): the same random colour / translation / cutout transforms are applied to real and
-generated images before D sees them, and gradients flow through them to G. ``AdaptiveAugment`` applies each
-transform to a sample only with probability ``p`` and tunes ``p`` from how over-confident D is on reals
-(the ADA heuristic r_t = E[sign(D(real))], Karras et al. 2020).
+generated images before D sees them, and gradients flow through them to G. ``scale`` and ``rotate`` are ADA's
+geometric transforms (isotropic and anisotropic scaling, any rotation; mirrored borders, bilinear resampling).
+``AdaptiveAugment`` applies each transform to a sample only with probability ``p`` and tunes ``p`` from how
+over-confident D is on reals (the ADA heuristic r_t = E[sign(D(real))], Karras et al. 2020).
 
 All randomness comes from an explicit ``torch.Generator``.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("color", "translation", "cutout")
+POLICIES = ("color", "translation", "cutout")  # the default (DiffAugment's); "scale" and "rotate" are opt-in
 
 
 def _rand(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -71,7 +74,45 @@ def aug_cutout(
     return _mix(x, x * mask, apply)
 
 
-_OPS = {"color": aug_color, "translation": aug_translation, "cutout": aug_cutout}
+def _affine(x: torch.Tensor, theta: torch.Tensor, apply: torch.Tensor | None) -> torch.Tensor:
+    """Resample x [N, C, H, W] at output -> input maps theta [N, 2, 3] (normalised coordinates), mirrored borders."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # [N, H, W, 2]
+    y = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False).to(x.dtype)
+    return _mix(x, y, apply)
+
+
+def aug_scale(
+    x: torch.Tensor, *, std: float = 0.2, generator: torch.Generator, apply: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Isotropic scaling by 2^N(0, std), then anisotropic by 2^(+-N(0, std)) along the axes (ADA's ranges)."""
+    n, dev = x.shape[0], x.device
+    iso = torch.exp2(torch.randn([n], generator=generator, device=dev) * std)  # [N]
+    aniso = torch.exp2(torch.randn([n], generator=generator, device=dev) * std)
+    theta = torch.zeros([n, 2, 3], device=dev)
+    theta[:, 0, 0] = 1 / (iso * aniso)  # output -> input: divide by the picture's scale
+    theta[:, 1, 1] = aniso / iso
+    return _affine(x, theta, apply)
+
+
+def aug_rotate(x: torch.Tensor, *, generator: torch.Generator, apply: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotation by a uniform angle in [-180, 180) degrees about the centre."""
+    n, dev = x.shape[0], x.device
+    angle = (torch.rand([n], generator=generator, device=dev) * 2 - 1) * math.pi  # [N]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros([n, 2, 3], device=dev)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+    return _affine(x, theta, apply)
+
+
+_OPS = {
+    "color": aug_color,
+    "translation": aug_translation,
+    "cutout": aug_cutout,
+    "scale": aug_scale,
+    "rotate": aug_rotate,
+}
+ALL_POLICIES = tuple(_OPS)
 
 
 def diff_augment(x: torch.Tensor, *, policy: tuple[str, ...] = POLICIES, generator: torch.Generator) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -266,6 +267,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         state = load_checkpoint(resume, device=device, channels_last=args.channels_last)
         if rank == 0:
             print(f"resumed {resume} at {state.cur_nimg / 1000:.3f} kimg, step {state.step}")
+        changes = {"augment_policy": args.augment_policy, "diversity_weight": args.diversity}
+        changes = {k: v for k, v in changes.items() if v is not None and v != getattr(state.config, k)}
+        if changes:  # options a run may change as it goes (the snapshot records the new ones)
+            try:
+                state.config = dataclasses.replace(state.config, **changes)
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            if rank == 0:
+                print("changed " + ", ".join(f"{k} to {v}" for k, v in changes.items()))
     else:
         from ganmodels.device import training_precision
 
@@ -299,6 +310,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             ema_kimg=args.ema_kimg if args.ema_kimg is not None else args.batch * 10 / 32,
             augment=args.augment,
             augment_policy=args.augment_policy or POLICIES,
+            diversity_weight=args.diversity or 0.0,
             ada_target=args.ada_target,
             precision=precision,
             channels_last=args.channels_last is not False,
@@ -596,17 +608,27 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     import torch
 
-    from ganmodels.dataset import load_images
+    from ganmodels.dataset import load_images, load_labels
     from ganmodels.generate import to_uint8
-    from ganmodels.metrics import DiscriminatorFeatures, compute_features, fid_from_features, kid_from_features, swd
+    from ganmodels.metrics import (
+        DiscriminatorFeatures,
+        compute_features,
+        diversity_ratio,
+        fid_from_features,
+        intra_class_distance,
+        kid_from_features,
+        swd,
+    )
     from ganmodels.networks import random_c
 
     model, device = _load(args)
     reals = load_images(args.data)
+    real_labels = load_labels(args.data)
     rng = np.random.default_rng(args.seed)
-    reals = reals[rng.choice(len(reals), min(args.num, len(reals)), replace=False)]
+    chosen = rng.choice(len(reals), min(args.num, len(reals)), replace=False)
+    reals = reals[chosen]
     g = torch.Generator(device=device).manual_seed(args.seed)
-    fakes = []
+    fakes, fake_labels = [], []
     with torch.no_grad():
         for i in range(0, args.num, 50):
             n = min(50, args.num - i)
@@ -614,10 +636,23 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             c = random_c(model.G, n, generator=g)  # [n, c_dim]
             ws = model.G.mapping(z, c, truncation_psi=args.truncation)
             fakes.append(to_uint8(model.G.synthesis(ws, noise_mode="const")))
+            fake_labels.append(c.argmax(1).cpu() if c.shape[1] else torch.zeros(n, dtype=torch.long))
     fakes = np.concatenate(fakes)
     if fakes.shape[1] != reals.shape[1]:
         raise ValueError(f"the data is {reals.shape[1]}px but the model makes {fakes.shape[1]}px images")
     result = {k: round(v, 3) for k, v in swd(reals, fakes, generator=torch.Generator().manual_seed(args.seed)).items()}
+    # Diversity within each class (one class for an unconditional G or unlabelled data): generated / real.
+    if model.G.c_dim > 0 and real_labels is not None and int(real_labels.max()) < model.G.c_dim:
+        classes, real_labels = model.G.c_dim, real_labels[chosen]
+        fake_labels = torch.cat(fake_labels)
+    else:
+        classes, real_labels, fake_labels = 1, np.zeros(len(reals), np.int64), np.zeros(len(fakes), np.int64)
+    result["diversity_ratio"] = round(
+        diversity_ratio(
+            intra_class_distance(fakes, fake_labels, classes), intra_class_distance(reals, real_labels, classes)
+        ),
+        3,
+    )
     if args.inception:
         from ganmodels.inception import InceptionFeatures, load_fid_inception
 
@@ -815,12 +850,14 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
 
 
 def _augment_policy(text: str) -> tuple[str, ...]:
-    from ganmodels.augment import POLICIES
+    from ganmodels.augment import ALL_POLICIES
 
     ops = tuple(t.strip() for t in text.split(",") if t.strip())
-    unknown = [t for t in ops if t not in POLICIES]
+    unknown = [t for t in ops if t not in ALL_POLICIES]
     if unknown or not ops:
-        raise argparse.ArgumentTypeError(f"unknown transform {unknown[0] if unknown else text!r}; use {POLICIES}")
+        raise argparse.ArgumentTypeError(
+            f"unknown transform {unknown[0] if unknown else text!r}; use {','.join(ALL_POLICIES)}"
+        )
     return ops
 
 
@@ -919,7 +956,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--augment-policy",
         type=_augment_policy,
         default=None,
-        help="comma-separated transforms of a new run's augmentation (default: all of color,translation,cutout)",
+        help="comma-separated transforms of the augmentation: color, translation, cutout, scale, rotate (default "
+        "color,translation,cutout; given with --resume, it changes the run's)",
+    )
+    s.add_argument(
+        "--diversity",
+        type=float,
+        default=None,
+        help="weight of a loss that keeps generated pictures of one class as different from each other as the "
+        "data's are (default 0; given with --resume, it changes the run's)",
     )
     s.add_argument(
         "--ada-target", type=float, default=0.6, help="ADA's target for E[sign(D(real))] (lower = more augmentation)"

@@ -327,6 +327,42 @@ def swd(
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Diversity within classes (a conditional G that ignores z draws one picture per class however good its SWD)
+
+
+def intra_class_distance(
+    images: ImageBatch, labels: np.ndarray | torch.Tensor, num_classes: int, *, per_class: int = 64
+) -> torch.Tensor:
+    """Mean L1 distance in [0, 1] units between two pictures of the same class: [num_classes] float64.
+
+    Over all pairs of each class's first ``per_class`` members (no randomness); NaN for a class with fewer than
+    two. Unlabelled pictures: labels of zeros and ``num_classes=1``.
+    """
+    x = to_float_images(images)  # [N, C, H, W] in [-1, 1]
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)  # [N]
+    if len(labels) != len(x):
+        raise ValueError(f"{len(x)} pictures but {len(labels)} labels")
+    out = torch.full([num_classes], float("nan"), dtype=torch.float64)
+    for k in range(num_classes):
+        members = x[labels == k][:per_class].flatten(1).double()  # [M, C*H*W]
+        m = len(members)
+        if m >= 2:
+            d = torch.cdist(members, members, p=1) / (2 * members.shape[1])  # [M, M] mean |a - b| / 2
+            out[k] = d.sum() / (m * (m - 1))
+    return out
+
+
+def diversity_ratio(fake_distance: torch.Tensor, real_distance: torch.Tensor) -> float:
+    """Mean over classes (where both are known) of generated / real :func:`intra_class_distance`: about 1 for a
+    G as varied within each class as the data, towards 0 for one that draws one picture per class."""
+    ratio = fake_distance / real_distance
+    ok = torch.isfinite(ratio)
+    if not bool(ok.any()):
+        raise ValueError("no class has two generated and two real pictures")
+    return float(ratio[ok].mean())
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Feature extractors
 
 

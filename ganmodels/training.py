@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from ganmodels.augment import POLICIES, AdaptiveAugment, diff_augment
+from ganmodels.augment import ALL_POLICIES, POLICIES, AdaptiveAugment, diff_augment
 from ganmodels.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, one_hot_c, random_c
 from ganmodels.stio import save_safetensors
 
@@ -54,6 +54,9 @@ class TrainConfig:
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
     style_mixing_prob: float = 0.9
+    # Mode-seeking hinge: pairs of generated pictures of one class are pushed apart while they are, on average,
+    # closer than the data's pictures of that class (train_step's diversity_targets).
+    diversity_weight: float = 0.0
     ema_kimg: float = 5.0
     ema_rampup: float | None = 0.05
     augment: str = "diffaugment"
@@ -68,6 +71,11 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {AUGMENTS}")
+        unknown = [t for t in self.augment_policy if t not in ALL_POLICIES]
+        if unknown:
+            raise ValueError(f"unknown augmentation {unknown[0]!r}; use {', '.join(ALL_POLICIES)}")
+        if self.diversity_weight < 0:
+            raise ValueError("diversity_weight must be >= 0")
         if self.precision not in ("bf16", "fp32"):
             raise ValueError("precision must be bf16 or fp32")
         if self.G.img_resolution != self.D.img_resolution:
@@ -251,12 +259,20 @@ def _d_logits(
 
 
 def train_step(
-    state: TrainState, reals: torch.Tensor, aug: _Augmenter, real_labels: torch.Tensor | None = None
+    state: TrainState,
+    reals: torch.Tensor,
+    aug: _Augmenter,
+    real_labels: torch.Tensor | None = None,
+    *,
+    diversity_targets: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One G step and one D step (with lazy R1 / path-length regularisation when due).
 
     reals: [B, 3, R, R] float32 in [-1, 1] on the training device; real_labels: [B] class indices (needed when
     the networks are conditional). Generated pictures get classes drawn by the G's class frequencies.
+    diversity_targets: [max(c_dim, 1)] the data's :func:`diversity_targets`, needed when ``diversity_weight > 0``:
+    then pictures i and i + B/2 share a class, and G is pushed to make them, on average over the pairs, at least
+    as different as two of the data's pictures of that class (a hinge: no push once they are).
     """
     cfg = state.config
     G, D, rng = state.G, state.D, state.rng
@@ -268,6 +284,12 @@ def train_step(
         raise ValueError("a conditional G needs the labels of the real pictures")
     real_c = one_hot_c(G, real_labels) if G.c_dim > 0 else torch.zeros([batch, 0], device=device)  # [B, c_dim]
     gen_c = random_c(G, batch, generator=rng)  # [B, c_dim]
+    half = batch // 2
+    use_div = cfg.diversity_weight > 0 and half > 0
+    if use_div:
+        if diversity_targets is None:
+            raise ValueError("diversity_weight > 0 needs the data's diversity_targets")
+        gen_c = torch.cat([gen_c[:half], gen_c[:half], gen_c[2 * half :]])  # pictures i and i + half share a class
 
     # ---- G main: non-saturating / hinge / wgan generator loss.
     G.requires_grad_(True)
@@ -277,9 +299,15 @@ def train_step(
         fake = G.synthesis(ws, noise_mode="random", generator=rng)  # [B, 3, R, R]
         fake_logits = _d_logits(D, fake, gen_c, aug, rng, cl)
     loss_g = F.softplus(-fake_logits).mean() if cfg.loss == "ns" else -fake_logits.mean()
+    losses["G"] = loss_g.item()
+    if use_div:
+        dist = (fake[:half].float() - fake[half : 2 * half].float()).abs().mean([1, 2, 3]) / 2  # [half], [0, 1] units
+        k = gen_c[:half].argmax(1) if G.c_dim > 0 else torch.zeros(half, dtype=torch.long, device=device)
+        ratio = (dist / diversity_targets[k]).mean()
+        loss_g = loss_g + cfg.diversity_weight * F.relu(1 - ratio)
+        losses["G_div"] = ratio.item()  # generated / data distance within a class
     state.opt_G.zero_grad(set_to_none=True)
     loss_g.backward()
-    losses["G"] = loss_g.item()
 
     # ---- G path-length regularisation (lazy).
     if cfg.pl_weight > 0 and state.step % cfg.pl_interval == 0:
@@ -353,6 +381,22 @@ def train_step(
     beta = 0.5 ** (world_batch / max(ema_nimg, 1e-8))
     update_ema(state.G_ema, G, beta=beta)
     return losses
+
+
+def diversity_targets(dataset: Any, c_dim: int, *, device: torch.device | str = "cpu") -> torch.Tensor:
+    """How different two of the data's pictures of one class are on average (:func:`metrics.intra_class_distance`,
+    first 64 of each class): float32 [max(c_dim, 1)]; a class with fewer than two pictures gets the classes' mean.
+    One entry for an unconditional G (all pictures one class)."""
+    from ganmodels.metrics import intra_class_distance
+
+    images = dataset.images  # [N, R, R, 3] uint8
+    labels = dataset.labels if c_dim > 0 else np.zeros(len(images), np.int64)
+    d = intra_class_distance(images, labels, max(c_dim, 1))  # [K] float64
+    known = torch.isfinite(d)
+    if not bool(known.any()):
+        raise ValueError("the diversity loss needs two pictures of one class")
+    d[~known] = d[known].mean()
+    return d.float().clamp(min=1e-3).to(device)
 
 
 @torch.no_grad()
@@ -695,6 +739,7 @@ def train(
         classes = getattr(dataset, "num_classes", 0)
         if not 0 < classes <= state.G.c_dim:
             raise ValueError(f"the networks are conditional on {state.G.c_dim} classes; the dataset has {classes}")
+    targets = diversity_targets(dataset, state.G.c_dim, device=device) if cfg.diversity_weight > 0 else None
     while state.cur_nimg < total_kimg * 1000:
         labels = None
         if conditional:
@@ -705,7 +750,7 @@ def train(
         reals = reals.to(device)
         if cfg.channels_last:
             reals = reals.contiguous(memory_format=torch.channels_last)
-        losses = train_step(state, reals, aug, labels)
+        losses = train_step(state, reals, aug, labels, diversity_targets=targets)
         state.augment_p = aug.p if cfg.augment == "ada" else state.augment_p
         now, cpu_now = time.monotonic(), time.process_time()
         dt = trained_seconds(now - t_prev, cpu_now - cpu_prev)

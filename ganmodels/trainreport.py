@@ -14,7 +14,7 @@ from ganmodels.components import discriminator_component
 from ganmodels.generate import make_grid, to_uint8
 from ganmodels.modelfile import save_model
 from ganmodels.networks import one_hot_c, random_c
-from ganmodels.training import TrainProgress, TrainState, fixed_grid_z
+from ganmodels.training import TrainProgress, TrainState, diversity_targets, fixed_grid_z
 
 
 class SnapshotReporter:
@@ -39,6 +39,7 @@ class SnapshotReporter:
         self.metric_images = metric_images  # 0 = no per-snapshot metrics
         self._acc: dict[str, list[float]] = {}
         self._classes: tuple[Any, np.ndarray] | None = None
+        self._data_diversity: torch.Tensor | None = None  # [K] the data's distance within a class
 
     def write_config(self, state: TrainState) -> None:
         (self.run_dir / "training_options.json").write_text(
@@ -93,8 +94,10 @@ class SnapshotReporter:
     def write_metrics(self, state: TrainState) -> dict[str, float]:
         """SWD of G_ema samples vs data and the mean pixel distance between pairs of samples (diversity; a
         collapsing G drives it towards 0), appended to metrics.jsonl. Same seeds every snapshot. A conditional
-        run adds ``class_consistency``: the share of samples nearest to their own class's data (clusters.py)."""
-        from ganmodels.metrics import swd
+        run adds ``class_consistency``: the share of samples nearest to their own class's data (clusters.py).
+        ``diversity_ratio``: generated / data distance between two pictures of one class (metrics.py), about 1
+        when G varies within a class as much as the data does."""
+        from ganmodels.metrics import diversity_ratio, intra_class_distance, swd
 
         G, n = state.G_ema, self.metric_images
         gen = torch.Generator().manual_seed(2024)
@@ -110,8 +113,15 @@ class SnapshotReporter:
         half = n // 2
         row["pair_l1_fake"] = float((fakes[:half] - fakes[half : 2 * half]).abs().mean() / 2)  # in [0, 1] units
         row["pair_l1_real"] = float((reals[:half] - reals[half : 2 * half]).abs().mean() / 2)
-        if G.c_dim > 0 and getattr(self.dataset, "labels", None) is not None:
+        conditional = G.c_dim > 0 and getattr(self.dataset, "labels", None) is not None
+        if conditional:
             row["class_consistency"] = self._class_consistency(to_uint8(fakes), c.argmax(1).numpy())
+        if hasattr(self.dataset, "images"):  # generated / data distance between pictures of one class
+            if self._data_diversity is None:
+                self._data_diversity = diversity_targets(self.dataset, G.c_dim if conditional else 0).double()
+            k = len(self._data_diversity)
+            labels = c.argmax(1) if conditional else torch.zeros(n, dtype=torch.long)
+            row["diversity_ratio"] = diversity_ratio(intra_class_distance(fakes, labels, k), self._data_diversity)
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         return row
@@ -168,6 +178,7 @@ class SnapshotReporter:
             twin = axes[2].twinx()
             twin.plot(mk, [r.get("pair_l1_fake", np.nan) for r in mrows], "s--", color="C1", label="pair L1 fakes")
             twin.plot(mk, [r.get("pair_l1_real", np.nan) for r in mrows], ":", color="C2", label="pair L1 reals")
+            twin.plot(mk, [r.get("diversity_ratio", np.nan) for r in mrows], "^-", color="C3", label="diversity ratio")
             axes[2].legend(loc="upper left")
             twin.legend(loc="upper right")
         fig.tight_layout()

@@ -217,7 +217,7 @@ def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file, 
     )  # no encoder in that file: clear error
 
 
-def test_dataset_build_and_train_and_export(tmp_path):
+def test_dataset_build_and_train_and_export(tmp_path, capsys):
     from ganmodels.modelfile import load_model
 
     src = tmp_path / "imgs"
@@ -253,7 +253,7 @@ def test_dataset_build_and_train_and_export(tmp_path):
         "fp32",
     ]
     with pytest.raises(SystemExit):  # argparse: unknown transform
-        main([*args, "--augment-policy", "color,rotate"])
+        main([*args, "--augment-policy", "color,spin"])
     assert main([*args, "--xflip", "--augment", "ada", "--augment-policy", "color,translation"]) == 0
     assert (run / "fakes-latest.png").exists() and (run / "model-latest.safetensors").exists()
     options = json.loads((run / "training_options.json").read_text())
@@ -262,10 +262,23 @@ def test_dataset_build_and_train_and_export(tmp_path):
     assert [m["kimg"] for m in metrics] == [0.008, 0.016]  # one row per snapshot
     for m in metrics:
         assert m["SWDx1e3_avg"] > 0 and 0 < m["pair_l1_fake"] < 1 and 0 < m["pair_l1_real"] < 1
-    assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024"]) == 0
-    assert json.loads((run / "training_options.json").read_text())["xflip"] is True  # kept without --xflip
+        assert 0 < m["diversity_ratio"] < 10
+    # A resumed run keeps its options unless --augment-policy / --diversity change them.
+    assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "-1"]) == 2
+    assert "diversity_weight must be >= 0" in capsys.readouterr().err
+    assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "2"]) == 0
+    assert "changed diversity_weight to 2.0" in capsys.readouterr().out
+    options = json.loads((run / "training_options.json").read_text())
+    assert options["xflip"] is True  # kept without --xflip
+    assert options["config"]["diversity_weight"] == 2.0 and options["config"]["augment_policy"] == [
+        "color",
+        "translation",
+    ]
+    from ganmodels.training import latest_checkpoint, load_checkpoint
+
+    assert load_checkpoint(latest_checkpoint(run)).config.diversity_weight == 2.0
     # A compact snapshot file (as committed under resources/training/) resumes too, with its data options.
-    from ganmodels.training import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ganmodels.training import save_checkpoint
 
     packed = tmp_path / "packed" / "run-snapshot.safetensors"
     packed.parent.mkdir()
@@ -453,6 +466,7 @@ def test_metrics_command(tmp_path, capsys):
     assert main(["--quiet", "metrics", str(path), "--data", str(data), "--num", "40"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["SWDx1e3_avg"] > 0 and "FID_discriminator" in out and "KIDx1e3_discriminator" in out
+    assert 0 < out["diversity_ratio"] < 5  # random pictures vs an untrained G: both vary
     # --features: another model's discriminator as the feature network (the same file gives the same numbers).
     torch.manual_seed(1)
     other = save_model(

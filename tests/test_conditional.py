@@ -218,6 +218,24 @@ def test_conditional_training_learns_the_class_colours():
     assert accuracy >= 0.85  # an unconditional G would draw the class's colour for about a quarter of them
 
 
+def test_diversity_loss_pairs_generated_pictures_of_one_class():
+    x, labels = toy_images(64)
+    data = ImageDataset(x, labels=labels)
+    state = new_state(cond_config(4, diversity_weight=1.0))
+    seen: list[torch.Tensor] = []
+    forward = state.D.forward
+
+    def spy(img, c, **kw):
+        seen.append(c.detach().clone())
+        return forward(img, c, **kw)
+
+    state.D.forward = spy
+    losses = next(train(state, data, total_kimg=0.008)).losses
+    g_step_c = seen[0]  # [8, 4]: the classes D judged in the G step
+    assert torch.equal(g_step_c[:4], g_step_c[4:]) and len(set(g_step_c.argmax(1).tolist())) > 1
+    assert losses["G_div"] > 0
+
+
 def test_conditional_training_needs_labels():
     state = new_state(cond_config(4))
     aug = _Augmenter(state.config, 0.0)

@@ -417,3 +417,23 @@ def test_load_fid_inception_rejects_wrong_files(inception_model: inc.FIDInceptio
     garbage.write_bytes(b"not a checkpoint at all")
     with pytest.raises(ValueError):
         inc.load_fid_inception(garbage)
+
+
+def test_intra_class_distance_and_diversity_ratio():
+    from ganmodels.metrics import diversity_ratio, intra_class_distance
+
+    x = np.zeros((6, 4, 4, 3), np.uint8)
+    x[2] = 255  # class 0: black, black, white -> pairs 0, 1, 1
+    x[4] = 51  # class 1: black, grey 0.2 -> 0.2
+    labels = np.array([0, 0, 0, 1, 1, 3])  # class 2 empty, class 3 one picture
+    d = intra_class_distance(x, labels, 4)
+    assert torch.allclose(d[:2], torch.tensor([2 / 3, 0.2], dtype=torch.float64)) and d[2:].isnan().all()
+    assert intra_class_distance(x, labels, 4, per_class=2)[0] == 0  # only the two black ones
+    floats = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1
+    assert torch.allclose(intra_class_distance(floats, labels, 4)[:2], d[:2])
+    fake = torch.tensor([1 / 3, 0.2, float("nan"), 0.5], dtype=torch.float64)
+    assert diversity_ratio(fake, d) == pytest.approx(0.75)  # (0.5 + 1) / 2 over the classes both know
+    with pytest.raises(ValueError, match="no class"):
+        diversity_ratio(torch.full([4], float("nan")), d)
+    with pytest.raises(ValueError, match="6 pictures but 5 labels"):
+        intra_class_distance(x, labels[:5], 4)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors import safe_open
 
-from ganmodels.augment import AdaptiveAugment, aug_cutout, aug_translation, diff_augment
+from ganmodels.augment import AdaptiveAugment, aug_cutout, aug_rotate, aug_scale, aug_translation, diff_augment
 from ganmodels.training import (
     TrainConfig,
+    TrainState,
     _Augmenter,
+    diversity_targets,
     latest_checkpoint,
     load_checkpoint,
     new_state,
@@ -216,6 +220,97 @@ def test_translation_and_cutout_geometry():
     c = aug_cutout(torch.ones(32, 1, 8, 8), ratio=0.5, generator=torch.Generator().manual_seed(0))
     zeros = (c == 0).flatten(1).sum(1)
     assert zeros.max() == 16 and zeros.min() >= 4  # a 4x4 square, clipped at the borders
+
+
+def _dot(n: int) -> torch.Tensor:
+    """[n, 1, 33, 33]: black with one white pixel 8 px right of the centre."""
+    x = torch.zeros(n, 1, 33, 33)
+    x[:, :, 16, 24] = 1.0
+    return x
+
+
+def _mass_centre(x: torch.Tensor) -> torch.Tensor:  # [N, 1, H, W] -> [N, 2] (row, col) offsets from the centre
+    h, w = x.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
+    m = x[:, 0].sum((1, 2))
+    return torch.stack([(x[:, 0] * ys).sum((1, 2)) / m, (x[:, 0] * xs).sum((1, 2)) / m], 1)
+
+
+def test_rotate_turns_about_the_centre_and_scale_keeps_flat_colour():
+    x = _dot(64)
+    y = aug_rotate(x, generator=torch.Generator().manual_seed(0))
+    radius = _mass_centre(y).norm(dim=1)  # the dot stays 8 px from the centre, at all sorts of angles
+    assert torch.allclose(radius, torch.full_like(radius, 8.0), atol=0.6)
+    angles = torch.atan2(*_mass_centre(y).T)
+    assert angles.min() < -2 and angles.max() > 2  # covers the whole circle
+    flat = torch.full([8, 3, 16, 16], 0.3)
+    g = torch.Generator().manual_seed(1)
+    assert torch.allclose(aug_scale(flat, generator=g), flat) and torch.allclose(aug_rotate(flat, generator=g), flat)
+    big = _dot(64)  # scaling moves the dot along its row: 8 px times 2^N(0, 0.2 +- 0.2)
+    cols = _mass_centre(aug_scale(big, generator=torch.Generator().manual_seed(2)))[:, 1]
+    assert cols.std() > 0.5 and 4 < cols.min() and cols.max() < 16
+    apply = torch.tensor([True, False] * 32)
+    mixed = aug_rotate(x, generator=torch.Generator().manual_seed(0), apply=apply)
+    assert torch.equal(mixed[1::2], x[1::2]) and torch.equal(mixed[::2], y[::2])
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    AdaptiveAugment(policy=("scale", "rotate"), p=1.0)(x, generator=torch.Generator().manual_seed(0)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown augmentation 'spin'"):
+        tiny_config(augment_policy=("color", "spin"))
+
+
+def test_diversity_targets_and_the_hinge():
+    x = torch.zeros(6, 16, 16, 3, dtype=torch.uint8)
+    x[1] = 255
+    x[3:] = 51  # 0.2 apart from class 2's black picture, which is alone
+    data = SimpleNamespace(images=x.numpy(), labels=np.array([0, 0, 2, 1, 1, 1]))
+    t = diversity_targets(data, 3)
+    assert torch.allclose(t, torch.tensor([1.0, 1e-3, 0.5]))  # class 1 all equal: clamped; class 2: the mean
+    # Unconditional: one class of all six (15 pairs: black-white 1 twice, black-grey 0.2 six times, white-grey 0.8
+    # three times).
+    assert torch.allclose(diversity_targets(data, 0), torch.tensor([(2 * 1 + 6 * 0.2 + 3 * 0.8) / 15]))
+    state = new_state(tiny_config(augment="none", diversity_weight=1.0))
+    with pytest.raises(ValueError, match="diversity_targets"):
+        train_step(state, ToyData().x[:8], _Augmenter(state.config, 0.0))
+    with pytest.raises(ValueError, match="diversity_weight"):
+        tiny_config(diversity_weight=-1.0)
+
+
+def test_diversity_loss_spreads_a_collapsed_generator_and_is_inert_once_varied_enough():
+    data = ToyData()
+    x = data.x
+
+    def pair_distance(G: torch.nn.Module) -> float:
+        z = torch.randn(64, TINY_G.z_dim, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            img = G.synthesis(G.mapping(z, None), noise_mode="const")
+        return float((img[:32] - img[32:]).abs().mean() / 2)
+
+    def run(weight: float, target: float, steps: int = 12) -> tuple[TrainState, list[dict[str, float]]]:
+        torch.manual_seed(0)
+        state = new_state(tiny_config(augment="none", diversity_weight=weight, style_mixing_prob=0.0))
+        with torch.no_grad():  # a nearly collapsed G: z moves w a tenth as much
+            state.G.mapping.fc0.weight.mul_(0.1)
+        aug = _Augmenter(state.config, 0.0)
+        g = torch.Generator().manual_seed(3)
+        targets = torch.tensor([target])
+        losses = [
+            train_step(state, x[torch.randint(0, 64, [8], generator=g)], aug, diversity_targets=targets)
+            for _ in range(steps)
+        ]
+        return state, losses
+
+    plain, _ = run(0.0, 0.3)
+    pushed, losses = run(20.0, 0.3)
+    assert pair_distance(pushed.G) > 3 * pair_distance(plain.G), (pair_distance(pushed.G), pair_distance(plain.G))
+    ratios = [step["G_div"] for step in losses]  # the pairs' distance / the target, as logged
+    assert sum(ratios[-3:]) > 2 * sum(ratios[:3]), ratios
+    # With a target the pairs already exceed, the hinge is flat: the very same steps as without the loss.
+    inert, losses = run(20.0, 1e-9, steps=3)
+    plain, _ = run(0.0, 1e-9, steps=3)
+    assert losses[0]["G_div"] > 1
+    for a, b in zip(inert.G.parameters(), plain.G.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_adaptive_augment_raises_p_when_d_overfits():
