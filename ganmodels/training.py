@@ -389,7 +389,9 @@ def diversity_targets(dataset: Any, c_dim: int, *, device: torch.device | str = 
     One entry for an unconditional G (all pictures one class)."""
     from ganmodels.metrics import intra_class_distance
 
-    images = dataset.images  # [N, R, R, 3] uint8
+    images = getattr(dataset, "images", None)  # [N, R, R, 3] uint8
+    if images is None:
+        raise ValueError("the diversity loss needs the dataset's pictures (an ImageDataset)")
     labels = dataset.labels if c_dim > 0 else np.zeros(len(images), np.int64)
     d = intra_class_distance(images, labels, max(c_dim, 1))  # [K] float64
     known = torch.isfinite(d)

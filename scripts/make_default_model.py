@@ -17,10 +17,17 @@ import torch
 from PIL import Image
 
 from ganmodels.components import discriminator_component, resave_with
-from ganmodels.dataset import load_images
+from ganmodels.dataset import load_images, load_labels
 from ganmodels.directions import sefa
 from ganmodels.generate import make_grid, seeds_to_ws, synthesize, to_uint8
-from ganmodels.metrics import DiscriminatorFeatures, compute_features, fid_from_features, swd
+from ganmodels.metrics import (
+    DiscriminatorFeatures,
+    compute_features,
+    diversity_ratio,
+    fid_from_features,
+    intra_class_distance,
+    swd,
+)
 from ganmodels.modelfile import Q8_STORAGE, load_component, load_model, save_model
 from ganmodels.networks import random_c
 from ganmodels.training import latest_checkpoint, load_checkpoint
@@ -56,26 +63,31 @@ def main() -> None:
     hours = round(state.total_seconds / 3600, 2)
 
     reals = load_images(args.data)
+    labels = load_labels(args.data)
     rng = np.random.default_rng(0)
-    reals = reals[rng.choice(len(reals), min(args.num, len(reals)), replace=False)]
+    chosen = rng.choice(len(reals), min(args.num, len(reals)), replace=False)
+    reals = reals[chosen]
     g = torch.Generator().manual_seed(0)
+    fakes, fake_c = [], []
     with torch.no_grad():
-        fakes = np.concatenate(
-            [
-                to_uint8(
-                    G.synthesis(
-                        G.mapping(torch.randn(50, G.z_dim, generator=g), random_c(G, 50, generator=g)),
-                        noise_mode="const",
-                    )
-                )
-                for _ in range(len(reals) // 50)
-            ]
-        )
+        for _ in range(len(reals) // 50):
+            z, c = torch.randn(50, G.z_dim, generator=g), random_c(G, 50, generator=g)
+            fakes.append(to_uint8(G.synthesis(G.mapping(z, c), noise_mode="const")))
+            fake_c.append(c)
+    fakes = np.concatenate(fakes)
     metrics = {k: round(v, 2) for k, v in swd(reals, fakes, generator=torch.Generator().manual_seed(0)).items()}
     feats = DiscriminatorFeatures(state.D.eval())
     metrics["FID_own_D_features"] = round(
         fid_from_features(compute_features(feats, reals), compute_features(feats, fakes)), 2
     )
+    if G.c_dim > 0 and labels is not None:  # generated / real distance between two pictures of one class
+        fake_labels = torch.cat(fake_c).argmax(1)
+        metrics["diversity_ratio"] = round(
+            diversity_ratio(
+                intra_class_distance(fakes, fake_labels, G.c_dim), intra_class_distance(reals, labels[chosen], G.c_dim)
+            ),
+            3,
+        )
 
     gcfg = state.config.G
     chans = [min(gcfg.channel_base // 2**i, gcfg.channel_max) for i in range(2, gcfg.img_resolution.bit_length())]
@@ -91,7 +103,8 @@ def main() -> None:
         "hardware": f"2 CPU cores, {state.config.precision}",
         "metrics": metrics,
         "metrics_note": f"{len(reals)} real vs {len(fakes)} generated images, psi 1.0; FID on this model's own D "
-        "features is not comparable with Inception FID",
+        "features is not comparable with Inception FID; diversity_ratio: how different two generated pictures of one "
+        "class are, relative to two of the data's (1 = as varied as the data)",
     }
     if G.c_dim > 0:
         card["classes"] = (

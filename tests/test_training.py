@@ -274,6 +274,8 @@ def test_diversity_targets_and_the_hinge():
         train_step(state, ToyData().x[:8], _Augmenter(state.config, 0.0))
     with pytest.raises(ValueError, match="diversity_weight"):
         tiny_config(diversity_weight=-1.0)
+    with pytest.raises(ValueError, match="needs the dataset's pictures"):
+        next(train(state, ToyData(), total_kimg=1))
 
 
 def test_diversity_loss_spreads_a_collapsed_generator_and_is_inert_once_varied_enough():
