@@ -259,7 +259,7 @@ def test_rotate_turns_about_the_centre_and_scale_keeps_flat_colour():
         tiny_config(augment_policy=("color", "spin"))
 
 
-def test_diversity_targets_and_the_hinge():
+def test_diversity_targets_and_errors():
     x = torch.zeros(6, 16, 16, 3, dtype=torch.uint8)
     x[1] = 255
     x[3:] = 51  # 0.2 apart from class 2's black picture, which is alone
