@@ -1055,7 +1055,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="inpainted.png")
     s.set_defaults(func=cmd_inpaint)
 
-    s = sub.add_parser("metrics", help="SWD and FID/KID of a model against a dataset")
+    s = sub.add_parser(
+        "metrics",
+        help="SWD, FID/KID and diversity_ratio (generated / data distance between two pictures of one class; of any "
+        "two pictures when the model or the data has no classes) of a model against a dataset",
+    )
     s.add_argument("model", nargs="?")
     s.add_argument("--data", required=True)
     s.add_argument("--num", type=int, default=2000)
