@@ -267,7 +267,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         state = load_checkpoint(resume, device=device, channels_last=args.channels_last)
         if rank == 0:
             print(f"resumed {resume} at {state.cur_nimg / 1000:.3f} kimg, step {state.step}")
-        changes = {"augment_policy": args.augment_policy, "diversity_weight": args.diversity}
+        changes = {
+            "augment_policy": args.augment_policy,
+            "diversity_weight": args.diversity,
+            "d_recon_weight": args.d_recon,
+        }
         changes = {k: v for k, v in changes.items() if v is not None and v != getattr(state.config, k)}
         if changes:  # options a run may change as it goes (the snapshot records the new ones)
             try:
@@ -311,6 +315,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             augment=args.augment,
             augment_policy=args.augment_policy or POLICIES,
             diversity_weight=args.diversity or 0.0,
+            d_recon_weight=args.d_recon or 0.0,
             ada_target=args.ada_target,
             precision=precision,
             channels_last=args.channels_last is not False,
@@ -965,6 +970,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="weight of a loss that keeps generated pictures of one class as different from each other as the "
         "data's are (default 0; given with --resume, it changes the run's)",
+    )
+    s.add_argument(
+        "--d-recon",
+        type=float,
+        default=None,
+        help="weight of a self-supervised task for D: a small decoder rebuilds each real picture from D's 8 px "
+        "features, so D must describe content instead of memorising the data (FastGAN; default 0; given with "
+        "--resume, it changes the run's)",
     )
     s.add_argument(
         "--ada-target", type=float, default=0.6, help="ADA's target for E[sign(D(real))] (lower = more augmentation)"

@@ -844,6 +844,20 @@ class Discriminator(nn.Module):
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
         return self.b4(x, img, cmap)
 
+    def forward_with_features(
+        self, img: torch.Tensor, c: torch.Tensor | None, *, feature_res: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [N, 1] and, from the same pass, the activations at ``feature_res`` ([N, C_r, r, r], r < R)."""
+        if feature_res not in [res // 2 for res in self.block_resolutions]:
+            raise ValueError(f"D has no {feature_res} px activations")
+        x, feat = None, None
+        for res in self.block_resolutions:
+            x, img = getattr(self, f"b{res}")(x, img)
+            if res // 2 == feature_res:
+                feat = x
+        cmap = self.mapping(None, c) if self.c_dim > 0 else None
+        return self.b4(x, img, cmap), feat
+
     def features(self, img: torch.Tensor, c: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Intermediate activations of every block, [N, C_r, r/2, r/2] each: a weight-free perceptual space."""
         feats = []
@@ -852,6 +866,30 @@ class Discriminator(nn.Module):
             x, img = getattr(self, f"b{res}")(x, img)
             feats.append(x)
         return feats
+
+
+class ReconDecoder(nn.Module):
+    """A self-supervised head for D (FastGAN, Liu et al. 2021): rebuilds the picture D was shown, at ``out_res``,
+    from D's ``in_res`` activations, so that D's features must describe the picture's content and layout instead of
+    memorising the training set. Nearest-neighbour upsampling + 3x3 conv per octave, channels halved each time."""
+
+    def __init__(self, in_channels: int, *, in_res: int = 8, out_res: int = 32, img_channels: int = 3) -> None:
+        super().__init__()
+        if out_res < in_res or out_res & (out_res - 1) or in_res & (in_res - 1):
+            raise ValueError("in_res and out_res must be powers of two, out_res >= in_res")
+        self.in_res, self.out_res = in_res, out_res
+        layers, ch = [], in_channels
+        for _ in range(int(math.log2(out_res // in_res))):
+            out = max(ch // 2, 16)
+            layers.append(Conv2dLayer(ch, out, 3, activation="lrelu"))
+            ch = out
+        self.ups = nn.ModuleList(layers)
+        self.torgb = Conv2dLayer(ch, img_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, C, in_res, in_res] -> [N, 3, out_res, out_res]
+        for layer in self.ups:
+            x = layer(F.interpolate(x, scale_factor=2, mode="nearest"))
+        return self.torgb(x)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -28,11 +28,23 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from ganmodels.augment import ALL_POLICIES, POLICIES, AdaptiveAugment, diff_augment
-from ganmodels.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, one_hot_c, random_c
+from ganmodels.networks import (
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+    ReconDecoder,
+    one_hot_c,
+    random_c,
+)
 from ganmodels.stio import save_safetensors
 
 LOSSES = ("ns", "hinge", "wgan-gp")
 AUGMENTS = ("diffaugment", "ada", "none")
+
+
+RECON_FEATURE_RES = 8  # D's activations the reconstruction head reads
+RECON_MAX_RES = 32  # ... and the largest picture it rebuilds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +69,9 @@ class TrainConfig:
     # Mode-seeking hinge: pairs of generated pictures of one class are pushed apart while they are, on average,
     # closer than the data's pictures of that class (train_step's diversity_targets).
     diversity_weight: float = 0.0
+    # Self-supervised D: a small decoder rebuilds each real picture D is shown (at up to 32 px) from D's 8 px
+    # activations; this weight times the L1 error joins D's loss (FastGAN's reconstruction; ReconDecoder).
+    d_recon_weight: float = 0.0
     ema_kimg: float = 5.0
     ema_rampup: float | None = 0.05
     augment: str = "diffaugment"
@@ -76,6 +91,10 @@ class TrainConfig:
             raise ValueError(f"unknown augmentation {unknown[0]!r}; use {', '.join(ALL_POLICIES)}")
         if self.diversity_weight < 0:
             raise ValueError("diversity_weight must be >= 0")
+        if self.d_recon_weight < 0:
+            raise ValueError("d_recon_weight must be >= 0")
+        if self.d_recon_weight > 0 and self.D.img_resolution < 2 * RECON_FEATURE_RES:
+            raise ValueError(f"d_recon_weight needs pictures of at least {2 * RECON_FEATURE_RES} px")
         if self.precision not in ("bf16", "fp32"):
             raise ValueError("precision must be bf16 or fp32")
         if self.G.img_resolution != self.D.img_resolution:
@@ -128,6 +147,8 @@ class TrainState:
     seconds: float = 0.0  # wall time trained, over all sessions
     prior_kimg: float = 0.0  # training the weights had before this run (``init_from``), in kimg...
     prior_seconds: float = 0.0  # ...and seconds
+    R: ReconDecoder | None = None  # D's reconstruction head, when config.d_recon_weight > 0
+    opt_R: torch.optim.Adam | None = None
 
     @property
     def total_kimg(self) -> float:
@@ -167,7 +188,28 @@ def new_state(config: TrainConfig, *, device: torch.device | str = "cpu") -> Tra
     opt_D = _lazy_adam(D.parameters(), config.d_lr, config.betas, reg_d)
     rng = torch.Generator(device=device)
     rng.manual_seed(config.seed + _rank())
-    return TrainState(config=config, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D, rng=rng)
+    state = TrainState(config=config, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D, rng=rng)
+    if config.d_recon_weight > 0:
+        attach_recon_decoder(state)
+    return state
+
+
+def attach_recon_decoder(state: TrainState) -> None:
+    """Give the run a fresh :class:`ReconDecoder` and its Adam (weights from ``config.seed``), e.g. when a resumed
+    run switches ``d_recon_weight`` on."""
+    cfg = state.config
+    device = next(state.D.parameters()).device
+    channels = getattr(state.D, f"b{2 * RECON_FEATURE_RES}").conv1.weight.shape[0]  # the block that ends at 8 px
+    R = ReconDecoder(channels, in_res=RECON_FEATURE_RES, out_res=min(RECON_MAX_RES, cfg.D.img_resolution))
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    with torch.no_grad():
+        for name, p in R.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) if name.endswith("weight") else torch.zeros(p.shape))
+    R = R.to(device).train()
+    if cfg.channels_last:
+        R.to(memory_format=torch.channels_last)
+    state.R = R
+    state.opt_R = _lazy_adam(R.parameters(), cfg.d_lr, cfg.betas, 0)
 
 
 def _rank() -> int:
@@ -258,6 +300,25 @@ def _d_logits(
     return D(x, c).float()  # [N, 1]
 
 
+def _d_logits_recon(
+    D: Discriminator,
+    R: ReconDecoder,
+    img: torch.Tensor,
+    c: torch.Tensor,
+    aug: _Augmenter,
+    rng: torch.Generator,
+    cl: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits [N, 1] and R's L1 error rebuilding the (augmented) pictures D was shown, from the same D pass."""
+    x = aug(img, rng)
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+    logits, feat = D.forward_with_features(x, c, feature_res=R.in_res)  # feat: [N, C, 8, 8]
+    rebuilt = R(feat).float()  # [N, 3, r, r]
+    target = F.adaptive_avg_pool2d(x.float(), R.out_res) if x.shape[-1] != R.out_res else x.float()
+    return logits.float(), (rebuilt - target.detach()).abs().mean()
+
+
 def train_step(
     state: TrainState,
     reals: torch.Tensor,
@@ -273,6 +334,7 @@ def train_step(
     diversity_targets: [max(c_dim, 1)] the data's :func:`diversity_targets`, needed when ``diversity_weight > 0``:
     then pictures i and i + B/2 share a class, and G is pushed to make them, on average over the pairs, at least
     as different as two of the data's pictures of that class (a hinge: no push once they are).
+    With ``d_recon_weight > 0`` D's pass over the reals also trains a head rebuilding them (:class:`ReconDecoder`).
     """
     cfg = state.config
     G, D, rng = state.G, state.D, state.rng
@@ -282,6 +344,9 @@ def train_step(
     losses: dict[str, float] = {}
     if G.c_dim > 0 and real_labels is None:
         raise ValueError("a conditional G needs the labels of the real pictures")
+    if cfg.d_recon_weight > 0 and state.R is None:
+        attach_recon_decoder(state)
+    recon = state.R if cfg.d_recon_weight > 0 else None
     real_c = one_hot_c(G, real_labels) if G.c_dim > 0 else torch.zeros([batch, 0], device=device)  # [B, c_dim]
     gen_c = random_c(G, batch, generator=rng)  # [B, c_dim]
     half = batch // 2
@@ -335,7 +400,10 @@ def train_step(
     reals = reals.detach().requires_grad_(do_r1)
     with _autocast(cfg, device):
         fake_logits = _d_logits(D, fake.detach(), gen_c, aug, rng, cl)
-        real_logits = _d_logits(D, reals, real_c, aug, rng, cl)
+        if recon is not None:
+            real_logits, loss_rec = _d_logits_recon(D, recon, reals, real_c, aug, rng, cl)
+        else:
+            real_logits = _d_logits(D, reals, real_c, aug, rng, cl)
     if cfg.loss == "ns":
         loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
     elif cfg.loss == "hinge":
@@ -343,6 +411,9 @@ def train_step(
     else:
         loss_d = fake_logits.mean() - real_logits.mean() + 0.001 * real_logits.square().mean()
     total_d = loss_d
+    if recon is not None:
+        total_d = total_d + cfg.d_recon_weight * loss_rec
+        losses["D_recon"] = loss_rec.item()
     if do_r1:
         (r1_grads,) = torch.autograd.grad(real_logits.sum(), reals, create_graph=True)
         r1 = r1_grads.float().square().sum([1, 2, 3])  # [B]
@@ -359,12 +430,17 @@ def train_step(
         total_d = total_d + gp
         losses["D_gp"] = gp.item()
     state.opt_D.zero_grad(set_to_none=True)
+    if recon is not None:
+        state.opt_R.zero_grad(set_to_none=True)
     total_d.backward()
-    _sync_grads(D)
-    for p in D.parameters():
-        if p.grad is not None:
-            torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
-    state.opt_D.step()
+    for net, opt in ((D, state.opt_D), (recon, state.opt_R)):
+        if net is None:
+            continue
+        _sync_grads(net)
+        for p in net.parameters():
+            if p.grad is not None:
+                torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+        opt.step()
     losses["D"] = loss_d.item()
     losses["D_real"] = real_logits.mean().item()
     losses["D_fake"] = fake_logits.mean().item()
@@ -475,7 +551,8 @@ def save_checkpoint(
     """
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
-    for name, net in (("G", state.G), ("G_ema", state.G_ema), ("D", state.D)):
+    nets = [("G", state.G), ("G_ema", state.G_ema), ("D", state.D)] + ([("R", state.R)] if state.R is not None else [])
+    for name, net in nets:
         for k, v in net.state_dict().items():
             v = v.detach().cpu().contiguous()
             tensors[f"{name}.{k}"] = v.half() if compact and v.is_floating_point() else v
@@ -483,10 +560,14 @@ def save_checkpoint(
     t_d, m_d = optimizer_tensors("opt_D", state.opt_D)
     tensors.update(t_g)
     tensors.update(t_d)
+    opt_meta = {"opt_G": m_g, "opt_D": m_d}
+    if state.R is not None:
+        t_r, opt_meta["opt_R"] = optimizer_tensors("opt_R", state.opt_R)
+        tensors.update(t_r)
     if compact:
         # With beta1 = 0 (the StyleGAN default) Adam's first moment is just the last gradient, overwritten by the
         # next step: it is not stored (load_optimizer puts zeros back), which changes nothing.
-        no_momentum = all(g["betas"][0] == 0 for m in (m_g, m_d) for g in m["param_groups"])
+        no_momentum = all(g["betas"][0] == 0 for m in opt_meta.values() for g in m["param_groups"])
         for k in list(tensors):
             if no_momentum and k.startswith("opt_") and k.endswith(".exp_avg"):
                 del tensors[k]
@@ -509,8 +590,7 @@ def save_checkpoint(
                 "prior_seconds": state.prior_seconds,
             }
         ),
-        "opt_G": json.dumps(m_g),
-        "opt_D": json.dumps(m_d),
+        **{k: json.dumps(v) for k, v in opt_meta.items()},
         "extra": json.dumps(extra or {}),
     }
     return save_safetensors(path, tensors, meta)
@@ -541,6 +621,10 @@ def load_checkpoint(
         load_optimizer(state.opt_D, "opt_D", f, json.loads(meta["opt_D"]))
         _match_layouts(state.opt_G)
         _match_layouts(state.opt_D)
+        if state.R is not None and "opt_R" in meta:  # else the head starts afresh
+            state.R.load_state_dict({k[2:]: f.get_tensor(k) for k in f.keys() if k.startswith("R.")})
+            load_optimizer(state.opt_R, "opt_R", f, json.loads(meta["opt_R"]))
+            _match_layouts(state.opt_R)
         state.rng.set_state(f.get_tensor("rng"))
     counters = json.loads(meta["counters"])
     state.step = int(counters["step"])

@@ -266,8 +266,8 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     # A resumed run keeps its options unless --augment-policy / --diversity change them.
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "-1"]) == 2
     assert "diversity_weight must be >= 0" in capsys.readouterr().err
-    assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "2"]) == 0
-    assert "changed diversity_weight to 2.0" in capsys.readouterr().out
+    assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "2", "--d-recon", "0.5"]) == 0
+    assert "changed diversity_weight to 2.0, d_recon_weight to 0.5" in capsys.readouterr().out
     options = json.loads((run / "training_options.json").read_text())
     assert options["xflip"] is True  # kept without --xflip
     assert options["config"]["diversity_weight"] == 2.0
@@ -275,6 +275,7 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     from ganmodels.training import latest_checkpoint, load_checkpoint
 
     assert load_checkpoint(latest_checkpoint(run)).config.diversity_weight == 2.0
+    assert load_checkpoint(latest_checkpoint(run)).R is not None  # D's reconstruction head, saved with the run
     # A compact snapshot file (as committed under resources/training/) resumes too, with its data options.
     from ganmodels.training import save_checkpoint
 

@@ -315,6 +315,58 @@ def test_diversity_loss_spreads_a_collapsed_generator_and_is_inert_once_varied_e
         assert torch.equal(a, b)
 
 
+def test_d_reconstruction_head_learns_to_rebuild_the_reals_from_d_features():
+    torch.manual_seed(0)
+    data = ToyData()
+    state = new_state(tiny_config(augment="none", d_recon_weight=1.0))
+    R = state.R
+    assert R is not None and (R.in_res, R.out_res) == (8, 16)  # 16 px pictures: rebuilt whole from 8 px features
+    x = data.x[:8]
+    with torch.no_grad():
+        logits, feat = state.D.forward_with_features(x, None, feature_res=8)
+        assert feat.shape == (8, 32, 8, 8) and R(feat).shape == (8, 3, 16, 16)
+        assert torch.equal(logits, state.D(x, None))  # the same pass as D's plain forward
+    with pytest.raises(ValueError):
+        state.D.forward_with_features(x, None, feature_res=2)
+    aug = _Augmenter(state.config, 0.0)
+    g = torch.Generator().manual_seed(3)
+    errors = [train_step(state, data.sample(8, generator=g), aug)["D_recon"] for _ in range(40)]
+    assert sum(errors[-5:]) < 0.5 * sum(errors[:5]), errors
+    # Plain runs have no head and write none.
+    assert new_state(tiny_config(augment="none")).R is None
+    with pytest.raises(ValueError):
+        tiny_config(d_recon_weight=-1.0)
+    with pytest.raises(ValueError, match="at least 16 px"):
+        tiny_config(
+            G=dataclasses.replace(TINY_G, img_resolution=8),
+            D=dataclasses.replace(TINY_D, img_resolution=8),
+            d_recon_weight=1.0,
+        )
+
+
+def test_resume_with_the_reconstruction_head_is_exact_and_it_can_be_switched_on(tmp_path):
+    path = tmp_path / "snapshot-000000k-00000003.safetensors"
+    state, _, data = trained(tiny_config(augment="diffaugment", r1_interval=2, d_recon_weight=0.5), 3, path)
+    with safe_open(str(path), framework="pt") as f:
+        assert any(k.startswith("R.") for k in f.keys()) and any(k.startswith("opt_R.") for k in f.keys())
+    resumed = load_checkpoint(path)
+    for run in (state, resumed):
+        for _ in range(2):
+            train_step(run, data.sample(8, generator=run.rng), _Augmenter(run.config, 0.0))
+    for name in ("G", "D", "R"):
+        for (k, a), b in zip(getattr(state, name).state_dict().items(), getattr(resumed, name).state_dict().values()):
+            assert torch.equal(a, b), f"{name}.{k}"
+    # A run without the head gets a fresh one at its next step once the config asks for it.
+    plain = tmp_path / "plain.safetensors"
+    trained(tiny_config(augment="none"), 1, plain)
+    run = load_checkpoint(plain)
+    assert run.R is None
+    run.config = dataclasses.replace(run.config, d_recon_weight=1.0)
+    losses = train_step(run, data.sample(8, generator=run.rng), _Augmenter(run.config, 0.0))
+    assert run.R is not None and losses["D_recon"] > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in run.R.parameters())
+
+
 def test_adaptive_augment_raises_p_when_d_overfits():
     ada = AdaptiveAugment(p=0.0, target=0.6, adjust_kimg=1.0, interval=2)
     for _ in range(4):
