@@ -160,8 +160,9 @@ class SnapshotReporter:
         mpath = self.run_dir / "metrics.jsonl"
         mrows = [json.loads(line) for line in mpath.read_text().splitlines() if line.strip()] if mpath.exists() else []
         fig, axes = plt.subplots(1, 3 if mrows else 2, figsize=(15 if mrows else 10, 3.5))
-        for key in ("G", "D"):
-            axes[0].plot(kimg, [r.get(key, np.nan) for r in rows], label=key)
+        for key in ("G", "D", "D_recon"):  # D_recon: the --d-recon head's L1 error, when on
+            if key != "D_recon" or any(key in r for r in rows):
+                axes[0].plot(kimg, [r.get(key, np.nan) for r in rows], label=key)
         axes[0].set_xlabel("kimg")
         axes[0].set_title("losses")
         axes[0].legend()
