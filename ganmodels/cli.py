@@ -622,6 +622,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         fid_from_features,
         intra_class_distance,
         kid_from_features,
+        precision_recall,
         swd,
     )
     from ganmodels.networks import random_c
@@ -677,6 +678,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         ff = compute_features(extractor, fakes)
         result[f"FID_{extractor.name}"] = round(fid_from_features(fr, ff), 3)
         result[f"KIDx1e3_{extractor.name}"] = round(1e3 * kid_from_features(fr, ff, generator=rng), 3)
+        precision, recall = precision_recall(fr, ff)
+        result[f"precision_{extractor.name}"] = round(precision, 3)
+        result[f"recall_{extractor.name}"] = round(recall, 3)
     print(json.dumps(result))
     return 0
 
@@ -1070,8 +1074,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "metrics",
-        help="SWD, FID/KID and diversity_ratio (generated / data distance between two pictures of one class; of any "
-        "two pictures when the model or the data has no classes) of a model against a dataset",
+        help="SWD, FID/KID, precision/recall (share of samples that fall among the data's features / of the data "
+        "among the samples') and diversity_ratio (generated / data distance between two pictures of one class; of "
+        "any two pictures when the model or the data has no classes) of a model against a dataset",
     )
     s.add_argument("model", nargs="?")
     s.add_argument("--data", required=True)

@@ -557,6 +557,30 @@ def kid_from_features(
     return total / num_subsets / m
 
 
+def precision_recall(
+    real_features: np.ndarray | torch.Tensor, fake_features: np.ndarray | torch.Tensor, *, k: int = 3
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of features ``[N1, D]`` (data) and ``[N2, D]``.
+
+    Each set's manifold is the union of balls around its points reaching their ``k``-th nearest neighbour in the
+    same set. Precision: the share of generated samples inside the data's manifold (how many look like some data);
+    recall: the share of the data inside the generated manifold (how much of the data the model covers). Both in
+    [0, 1]; exact pairwise distances (float64).
+    """
+    real, fake = _as_features(real_features), _as_features(fake_features)
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature dims differ: {real.shape[1]} vs {fake.shape[1]}")
+    if min(real.shape[0], fake.shape[0]) <= k:
+        raise ValueError(f"precision/recall with k = {k} needs more than {k} samples per set")
+
+    def coverage(manifold: torch.Tensor, probes: torch.Tensor) -> float:
+        radii = torch.cdist(manifold, manifold).kthvalue(k + 1, dim=1).values  # [M]; the 1st is the point itself
+        inside = (torch.cdist(probes, manifold) <= radii[None]).any(dim=1)  # [P]
+        return float(inside.double().mean())
+
+    return coverage(real, fake), coverage(fake, real)
+
+
 def inception_score(probs: np.ndarray | torch.Tensor, *, splits: int = 10) -> tuple[float, float]:
     """Inception Score ``exp(E_x KL(p(y|x) || p(y)))`` of class probabilities ``[N, K]``: (mean, std) over splits.
 

@@ -466,6 +466,7 @@ def test_metrics_command(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["SWDx1e3_avg"] > 0 and "FID_discriminator" in out and "KIDx1e3_discriminator" in out
     assert 0 < out["diversity_ratio"] < 5  # random pictures vs an untrained G: both vary
+    assert 0 <= out["precision_discriminator"] <= 1 and 0 <= out["recall_discriminator"] <= 1
     # --features: another model's discriminator as the feature network (the same file gives the same numbers).
     torch.manual_seed(1)
     other = save_model(

@@ -209,6 +209,29 @@ def test_kid_zero_for_same_distribution_larger_for_shift() -> None:
     assert shifted > 20 * abs(same)
 
 
+def test_precision_recall_on_points_whose_neighbourhoods_are_known() -> None:
+    # Data: 10 points 1 apart on a line, so with k = 1 each real ball has radius 1.
+    real = np.stack([np.arange(10.0), np.zeros(10)], axis=1)  # [10, 2]
+    # Generated: 5 points between reals 0..5 (inside the data's manifold) and 5 far away (outside).
+    near = np.stack([np.arange(5) + 0.5, np.zeros(5)], axis=1)
+    far = np.stack([100 + 10 * np.arange(5.0), np.zeros(5)], axis=1)
+    fake = np.concatenate([near, far])
+    precision, recall = M.precision_recall(real, fake, k=1)
+    assert precision == 0.5
+    # Generated balls: radius 1 around the near points (covers reals 0..5), 10 around the far ones (none): 6 / 10.
+    assert recall == 0.6
+    assert M.precision_recall(real, real, k=1) == (1.0, 1.0)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((200, 8)), rng.standard_normal((200, 8))
+    p_same, r_same = M.precision_recall(a, b)
+    p_shift, r_shift = M.precision_recall(a, b + 3)
+    assert p_same > 0.6 and r_same > 0.6 and p_shift < 0.1 and r_shift < 0.1
+    with pytest.raises(ValueError):
+        M.precision_recall(real, fake[:, :1])
+    with pytest.raises(ValueError):
+        M.precision_recall(real[:3], fake, k=3)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Inception Score
 
