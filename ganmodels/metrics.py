@@ -573,9 +573,13 @@ def precision_recall(
     if min(real.shape[0], fake.shape[0]) <= k:
         raise ValueError(f"precision/recall with k = {k} needs more than {k} samples per set")
 
+    rows = 1024  # distance matrices in blocks of rows: memory stays O(rows x N) for large sets
+
     def coverage(manifold: torch.Tensor, probes: torch.Tensor) -> float:
-        radii = torch.cdist(manifold, manifold).kthvalue(k + 1, dim=1).values  # [M]; the 1st is the point itself
-        inside = (torch.cdist(probes, manifold) <= radii[None]).any(dim=1)  # [P]
+        radii = torch.cat(  # [M]; the 1st nearest neighbour is the point itself
+            [torch.cdist(b, manifold).kthvalue(k + 1, dim=1).values for b in manifold.split(rows)]
+        )
+        inside = torch.cat([(torch.cdist(b, manifold) <= radii[None]).any(dim=1) for b in probes.split(rows)])  # [P]
         return float(inside.double().mean())
 
     return coverage(real, fake), coverage(fake, real)

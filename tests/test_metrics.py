@@ -226,6 +226,14 @@ def test_precision_recall_on_points_whose_neighbourhoods_are_known() -> None:
     p_same, r_same = M.precision_recall(a, b)
     p_shift, r_shift = M.precision_recall(a, b + 3)
     assert p_same > 0.6 and r_same > 0.6 and p_shift < 0.1 and r_shift < 0.1
+    # Sets larger than one block of rows give the numbers of a direct computation.
+    big_r, big_f = rng.standard_normal((1500, 4)), rng.standard_normal((1300, 4)) + 0.5
+    r_t, f_t = torch.from_numpy(big_r), torch.from_numpy(big_f)
+    radii_r = torch.cdist(r_t, r_t).kthvalue(4, dim=1).values
+    radii_f = torch.cdist(f_t, f_t).kthvalue(4, dim=1).values
+    direct_p = (torch.cdist(f_t, r_t) <= radii_r[None]).any(1).double().mean().item()
+    direct_r = (torch.cdist(r_t, f_t) <= radii_f[None]).any(1).double().mean().item()
+    assert M.precision_recall(big_r, big_f) == (direct_p, direct_r)
     with pytest.raises(ValueError):
         M.precision_recall(real, fake[:, :1])
     with pytest.raises(ValueError):
