@@ -263,7 +263,7 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     for m in metrics:
         assert m["SWDx1e3_avg"] > 0 and 0 < m["pair_l1_fake"] < 1 and 0 < m["pair_l1_real"] < 1
         assert 0 < m["diversity_ratio"] < 10
-    # A resumed run keeps its options unless --augment-policy / --diversity change them.
+    # A resumed run keeps its options unless --augment-policy / --diversity / --d-recon change them.
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "-1"]) == 2
     assert "diversity_weight must be >= 0" in capsys.readouterr().err
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "2", "--d-recon", "0.5"]) == 0

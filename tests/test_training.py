@@ -332,7 +332,7 @@ def test_d_reconstruction_head_learns_to_rebuild_the_reals_from_d_features():
     g = torch.Generator().manual_seed(3)
     errors = [train_step(state, data.sample(8, generator=g), aug)["D_recon"] for _ in range(40)]
     assert sum(errors[-5:]) < 0.5 * sum(errors[:5]), errors
-    # Plain runs have no head and write none.
+    # Plain runs have no head.
     assert new_state(tiny_config(augment="none")).R is None
     with pytest.raises(ValueError):
         tiny_config(d_recon_weight=-1.0)
