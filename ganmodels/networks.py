@@ -838,11 +838,7 @@ class Discriminator(nn.Module):
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None, **block_kwargs: Any) -> torch.Tensor:
         """img: [N, C, R, R] in [-1, 1], c: [N, c_dim] -> logits [N, 1]."""
-        x = None
-        for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img, **block_kwargs)
-        cmap = self.mapping(None, c) if self.c_dim > 0 else None
-        return self.b4(x, img, cmap)
+        return self._run(img, c, None, **block_kwargs)[0]
 
     def forward_with_features(
         self, img: torch.Tensor, c: torch.Tensor | None, *, feature_res: int
@@ -850,9 +846,14 @@ class Discriminator(nn.Module):
         """Logits [N, 1] and, from the same pass, the activations at ``feature_res`` ([N, C_r, r, r], r < R)."""
         if feature_res not in [res // 2 for res in self.block_resolutions]:
             raise ValueError(f"D has no {feature_res} px activations")
+        return self._run(img, c, feature_res)
+
+    def _run(
+        self, img: torch.Tensor, c: torch.Tensor | None, feature_res: int | None, **block_kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         x, feat = None, None
         for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img)
+            x, img = getattr(self, f"b{res}")(x, img, **block_kwargs)
             if res // 2 == feature_res:
                 feat = x
         cmap = self.mapping(None, c) if self.c_dim > 0 else None

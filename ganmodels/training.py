@@ -292,31 +292,24 @@ class _Augmenter:
 
 
 def _d_logits(
-    D: Discriminator, img: torch.Tensor, c: torch.Tensor, aug: _Augmenter, rng: torch.Generator, cl: bool
-) -> torch.Tensor:
-    x = aug(img, rng)
-    if cl:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return D(x, c).float()  # [N, 1]
-
-
-def _d_logits_recon(
     D: Discriminator,
-    R: ReconDecoder,
     img: torch.Tensor,
     c: torch.Tensor,
     aug: _Augmenter,
     rng: torch.Generator,
     cl: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits [N, 1] and R's L1 error rebuilding the (augmented) pictures D was shown, from the same D pass."""
+    recon: ReconDecoder | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's logits [N, 1] for the augmented pictures and, with ``recon``, its L1 error rebuilding them from the same
+    D pass (else None)."""
     x = aug(img, rng)
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
-    logits, feat = D.forward_with_features(x, c, feature_res=R.in_res)  # feat: [N, C, 8, 8]
-    rebuilt = R(feat).float()  # [N, 3, r, r]
-    target = F.adaptive_avg_pool2d(x.float(), R.out_res) if x.shape[-1] != R.out_res else x.float()
-    return logits.float(), (rebuilt - target.detach()).abs().mean()
+    if recon is None:
+        return D(x, c).float(), None
+    logits, feat = D.forward_with_features(x, c, feature_res=recon.in_res)  # feat: [N, C, 8, 8]
+    target = F.adaptive_avg_pool2d(x.float(), recon.out_res).detach()  # [N, 3, r, r]
+    return logits.float(), (recon(feat).float() - target).abs().mean()
 
 
 def train_step(
@@ -362,7 +355,7 @@ def train_step(
     with _autocast(cfg, device):
         ws = sample_ws(G, batch, style_mixing_prob=cfg.style_mixing_prob, generator=rng, device=device, c=gen_c)
         fake = G.synthesis(ws, noise_mode="random", generator=rng)  # [B, 3, R, R]
-        fake_logits = _d_logits(D, fake, gen_c, aug, rng, cl)
+        fake_logits, _ = _d_logits(D, fake, gen_c, aug, rng, cl)
     loss_g = F.softplus(-fake_logits).mean() if cfg.loss == "ns" else -fake_logits.mean()
     losses["G"] = loss_g.item()
     if use_div:
@@ -399,11 +392,8 @@ def train_step(
     do_r1 = cfg.loss == "ns" and cfg.r1_gamma > 0 and state.step % cfg.r1_interval == 0
     reals = reals.detach().requires_grad_(do_r1)
     with _autocast(cfg, device):
-        fake_logits = _d_logits(D, fake.detach(), gen_c, aug, rng, cl)
-        if recon is not None:
-            real_logits, loss_rec = _d_logits_recon(D, recon, reals, real_c, aug, rng, cl)
-        else:
-            real_logits = _d_logits(D, reals, real_c, aug, rng, cl)
+        fake_logits, _ = _d_logits(D, fake.detach(), gen_c, aug, rng, cl)
+        real_logits, loss_rec = _d_logits(D, reals, real_c, aug, rng, cl, recon)
     if cfg.loss == "ns":
         loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
     elif cfg.loss == "hinge":
@@ -411,7 +401,7 @@ def train_step(
     else:
         loss_d = fake_logits.mean() - real_logits.mean() + 0.001 * real_logits.square().mean()
     total_d = loss_d
-    if recon is not None:
+    if loss_rec is not None:
         total_d = total_d + cfg.d_recon_weight * loss_rec
         losses["D_recon"] = loss_rec.item()
     if do_r1:
@@ -424,7 +414,7 @@ def train_step(
         alpha = torch.rand([batch, 1, 1, 1], generator=rng, device=device)
         mixed = (alpha * reals.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
         with _autocast(cfg, device):
-            mixed_logits = _d_logits(D, mixed, real_c, aug, rng, cl)
+            mixed_logits, _ = _d_logits(D, mixed, real_c, aug, rng, cl)
         (gp_grads,) = torch.autograd.grad(mixed_logits.sum(), mixed, create_graph=True)
         gp = (gp_grads.float().flatten(1).norm(dim=1) - 1).square().mean() * cfg.gp_weight
         total_d = total_d + gp
