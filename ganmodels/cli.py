@@ -271,6 +271,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             "augment_policy": args.augment_policy,
             "diversity_weight": args.diversity,
             "d_recon_weight": args.d_recon,
+            "g_lr": args.lr,
+            "d_lr": args.lr,
+            "ema_kimg": args.ema_kimg,
         }
         changes = {k: v for k, v in changes.items() if v is not None and v != getattr(state.config, k)}
         if changes:  # options a run may change as it goes (the snapshot records the new ones)
@@ -286,41 +289,45 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         precision = training_precision(args.precision, device)
         res = dataset.resolution
-        cfg = TrainConfig(
-            G=GeneratorConfig(
-                img_resolution=res,
-                z_dim=args.z_dim,
-                w_dim=args.w_dim,
-                c_dim=dataset.num_classes if args.cond else 0,
-                mapping_layers=args.map,
-                channel_base=args.cbase,
-                channel_max=args.cmax,
-                use_noise=not args.no_noise,
-            ),
-            D=DiscriminatorConfig(
-                img_resolution=res,
-                channel_base=args.cbase,
-                channel_max=args.cmax,
-                c_dim=dataset.num_classes if args.cond else 0,
-                spectral_norm=args.spectral_norm,
-                mbstd_group_size=min(4, args.batch // max(world, 1)),
-            ),
-            batch_size=args.batch,
-            g_lr=args.lr,
-            d_lr=args.lr,
-            loss=args.loss,
-            r1_gamma=args.gamma if args.gamma is not None else 0.0002 * res**2 / args.batch,
-            pl_weight=args.pl_weight,
-            ema_kimg=args.ema_kimg if args.ema_kimg is not None else args.batch * 10 / 32,
-            augment=args.augment,
-            augment_policy=args.augment_policy or POLICIES,
-            diversity_weight=args.diversity or 0.0,
-            d_recon_weight=args.d_recon or 0.0,
-            ada_target=args.ada_target,
-            precision=precision,
-            channels_last=args.channels_last is not False,
-            seed=args.seed,
-        )
+        try:
+            cfg = TrainConfig(
+                G=GeneratorConfig(
+                    img_resolution=res,
+                    z_dim=args.z_dim,
+                    w_dim=args.w_dim,
+                    c_dim=dataset.num_classes if args.cond else 0,
+                    mapping_layers=args.map,
+                    channel_base=args.cbase,
+                    channel_max=args.cmax,
+                    use_noise=not args.no_noise,
+                ),
+                D=DiscriminatorConfig(
+                    img_resolution=res,
+                    channel_base=args.cbase,
+                    channel_max=args.cmax,
+                    c_dim=dataset.num_classes if args.cond else 0,
+                    spectral_norm=args.spectral_norm,
+                    mbstd_group_size=min(4, args.batch // max(world, 1)),
+                ),
+                batch_size=args.batch,
+                g_lr=args.lr if args.lr is not None else 0.0025,
+                d_lr=args.lr if args.lr is not None else 0.0025,
+                loss=args.loss,
+                r1_gamma=args.gamma if args.gamma is not None else 0.0002 * res**2 / args.batch,
+                pl_weight=args.pl_weight,
+                ema_kimg=args.ema_kimg if args.ema_kimg is not None else args.batch * 10 / 32,
+                augment=args.augment,
+                augment_policy=args.augment_policy or POLICIES,
+                diversity_weight=args.diversity or 0.0,
+                d_recon_weight=args.d_recon or 0.0,
+                ada_target=args.ada_target,
+                precision=precision,
+                channels_last=args.channels_last is not False,
+                seed=args.seed,
+            )
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         state = new_state(cfg, device=device)
         if args.cond:  # sample classes as often as the data has them
             probs = torch.as_tensor(dataset.class_frequencies(), dtype=torch.float32, device=device)
@@ -948,11 +955,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--map", type=int, default=2, help="mapping network depth")
     s.add_argument("--z-dim", type=int, default=512)
     s.add_argument("--w-dim", type=int, default=512)
-    s.add_argument("--lr", type=float, default=0.0025)
+    s.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate of G and D (default 0.0025; given with --resume, it changes the run's, e.g. lowered "
+        "for the last stretch of a long run)",
+    )
     s.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan-gp"], help="ns = non-saturating + R1")
     s.add_argument("--gamma", type=float, default=None, help="R1 weight (default 0.0002 * res^2 / batch)")
     s.add_argument("--pl-weight", type=float, default=0.0, help="path length regularisation weight")
-    s.add_argument("--ema-kimg", type=float, default=None)
+    s.add_argument(
+        "--ema-kimg",
+        type=float,
+        default=None,
+        help="half-life of G's moving average in thousands of images (default batch * 10 / 32; given with "
+        "--resume, it changes the run's)",
+    )
     s.add_argument("--augment", default="diffaugment", choices=["diffaugment", "ada", "none"])
     s.add_argument(
         "--augment-p",

@@ -93,6 +93,10 @@ class TrainConfig:
             raise ValueError("diversity_weight must be >= 0")
         if self.d_recon_weight < 0:
             raise ValueError("d_recon_weight must be >= 0")
+        if not (self.g_lr > 0 and self.d_lr > 0):
+            raise ValueError("learning rates must be > 0")
+        if self.ema_kimg <= 0:
+            raise ValueError("ema_kimg must be > 0")
         if self.d_recon_weight > 0 and self.D.img_resolution < 2 * RECON_FEATURE_RES:
             raise ValueError(f"d_recon_weight needs pictures of at least {2 * RECON_FEATURE_RES} px")
         if self.precision not in ("bf16", "fp32"):
@@ -165,10 +169,37 @@ class TrainState:
 # Set-up
 
 
+def _lazy_ratio(interval: int) -> float:
+    """How much a network regularised every ``interval`` steps scales its lr and betas (StyleGAN2 appendix B)."""
+    return interval / (interval + 1) if interval > 0 else 1.0
+
+
+def _reg_intervals(config: TrainConfig) -> tuple[int, int]:
+    """Lazy regularisation intervals of G (path length) and D (R1); 0 = none."""
+    reg_g = config.pl_interval if config.pl_weight > 0 else 0
+    reg_d = config.r1_interval if (config.loss == "ns" and config.r1_gamma > 0) else 0
+    return reg_g, reg_d
+
+
 def _lazy_adam(params: Any, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
     """Adam with lr / betas corrected for lazy regularisation (StyleGAN2 appendix B)."""
-    ratio = interval / (interval + 1) if interval > 0 else 1.0
+    ratio = _lazy_ratio(interval)
     return torch.optim.Adam(params, lr=lr * ratio, betas=(betas[0] ** ratio, betas[1] ** ratio), eps=1e-8)
+
+
+def apply_learning_rates(state: TrainState) -> None:
+    """Set the optimisers' learning rates from ``state.config`` (``g_lr``, ``d_lr``; the reconstruction head
+    follows D), e.g. after a resumed run lowered them; Adam's moments are kept."""
+    cfg = state.config
+    reg_g, reg_d = _reg_intervals(cfg)
+    for opt, lr in (
+        (state.opt_G, cfg.g_lr * _lazy_ratio(reg_g)),
+        (state.opt_D, cfg.d_lr * _lazy_ratio(reg_d)),
+        (state.opt_R, cfg.d_lr),
+    ):
+        if opt is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr
 
 
 def new_state(config: TrainConfig, *, device: torch.device | str = "cpu") -> TrainState:
@@ -182,8 +213,7 @@ def new_state(config: TrainConfig, *, device: torch.device | str = "cpu") -> Tra
     if config.channels_last:
         for net in (G, D, G_ema):
             net.to(memory_format=torch.channels_last)
-    reg_g = config.pl_interval if config.pl_weight > 0 else 0
-    reg_d = config.r1_interval if (config.loss == "ns" and config.r1_gamma > 0) else 0
+    reg_g, reg_d = _reg_intervals(config)
     opt_G = _lazy_adam(G.parameters(), config.g_lr, config.betas, reg_g)
     opt_D = _lazy_adam(D.parameters(), config.d_lr, config.betas, reg_d)
     rng = torch.Generator(device=device)
@@ -339,6 +369,7 @@ def train_step(
         raise ValueError("a conditional G needs the labels of the real pictures")
     if cfg.d_recon_weight > 0 and state.R is None:
         attach_recon_decoder(state)
+    apply_learning_rates(state)  # the config's (a resumed run may have changed them)
     recon = state.R if cfg.d_recon_weight > 0 else None
     real_c = one_hot_c(G, real_labels) if G.c_dim > 0 else torch.zeros([batch, 0], device=device)  # [B, c_dim]
     gen_c = random_c(G, batch, generator=rng)  # [B, c_dim]

@@ -367,6 +367,36 @@ def test_resume_with_the_reconstruction_head_is_exact_and_it_can_be_switched_on(
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in run.R.parameters())
 
 
+def test_a_resumed_run_can_lower_its_learning_rate(tmp_path):
+    path = tmp_path / "snapshot-000000k-00000003.safetensors"
+    _, _, data = trained(tiny_config(augment="none", r1_interval=2), 3, path)
+    runs = {}
+    for scale in (1.0, 0.1):
+        run = load_checkpoint(path)
+        run.config = dataclasses.replace(run.config, g_lr=0.0025 * scale, d_lr=0.0025 * scale)
+        before = [p.detach().clone() for p in run.G.parameters()]
+        train_step(run, data.sample(8, generator=run.rng), _Augmenter(run.config, 0.0))
+        runs[scale] = (run, [p.detach() - b for p, b in zip(run.G.parameters(), before)])
+    run, small = runs[0.1]
+    assert run.opt_G.param_groups[0]["lr"] == pytest.approx(0.00025)
+    assert run.opt_D.param_groups[0]["lr"] == pytest.approx(0.00025 * 2 / 3)  # lazy R1 every 2 steps
+    # Same gradients and Adam moments in the first step: a tenth of the lr moves G by a tenth as much.
+    moved = [d for d in runs[1.0][1] if d.abs().max() > 0]
+    assert moved
+    for p, d_full, d_small in zip(run.G.parameters(), runs[1.0][1], small):
+        ulp = 2 * torch.finfo(torch.float32).eps * p.detach().abs().max().item()  # rounding of p + step
+        torch.testing.assert_close(d_small, 0.1 * d_full, rtol=1e-3, atol=ulp)
+    # The lowered rate is saved with the run and kept when it resumes again.
+    save_checkpoint(run, tmp_path / "lowered.safetensors")
+    again = load_checkpoint(tmp_path / "lowered.safetensors")
+    assert again.config.g_lr == pytest.approx(0.00025)
+    assert again.opt_G.param_groups[0]["lr"] == pytest.approx(0.00025)
+    with pytest.raises(ValueError, match="learning rates"):
+        dataclasses.replace(run.config, g_lr=0.0)
+    with pytest.raises(ValueError, match="ema_kimg"):
+        dataclasses.replace(run.config, ema_kimg=-1.0)
+
+
 def test_adaptive_augment_raises_p_when_d_overfits():
     ada = AdaptiveAugment(p=0.0, target=0.6, adjust_kimg=1.0, interval=2)
     for _ in range(4):
