@@ -274,6 +274,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "g_lr": args.lr,
             "d_lr": args.lr,
             "ema_kimg": args.ema_kimg,
+            "r1_gamma": args.gamma,
         }
         changes = {k: v for k, v in changes.items() if v is not None and v != getattr(state.config, k)}
         if changes:  # options a run may change as it goes (the snapshot records the new ones)
@@ -963,7 +964,12 @@ def build_parser() -> argparse.ArgumentParser:
         "for the last stretch of a long run)",
     )
     s.add_argument("--loss", default="ns", choices=["ns", "hinge", "wgan-gp"], help="ns = non-saturating + R1")
-    s.add_argument("--gamma", type=float, default=None, help="R1 weight (default 0.0002 * res^2 / batch)")
+    s.add_argument(
+        "--gamma",
+        type=float,
+        default=None,
+        help="R1 weight (default 0.0002 * res^2 / batch; given with --resume, it changes the run's)",
+    )
     s.add_argument("--pl-weight", type=float, default=0.0, help="path length regularisation weight")
     s.add_argument(
         "--ema-kimg",

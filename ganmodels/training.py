@@ -93,6 +93,8 @@ class TrainConfig:
             raise ValueError("diversity_weight must be >= 0")
         if self.d_recon_weight < 0:
             raise ValueError("d_recon_weight must be >= 0")
+        if self.r1_gamma < 0:
+            raise ValueError("r1_gamma must be >= 0")
         if not (self.g_lr > 0 and self.d_lr > 0):
             raise ValueError("learning rates must be > 0")
         if self.ema_kimg <= 0:
@@ -187,19 +189,23 @@ def _lazy_adam(params: Any, lr: float, betas: tuple[float, float], interval: int
     return torch.optim.Adam(params, lr=lr * ratio, betas=(betas[0] ** ratio, betas[1] ** ratio), eps=1e-8)
 
 
-def apply_learning_rates(state: TrainState) -> None:
-    """Set the optimisers' learning rates from ``state.config`` (``g_lr``, ``d_lr``; the reconstruction head
-    follows D), e.g. after a resumed run lowered them; Adam's moments are kept."""
+def apply_optimizer_config(state: TrainState) -> None:
+    """Set the optimisers' learning rates and betas from ``state.config`` (``g_lr``, ``d_lr``, ``betas``, corrected
+    for lazy regularisation; the reconstruction head follows D), e.g. after a resumed run lowered the rates or
+    changed R1's weight; Adam's moments are kept."""
     cfg = state.config
     reg_g, reg_d = _reg_intervals(cfg)
-    for opt, lr in (
-        (state.opt_G, cfg.g_lr * _lazy_ratio(reg_g)),
-        (state.opt_D, cfg.d_lr * _lazy_ratio(reg_d)),
-        (state.opt_R, cfg.d_lr),
+    for opt, lr, interval in (
+        (state.opt_G, cfg.g_lr, reg_g),
+        (state.opt_D, cfg.d_lr, reg_d),
+        (state.opt_R, cfg.d_lr, 0),
     ):
-        if opt is not None:
-            for group in opt.param_groups:
-                group["lr"] = lr
+        if opt is None:
+            continue
+        ratio = _lazy_ratio(interval)
+        for group in opt.param_groups:
+            group["lr"] = lr * ratio
+            group["betas"] = (cfg.betas[0] ** ratio, cfg.betas[1] ** ratio)
 
 
 def new_state(config: TrainConfig, *, device: torch.device | str = "cpu") -> TrainState:
@@ -369,7 +375,7 @@ def train_step(
         raise ValueError("a conditional G needs the labels of the real pictures")
     if cfg.d_recon_weight > 0 and state.R is None:
         attach_recon_decoder(state)
-    apply_learning_rates(state)  # the config's (a resumed run may have changed them)
+    apply_optimizer_config(state)  # the config's (a resumed run may have changed them)
     recon = state.R if cfg.d_recon_weight > 0 else None
     real_c = one_hot_c(G, real_labels) if G.c_dim > 0 else torch.zeros([batch, 0], device=device)  # [B, c_dim]
     gen_c = random_c(G, batch, generator=rng)  # [B, c_dim]

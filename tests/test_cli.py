@@ -263,8 +263,8 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     for m in metrics:
         assert m["SWDx1e3_avg"] > 0 and 0 < m["pair_l1_fake"] < 1 and 0 < m["pair_l1_real"] < 1
         assert 0 < m["diversity_ratio"] < 10
-    # A resumed run keeps its options unless --augment-policy / --diversity / --d-recon / --lr / --ema-kimg change
-    # them.
+    # A resumed run keeps its options unless --augment-policy / --diversity / --d-recon / --lr / --ema-kimg / --gamma
+    # change them.
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "-1"]) == 2
     assert "diversity_weight must be >= 0" in capsys.readouterr().err
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "2", "--d-recon", "0.5"]) == 0
@@ -277,10 +277,28 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
 
     assert load_checkpoint(latest_checkpoint(run)).config.diversity_weight == 2.0
     assert load_checkpoint(latest_checkpoint(run)).R is not None  # D's reconstruction head, saved with the run
-    assert main([*args[:-2], "--resume", str(run), "--kimg", "0.028", "--lr", "0.001", "--ema-kimg", "0.5"]) == 0
-    assert "changed g_lr to 0.001, d_lr to 0.001, ema_kimg to 0.5" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                *args[:-2],
+                "--resume",
+                str(run),
+                "--kimg",
+                "0.028",
+                "--lr",
+                "0.001",
+                "--ema-kimg",
+                "0.5",
+                "--gamma",
+                "0.05",
+            ]
+        )
+        == 0
+    )
+    assert "changed g_lr to 0.001, d_lr to 0.001, ema_kimg to 0.5, r1_gamma to 0.05" in capsys.readouterr().out
     lowered = load_checkpoint(latest_checkpoint(run))
-    assert (lowered.config.g_lr, lowered.config.ema_kimg, lowered.config.diversity_weight) == (0.001, 0.5, 2.0)
+    assert (lowered.config.g_lr, lowered.config.ema_kimg, lowered.config.r1_gamma) == (0.001, 0.5, 0.05)
+    assert lowered.config.diversity_weight == 2.0  # changed before, not now
     assert lowered.opt_G.param_groups[0]["lr"] == 0.001  # no path-length regularisation: no lazy factor
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.032", "--ema-kimg", "0"]) == 2
     assert "ema_kimg must be > 0" in capsys.readouterr().err

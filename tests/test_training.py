@@ -367,7 +367,7 @@ def test_resume_with_the_reconstruction_head_is_exact_and_it_can_be_switched_on(
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in run.R.parameters())
 
 
-def test_a_resumed_run_can_lower_its_learning_rate(tmp_path):
+def test_a_resumed_run_can_change_its_learning_rate_and_r1_weight(tmp_path):
     path = tmp_path / "snapshot-000000k-00000003.safetensors"
     _, _, data = trained(tiny_config(augment="none", r1_interval=2), 3, path)
     runs = {}
@@ -391,8 +391,15 @@ def test_a_resumed_run_can_lower_its_learning_rate(tmp_path):
     again = load_checkpoint(tmp_path / "lowered.safetensors")
     assert again.config.g_lr == pytest.approx(0.00025)
     assert again.opt_G.param_groups[0]["lr"] == pytest.approx(0.00025)
+    # Without R1, D is no longer regularised lazily: its lr and betas lose the correction.
+    again.config = dataclasses.replace(again.config, r1_gamma=0.0)
+    train_step(again, data.sample(8, generator=again.rng), _Augmenter(again.config, 0.0))
+    assert again.opt_D.param_groups[0]["lr"] == pytest.approx(0.00025)
+    assert again.opt_D.param_groups[0]["betas"] == (0.0, 0.99)
     with pytest.raises(ValueError, match="learning rates"):
         dataclasses.replace(run.config, g_lr=0.0)
+    with pytest.raises(ValueError, match="r1_gamma"):
+        dataclasses.replace(run.config, r1_gamma=-1.0)
     with pytest.raises(ValueError, match="ema_kimg"):
         dataclasses.replace(run.config, ema_kimg=-1.0)
 
