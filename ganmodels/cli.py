@@ -290,6 +290,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         precision = training_precision(args.precision, device)
         res = dataset.resolution
+        lr = args.lr if args.lr is not None else 0.0025
         try:
             cfg = TrainConfig(
                 G=GeneratorConfig(
@@ -311,8 +312,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                     mbstd_group_size=min(4, args.batch // max(world, 1)),
                 ),
                 batch_size=args.batch,
-                g_lr=args.lr if args.lr is not None else 0.0025,
-                d_lr=args.lr if args.lr is not None else 0.0025,
+                g_lr=lr,
+                d_lr=lr,
                 loss=args.loss,
                 r1_gamma=args.gamma if args.gamma is not None else 0.0002 * res**2 / args.batch,
                 pl_weight=args.pl_weight,

@@ -277,24 +277,8 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
 
     assert load_checkpoint(latest_checkpoint(run)).config.diversity_weight == 2.0
     assert load_checkpoint(latest_checkpoint(run)).R is not None  # D's reconstruction head, saved with the run
-    assert (
-        main(
-            [
-                *args[:-2],
-                "--resume",
-                str(run),
-                "--kimg",
-                "0.028",
-                "--lr",
-                "0.001",
-                "--ema-kimg",
-                "0.5",
-                "--gamma",
-                "0.05",
-            ]
-        )
-        == 0
-    )
+    changed = ["--lr", "0.001", "--ema-kimg", "0.5", "--gamma", "0.05"]
+    assert main([*args[:-2], "--resume", str(run), "--kimg", "0.028", *changed]) == 0
     assert "changed g_lr to 0.001, d_lr to 0.001, ema_kimg to 0.5, r1_gamma to 0.05" in capsys.readouterr().out
     lowered = load_checkpoint(latest_checkpoint(run))
     assert (lowered.config.g_lr, lowered.config.ema_kimg, lowered.config.r1_gamma) == (0.001, 0.5, 0.05)
