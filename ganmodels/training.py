@@ -171,9 +171,11 @@ class TrainState:
 # Set-up
 
 
-def _lazy_ratio(interval: int) -> float:
-    """How much a network regularised every ``interval`` steps scales its lr and betas (StyleGAN2 appendix B)."""
-    return interval / (interval + 1) if interval > 0 else 1.0
+def _lazy_hparams(lr: float, betas: tuple[float, float], interval: int) -> tuple[float, tuple[float, float]]:
+    """Adam's lr and betas for a network regularised lazily every ``interval`` steps (0 = never; StyleGAN2
+    appendix B)."""
+    ratio = interval / (interval + 1) if interval > 0 else 1.0
+    return lr * ratio, (betas[0] ** ratio, betas[1] ** ratio)
 
 
 def _reg_intervals(config: TrainConfig) -> tuple[int, int]:
@@ -185,8 +187,8 @@ def _reg_intervals(config: TrainConfig) -> tuple[int, int]:
 
 def _lazy_adam(params: Any, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
     """Adam with lr / betas corrected for lazy regularisation (StyleGAN2 appendix B)."""
-    ratio = _lazy_ratio(interval)
-    return torch.optim.Adam(params, lr=lr * ratio, betas=(betas[0] ** ratio, betas[1] ** ratio), eps=1e-8)
+    lr, betas = _lazy_hparams(lr, betas, interval)
+    return torch.optim.Adam(params, lr=lr, betas=betas, eps=1e-8)
 
 
 def apply_optimizer_config(state: TrainState) -> None:
@@ -202,10 +204,8 @@ def apply_optimizer_config(state: TrainState) -> None:
     ):
         if opt is None:
             continue
-        ratio = _lazy_ratio(interval)
         for group in opt.param_groups:
-            group["lr"] = lr * ratio
-            group["betas"] = (cfg.betas[0] ** ratio, cfg.betas[1] ** ratio)
+            group["lr"], group["betas"] = _lazy_hparams(lr, cfg.betas, interval)
 
 
 def new_state(config: TrainConfig, *, device: torch.device | str = "cpu") -> TrainState:
