@@ -169,18 +169,34 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
 def cmd_dataset_cluster(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ganmodels.clusters import cluster_images
-    from ganmodels.dataset import load_images, save_labels
+    from ganmodels.clusters import cluster_images, refine_clusters
+    from ganmodels.dataset import load_images, load_labels, save_labels
     from ganmodels.generate import make_grid
 
     images = load_images(args.data)
-    if not 1 <= args.k <= len(images):
-        print(f"error: --k must be in 1..{len(images)} (the number of pictures)", file=sys.stderr)
-        return 2
-    result = cluster_images(images, k=args.k, seed=args.seed)
-    save_labels(args.data, result.labels)
-    sizes = result.sizes
-    print(f"wrote {args.k} class labels into {args.data}: {sizes.min()}..{sizes.max()} pictures per class")
+    if args.refine:
+        old = load_labels(args.data)
+        if old is None:
+            print(f"error: --refine splits the classes {args.data} has, and it has none", file=sys.stderr)
+            return 2
+        coarse = int(old.max()) + 1
+        if not coarse <= args.k <= len(images):
+            print(f"error: --refine needs --k in {coarse}..{len(images)} (classes now..pictures)", file=sys.stderr)
+            return 2
+        try:
+            labels = refine_clusters(images, old, k=args.k, seed=args.seed).labels
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    else:
+        if not 1 <= args.k <= len(images):
+            print(f"error: --k must be in 1..{len(images)} (the number of pictures)", file=sys.stderr)
+            return 2
+        labels = cluster_images(images, k=args.k, seed=args.seed).labels
+    save_labels(args.data, labels)
+    sizes = np.bincount(labels, minlength=args.k)
+    how = f"split from its {int(old.max()) + 1} classes" if args.refine else "k-means"
+    print(f"wrote {args.k} class labels ({how}) into {args.data}: {sizes.min()}..{sizes.max()} pictures per class")
     if args.preview:
         from PIL import Image
 
@@ -188,7 +204,7 @@ def cmd_dataset_cluster(args: argparse.Namespace) -> int:
         res = images.shape[1]
         rows = []
         for j in range(args.k):
-            members = images[result.labels == j][:cols]
+            members = images[labels == j][:cols]
             pad = np.full([cols - len(members), res, res, 3], 255, dtype=np.uint8)
             rows.append(np.concatenate([members, pad]))
         Image.fromarray(make_grid(np.concatenate(rows), cols=cols, pad=2)).save(args.preview)
@@ -204,6 +220,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from ganmodels.augment import POLICIES
+    from ganmodels.clusters import class_correspondence
     from ganmodels.dataset import ImageDataset
     from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
     from ganmodels.training import (
@@ -336,8 +353,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             for G in (state.G, state.G_ema):
                 G.mapping.c_probs.copy_(probs)
         if args.init_from:
+            class_map = None
+            old_labels = checkpoint_labels(args.init_from) if args.cond else None
+            if old_labels is not None and len(old_labels) == len(dataset):
+                class_map = class_correspondence(old_labels, dataset.labels, num_new=dataset.num_classes)
+                if rank == 0:
+                    print(f"each class starts as the class of {Path(args.init_from).name} most of its pictures had")
             try:
-                report = init_from(state, args.init_from)
+                report = init_from(state, args.init_from, class_map=class_map)
             except ValueError as e:
                 print(f"error: --init-from: {e}", file=sys.stderr)
                 return 2
@@ -370,7 +393,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if stop.requested:  # (with several processes each rank stops; rank 0 saves)
                 if prog.checkpoint is None and reporter is not None:
                     name = f"snapshot-{state.cur_nimg // 1000:06d}k-{state.step:08d}.safetensors"
-                    reporter(state, save_checkpoint(state, run_dir / name))
+                    labels = dataset.labels if state.G.c_dim > 0 else None
+                    reporter(state, save_checkpoint(state, run_dir / name, data_labels=labels))
                 print(f"stopped at {state.cur_nimg / 1000:.1f} kimg; continue with --resume {run_dir}", file=sys.stderr)
                 break
     bar.close()
@@ -932,6 +956,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--k", type=int, default=32, help="number of classes")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--preview", default=None, help="write a PNG with a row of pictures per class")
+    b.add_argument(
+        "--refine",
+        action="store_true",
+        help="split the dataset's classes into --k finer ones (in proportion to their sizes); a run on the old "
+        "classes can go on on the new ones with 'train --init-from', each new class starting as its old one",
+    )
     b.set_defaults(func=cmd_dataset_cluster)
 
     s = sub.add_parser("train", help="train a StyleGAN2 on a dataset (use torchrun for several processes)")

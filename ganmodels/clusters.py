@@ -16,7 +16,17 @@ import dataclasses
 import cv2
 import numpy as np
 
-__all__ = ["Clustering", "FeatureSpace", "class_consistency", "cluster_images", "image_features", "kmeans"]
+__all__ = [
+    "Clustering",
+    "FeatureSpace",
+    "Refinement",
+    "class_consistency",
+    "class_correspondence",
+    "cluster_images",
+    "image_features",
+    "kmeans",
+    "refine_clusters",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +76,68 @@ class FeatureSpace:
 def image_features(images: np.ndarray, *, size: int = 16, dims: int = 64) -> np.ndarray:
     """uint8 [N, R, R, 3] -> float32 [N, min(dims, N, 3*size*size)]: PCA of mirror-averaged thumbnails."""
     return FeatureSpace.fit(images, size=size, dims=dims).project(images)
+
+
+@dataclasses.dataclass(frozen=True)
+class Refinement:
+    """Result of :func:`refine_clusters`: finer labels [N] int64 and each fine class's coarse class, parent [K]."""
+
+    labels: np.ndarray
+    parent: np.ndarray
+
+
+def _split_counts(sizes: np.ndarray, k: int) -> np.ndarray:
+    """How many sub-classes each class gets: k in all, in proportion to its size (largest remainder), at least one
+    each and never more than its members."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if not len(sizes) <= k <= int(sizes.sum()):
+        raise ValueError(f"k must be in {len(sizes)}..{int(sizes.sum())} (classes..pictures), got {k}")
+    counts = np.ones(len(sizes), dtype=np.int64)
+    for _ in range(k - len(sizes)):  # each extra sub-class goes where the members per sub-class are most
+        room = np.where(counts < sizes, sizes / counts, -1.0)
+        counts[int(room.argmax())] += 1
+    return counts
+
+
+def refine_clusters(images: np.ndarray, labels: np.ndarray, *, k: int, seed: int = 0) -> Refinement:
+    """Split every class of ``labels`` (int [N] for uint8 [N, R, R, 3] pictures) into sub-classes, k in all.
+
+    Each class gets sub-classes in proportion to its size and is split by k-means on :func:`image_features` of the
+    whole set. Fine classes are numbered class by class (class 0's first), within a class by size, so ``parent``
+    (int64 [k]) is non-decreasing and a model trained on the coarse labels can start on the fine ones with every
+    fine class computing what its parent did (``ganmodels train --init-from``).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (len(images),) or (len(labels) and labels.min() < 0):
+        raise ValueError(f"labels must be [N] class indices >= 0 for N = {len(images)} pictures")
+    sizes = np.bincount(labels)
+    if (sizes == 0).any():
+        raise ValueError(f"class {int(np.flatnonzero(sizes == 0)[0])} has no pictures")
+    counts = _split_counts(sizes, k)
+    x = image_features(images)
+    rng = np.random.default_rng(seed)
+    fine = np.empty(len(labels), dtype=np.int64)
+    parent, start = [], 0
+    for j, n in enumerate(counts):
+        members = np.flatnonzero(labels == j)
+        sub = kmeans(x[members], k=int(n), seed=int(rng.integers(2**31))).labels  # numbered by size
+        fine[members] = start + sub
+        parent += [j] * int(n)
+        start += int(n)
+    return Refinement(labels=fine, parent=np.asarray(parent, dtype=np.int64))
+
+
+def class_correspondence(old: np.ndarray, new: np.ndarray, *, num_new: int) -> np.ndarray:
+    """For every new class, the old class most of its pictures had: int64 [num_new] (ties: the lower old class; a
+    new class without pictures: -1). ``old`` and ``new`` label the same pictures (int [N])."""
+    old, new = np.asarray(old, dtype=np.int64), np.asarray(new, dtype=np.int64)
+    if old.shape != new.shape or old.ndim != 1:
+        raise ValueError(f"old and new labels must be [N] for the same pictures, got {old.shape} and {new.shape}")
+    if len(new) and (new.min() < 0 or new.max() >= num_new or old.min() < 0):
+        raise ValueError(f"new labels must be in 0..{num_new - 1} and old ones >= 0")
+    counts = np.zeros([num_new, int(old.max()) + 1 if len(old) else 1], dtype=np.int64)
+    np.add.at(counts, (new, old), 1)
+    return np.where(counts.sum(1) > 0, counts.argmax(1), -1)
 
 
 def class_consistency(space: FeatureSpace, centres: np.ndarray, images: np.ndarray, labels: np.ndarray) -> float:

@@ -713,14 +713,38 @@ def _widen(v: torch.Tensor, t: torch.Tensor, key: str) -> bool:
     return False
 
 
-def _transfer(net: nn.Module, src: dict[str, torch.Tensor]) -> tuple[int, list[str], list[str]]:
+def _map_classes(v: torch.Tensor, t: torch.Tensor, class_map: np.ndarray) -> bool:
+    """A class embedding ``t`` ([out, K_old]) for new classes: column j of ``v`` ([out, K_new]) takes old class
+    ``class_map[j]``'s (a zero column for -1), scaled by sqrt(K_new / K_old) for the equalised learning-rate gain, so
+    a one-hot label of a new class embeds exactly as its old class did."""
+    if t.ndim != 2 or v.ndim != 2 or t.shape[0] != v.shape[0] or v.shape[1] != len(class_map):
+        return False
+    if len(class_map) and int(class_map.max()) >= t.shape[1]:
+        return False
+    idx = torch.as_tensor(np.maximum(class_map, 0), dtype=torch.long)
+    cols = t.to(v.dtype)[:, idx] * math.sqrt(v.shape[1] / t.shape[1])  # [out, K_new]
+    v.copy_(torch.where(torch.as_tensor(class_map >= 0)[None, :], cols, torch.zeros_like(cols)))
+    return True
+
+
+def _transfer(
+    net: nn.Module, src: dict[str, torch.Tensor], *, class_map: np.ndarray | None = None
+) -> tuple[int, list[str], list[str]]:
     """Copy the tensors of ``src`` that fit ``net``; widen narrower ones (more channels, a new class input) so that
-    the network computes what the source did (:func:`_widen`)."""
+    the network computes what the source did (:func:`_widen`); with ``class_map``, class embeddings are mapped from
+    the old classes to the new ones (:func:`_map_classes`)."""
     copied, adapted, fresh = 0, [], []
     with torch.no_grad():
         for k, v in net.state_dict().items():
             t = src.get(k)
-            if t is not None and tuple(t.shape) == tuple(v.shape):
+            if (
+                t is not None
+                and class_map is not None
+                and k.endswith("mapping.embed.weight")
+                and _map_classes(v, t, class_map)
+            ):
+                adapted.append(k)
+            elif t is not None and tuple(t.shape) == tuple(v.shape):
                 v.copy_(t.to(v.dtype))
                 copied += 1
             elif t is not None and _widen(v, t, k):
@@ -730,16 +754,19 @@ def _transfer(net: nn.Module, src: dict[str, torch.Tensor]) -> tuple[int, list[s
     return copied, adapted, fresh
 
 
-def init_from(state: TrainState, source: str | Path) -> TransferReport:
+def init_from(state: TrainState, source: str | Path, *, class_map: np.ndarray | None = None) -> TransferReport:
     """Start a fresh run from the weights of a training checkpoint or a model file (transfer learning).
 
     Tensors whose names and shapes match are copied into G, G_ema and D. Narrower ones are widened (:func:`_widen`)
     so that a wider channel base starts out computing exactly what the source did, and a new class input (``--cond``)
     leaves G's mapping of z as it was (zero class columns); D then gets a freshly initialised class embedding and
-    projection head. Optimiser state and counters start fresh; the augmentation probability of a training
-    checkpoint is carried over (``augment_p`` of the report), and the source's training (kimg and time, from a
-    checkpoint's counters or a model's card) goes to ``state.prior_kimg`` / ``prior_seconds``. Raises ValueError
-    when nothing fits.
+    projection head. ``class_map`` (int [c_dim], e.g. from :func:`ganmodels.clusters.class_correspondence`) gives
+    every class of the new run a class of the source (-1: none); its embedding in G and D starts as that class's, so
+    finer classes split from the source's start out drawing and judging as their parent did. D's reconstruction head
+    is copied from a training checkpoint when both have one. Optimiser state and counters start fresh; the
+    augmentation probability of a training checkpoint is carried over (``augment_p`` of the report), and the
+    source's training (kimg and time, from a checkpoint's counters or a model's card) goes to ``state.prior_kimg`` /
+    ``prior_seconds``. Raises ValueError when nothing fits.
     """
     source = Path(source)
     try:
@@ -751,7 +778,7 @@ def init_from(state: TrainState, source: str | Path) -> TransferReport:
                 return {k[len(pre) :]: f.get_tensor(k) for k in keys if k.startswith(pre)}
 
             if meta.get("format") == "gan-editor-train/1":
-                srcs = {"G": prefixed("G."), "G_ema": prefixed("G_ema."), "D": prefixed("D.")}
+                srcs = {"G": prefixed("G."), "G_ema": prefixed("G_ema."), "D": prefixed("D."), "R": prefixed("R.")}
                 counters = json.loads(meta["counters"])
                 augment_p: float | None = float(counters.get("augment_p", 0.0))
                 prior = (
@@ -775,8 +802,13 @@ def init_from(state: TrainState, source: str | Path) -> TransferReport:
     copied: dict[str, int] = {}
     adapted: dict[str, list[str]] = {}
     fresh: dict[str, list[str]] = {}
-    for name, net in (("G", state.G), ("G_ema", state.G_ema), ("D", state.D)):
-        copied[name], adapted[name], fresh[name] = _transfer(net, srcs[name])
+    nets = [("G", state.G), ("G_ema", state.G_ema), ("D", state.D)]
+    if state.R is not None and srcs.get("R"):
+        nets.append(("R", state.R))
+    if class_map is not None:
+        class_map = np.asarray(class_map, dtype=np.int64)
+    for name, net in nets:
+        copied[name], adapted[name], fresh[name] = _transfer(net, srcs[name], class_map=class_map)
     if copied["G"] == 0:
         raise ValueError(f"no generator weight of {source.name} fits this network (other resolution or channels?)")
     if state.config.augment == "ada" and augment_p is not None:
@@ -876,7 +908,9 @@ def train(
             due = due or (state.cur_nimg - last_snap_nimg) >= snapshot_kimg * 1000
         if run_dir is not None and (due or done) and _rank() == 0:
             ckpt = save_checkpoint(
-                state, Path(run_dir) / f"snapshot-{state.cur_nimg // 1000:06d}k-{state.step:08d}.safetensors"
+                state,
+                Path(run_dir) / f"snapshot-{state.cur_nimg // 1000:06d}k-{state.step:08d}.safetensors",
+                data_labels=dataset.labels if state.G.c_dim > 0 else None,
             )
             for old in sorted(Path(run_dir).glob("snapshot-*.safetensors"))[:-keep_snapshots]:
                 old.unlink()

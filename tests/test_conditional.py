@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from ganmodels.clusters import cluster_images, image_features, kmeans
+from ganmodels.clusters import (
+    _split_counts,
+    class_correspondence,
+    cluster_images,
+    image_features,
+    kmeans,
+    refine_clusters,
+)
 from ganmodels.dataset import DatasetError, ImageDataset, load_labels, save_labels
 from ganmodels.generate import seed_to_class, seeds_to_ws
 from ganmodels.networks import class_probs, one_hot_c, random_c
@@ -87,6 +94,53 @@ def test_class_consistency_is_one_for_the_data_and_low_for_wrong_labels():
     assert class_consistency(space, centres, x, truth) == 1.0
     assert class_consistency(space, centres, x, (truth + 1) % 4) == 0.0
     assert np.allclose(space.project(x[:5]), feats[:5])
+
+
+def striped_images(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """toy_images where every other picture has a black band across its top: (pictures, colour, colour * 2 + band)."""
+    x, colour = toy_images(n, seed)
+    band = np.arange(n) % 2
+    x[band == 1, :4] = 0
+    return x, colour, colour * 2 + band
+
+
+def test_split_counts_are_proportional_and_bounded():
+    assert _split_counts(np.array([50, 30, 20]), 10).tolist() == [5, 3, 2]
+    assert _split_counts(np.array([50, 30, 20]), 3).tolist() == [1, 1, 1]
+    assert _split_counts(np.array([90, 2, 8]), 20).tolist() == [17, 1, 2]
+    assert _split_counts(np.array([3, 1]), 4).tolist() == [3, 1]  # never more sub-classes than members
+    with pytest.raises(ValueError, match=r"k must be in 2\.\.4"):
+        _split_counts(np.array([3, 1]), 5)
+
+
+def test_refine_clusters_splits_each_class_into_its_own_sub_classes():
+    x, colour, truth = striped_images(64)
+    result = refine_clusters(x, colour, k=8, seed=0)
+    assert result.labels.dtype == np.int64 and result.labels.shape == (64,)
+    assert result.parent.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # sizes are about equal: two sub-classes each
+    for j in range(8):
+        members = result.labels == j
+        assert members.any()
+        assert set(colour[members].tolist()) == {result.parent[j]}  # inside its parent
+        assert len(set(truth[members].tolist())) == 1  # and split by the band
+    again = refine_clusters(x, colour, k=8, seed=0)
+    assert np.array_equal(again.labels, result.labels)
+    assert np.array_equal(class_correspondence(colour, result.labels, num_new=8), result.parent)
+    with pytest.raises(ValueError, match=r"k must be in 4\.\.64"):
+        refine_clusters(x, colour, k=3)
+    with pytest.raises(ValueError, match="class 1 has no pictures"):
+        refine_clusters(x, np.where(colour == 1, 0, colour), k=8)
+
+
+def test_class_correspondence_takes_the_majority():
+    old = np.array([0, 0, 1, 1, 1, 2, 2, 2])
+    new = np.array([0, 0, 0, 1, 1, 1, 1, 3])
+    # class 0: {0, 0, 1} -> 0; class 1: {1, 1, 2, 2} -> tie, the lower; class 2: no pictures; class 3: {2}
+    assert class_correspondence(old, new, num_new=4).tolist() == [0, 1, -1, 2]
+    with pytest.raises(ValueError, match="same pictures"):
+        class_correspondence(old, new[:4], num_new=4)
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        class_correspondence(old, new, num_new=3)
 
 
 # ---- labelled datasets
@@ -335,6 +389,78 @@ def test_init_from_a_narrower_run_widens_without_changing_what_it_computes(tmp_p
     assert torch.count_nonzero(wide.G.synthesis.b16.conv1.weight[:16, 16:]) > 0
 
 
+def test_init_from_with_a_class_map_starts_every_class_as_its_old_one(tmp_path):
+    x, colour, _ = striped_images(32)
+    src = new_state(cond_config(4, d_recon_weight=1.0))
+    for _ in train(src, ImageDataset(x, labels=colour), total_kimg=0.032):
+        pass
+    ckpt = save_checkpoint(src, tmp_path / "snap.safetensors")
+    new = new_state(cond_config(8, d_recon_weight=1.0))
+    class_map = np.array([0, 0, 1, 1, 2, 2, 3, -1])  # the last class has no old one
+    report = init_from(new, ckpt, class_map=class_map)
+    assert report.adapted["G"] == ["mapping.embed.weight"] and report.adapted["D"] == ["mapping.embed.weight"]
+    assert report.fresh["G"] == ["mapping.c_probs"] and report.fresh["D"] == [] and report.fresh["R"] == []
+    for a, b in zip(new.R.state_dict().values(), src.R.state_dict().values()):  # D's reconstruction head too
+        assert torch.equal(a, b)
+    z = torch.randn(8, TINY_G.z_dim, generator=torch.Generator().manual_seed(0))
+    imgs = torch.from_numpy(x[:8]).permute(0, 3, 1, 2).float() / 127.5 - 1  # [8, 3, 16, 16]
+    fine_c = [0, 1, 2, 3, 4, 5, 6, 1]  # classes with an old one
+    with torch.no_grad():
+        for old_net, new_net in ((src.G_ema, new.G_ema), (src.G, new.G)):
+            a = old_net(z, one_hot_c(old_net, class_map[fine_c]), noise_mode="const")  # [8, 3, 16, 16]
+            b = new_net(z, one_hot_c(new_net, fine_c), noise_mode="const")
+            assert a.abs().mean() > 0.01 and torch.allclose(a, b, atol=1e-5)
+        a = src.D(imgs, one_hot_c(src.G, class_map[fine_c]))  # [8, 1]
+        b = new.D(imgs, one_hot_c(new.G, fine_c))
+        assert torch.allclose(a, b, atol=1e-5)
+        # class 7 maps to no old class: its embedding column is zero
+        assert torch.count_nonzero(new.G.mapping.embed.weight[:, 7]) == 0
+        # without a map the new classes only keep the first four columns (widening)
+        plain = new_state(cond_config(8))
+        assert init_from(plain, ckpt).adapted["G"] == ["mapping.embed.weight"]
+        c = plain.G_ema(z[:2], one_hot_c(plain.G_ema, [0, 1]), noise_mode="const")
+        assert not torch.allclose(c[1], new.G_ema(z[1:2], one_hot_c(new.G_ema, [1]), noise_mode="const")[0], atol=1e-3)
+
+
+def test_cli_refined_classes_continue_a_run(tmp_path, capsys):
+    from ganmodels.cli import main
+    from ganmodels.dataset import _write_npz
+    from ganmodels.modelfile import load_model
+    from ganmodels.training import checkpoint_labels, latest_checkpoint
+
+    x, colour, _ = striped_images(32)
+    data = tmp_path / "d.npz"
+    _write_npz(data, list(x), [str(i) for i in range(32)], [False] * 32, xflip=False)
+    assert main(["dataset", "cluster", str(data), "--k", "8", "--refine"]) == 2
+    assert "has none" in capsys.readouterr().err
+    save_labels(data, colour)
+    common = ["--batch", "8", "--cbase", "256", "--cmax", "32", "--z-dim", "32", "--w-dim", "32", "--kimg", "0.016"]
+    common += ["--precision", "fp32", "--threads", "1"]
+    run = tmp_path / "run"
+    assert main(["--quiet", "train", str(data), "--out", str(run), "--cond", *common]) == 0
+    snap = latest_checkpoint(run)
+    assert np.array_equal(checkpoint_labels(snap), colour)
+
+    fine_data = tmp_path / "fine.npz"
+    fine_data.write_bytes(data.read_bytes())
+    assert main(["dataset", "cluster", str(fine_data), "--k", "3", "--refine"]) == 2
+    assert "--k in 4..32" in capsys.readouterr().err
+    assert main(["dataset", "cluster", str(fine_data), "--k", "8", "--refine"]) == 0
+    assert "split from its 4 classes" in capsys.readouterr().out
+    labels = load_labels(fine_data)
+    assert sorted(set(labels.tolist())) == list(range(8))
+    assert all(len(set(colour[labels == j].tolist())) == 1 for j in range(8))  # each inside one old class
+    out = tmp_path / "fine_run"
+    assert (
+        main(["--quiet", "train", str(fine_data), "--out", str(out), "--cond", "--init-from", str(snap), *common]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "each class starts as the class of" in printed and "mapping.embed.weight" in printed
+    trained = load_model(out / "model-latest.safetensors")
+    assert trained.G.c_dim == 8
+    assert np.allclose(trained.G.mapping.c_probs.numpy(), np.bincount(labels, minlength=8) / 32)
+
+
 def _plain_safetensors(tmp_path):
     from ganmodels.stio import save_safetensors
 
@@ -478,7 +604,7 @@ def test_resuming_from_a_snapshot_uses_the_class_labels_stored_in_it(tmp_path, c
     state = load_checkpoint(latest_checkpoint(run))
     snap = save_checkpoint(state, tmp_path / "small.safetensors", compact=True, data_labels=truth)
     assert np.array_equal(checkpoint_labels(snap), truth)
-    assert checkpoint_labels(latest_checkpoint(run)) is None
+    assert np.array_equal(checkpoint_labels(latest_checkpoint(run)), truth)  # a run's snapshots keep them too
 
     # Elsewhere the data got other labels (or none): the snapshot's own are used.
     save_labels(data, (truth + 1) % 4)
