@@ -973,7 +973,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="start a new run from the weights of a training snapshot or model file (transfer learning); "
         "layers that match are copied, narrower ones (a larger --cbase, a new --cond) are widened so that the "
-        "networks start out computing what the source did",
+        "networks start out computing what the source did; with --cond and a snapshot trained on other labels of "
+        "the same pictures (e.g. 'dataset cluster --refine'), every class starts as the old class most of its "
+        "pictures had",
     )
     s.add_argument(
         "--cond",

@@ -666,7 +666,8 @@ def load_checkpoint(
 
 @dataclasses.dataclass(frozen=True)
 class TransferReport:
-    """What :func:`init_from` took over, per network: tensors copied, adapted (widened) and left freshly initialised."""
+    """What :func:`init_from` took over, per network: tensors copied, adapted (widened or mapped to new classes) and
+    left freshly initialised."""
 
     copied: dict[str, int]
     adapted: dict[str, list[str]]
@@ -680,7 +681,7 @@ class TransferReport:
             if self.adapted.get(net):
                 names = self.adapted[net]
                 shown = ", ".join(names[:3]) + (f", ... {len(names) - 3} more" if len(names) > 3 else "")
-                s += f", {len(names)} widened ({shown})"
+                s += f", {len(names)} adapted ({shown})"
             if self.fresh.get(net):
                 s += f", {len(self.fresh[net])} new"
             parts.append(s)

@@ -371,7 +371,7 @@ def test_init_from_a_narrower_run_widens_without_changing_what_it_computes(tmp_p
     assert "synthesis.b16.conv1.weight" in report.adapted["G"] and "b16.fromrgb.weight" in report.adapted["D"]
     assert wide.G.synthesis.b16.conv1.weight.shape == (32, 32, 3, 3) != src.G.synthesis.b16.conv1.weight.shape
     n = len(report.adapted["G"])
-    assert f"G: {report.copied['G']} tensors copied, {n} widened (" in report.summary()
+    assert f"G: {report.copied['G']} tensors copied, {n} adapted (" in report.summary()
     assert f"... {n - 3} more)" in report.summary()
     z = torch.randn(4, TINY_G.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -491,7 +491,7 @@ def test_cli_conditional_run_from_a_model_file(tmp_path, capsys):
     )
     out = tmp_path / "r1"
     assert main(["--quiet", "train", str(data), "--out", str(out), "--cond", "--init-from", str(model), *common]) == 0
-    assert "widened (mapping.fc0.weight)" in capsys.readouterr().out
+    assert "adapted (mapping.fc0.weight)" in capsys.readouterr().out
     trained = load_model(out / "model-latest.safetensors")
     assert trained.G.c_dim == 4
     metrics = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
