@@ -174,6 +174,7 @@ def cmd_dataset_cluster(args: argparse.Namespace) -> int:
     from ganmodels.generate import make_grid
 
     images = load_images(args.data)
+    coarse = 0
     if args.refine:
         old = load_labels(args.data)
         if old is None:
@@ -195,7 +196,7 @@ def cmd_dataset_cluster(args: argparse.Namespace) -> int:
         labels = cluster_images(images, k=args.k, seed=args.seed).labels
     save_labels(args.data, labels)
     sizes = np.bincount(labels, minlength=args.k)
-    how = f"split from its {int(old.max()) + 1} classes" if args.refine else "k-means"
+    how = f"split from its {coarse} classes" if args.refine else "k-means"
     print(f"wrote {args.k} class labels ({how}) into {args.data}: {sizes.min()}..{sizes.max()} pictures per class")
     if args.preview:
         from PIL import Image
@@ -348,17 +349,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         state = new_state(cfg, device=device)
-        if args.cond:  # sample classes as often as the data has them
-            probs = torch.as_tensor(dataset.class_frequencies(), dtype=torch.float32, device=device)
-            for G in (state.G, state.G_ema):
-                G.mapping.c_probs.copy_(probs)
         if args.init_from:
-            class_map = None
+            class_map, matched = None, 0.0
             old_labels = checkpoint_labels(args.init_from) if args.cond else None
-            if old_labels is not None and len(old_labels) == len(dataset):
+            known = old_labels is not None and len(old_labels) == len(dataset)  # labels of these pictures
+            if known:
                 class_map = class_correspondence(old_labels, dataset.labels, num_new=dataset.num_classes)
-                if rank == 0:
-                    print(f"each class starts as the class of {Path(args.init_from).name} most of its pictures had")
+                matched = float((old_labels == class_map[dataset.labels]).mean())
+                if np.array_equal(old_labels, dataset.labels) or matched < 0.5:
+                    class_map = None  # the same classes, or not a relabelling of the same pictures
             try:
                 report = init_from(state, args.init_from, class_map=class_map)
             except ValueError as e:
@@ -366,6 +365,27 @@ def cmd_train(args: argparse.Namespace) -> int:
                 return 2
             if rank == 0:
                 print(f"initialised from {args.init_from}: {report.summary()}")
+                name = Path(args.init_from).name
+                if report.classes_mapped:
+                    print(
+                        f"each class starts as the class of {name} most of its pictures had "
+                        f"({100 * matched:.0f} % of the pictures keep their old class)"
+                    )
+                elif "mapping.embed.weight" in report.adapted["G"] or (known and matched < 0.5):
+                    why = (
+                        f"{name} keeps no labels of these {len(dataset)} pictures"
+                        if not known
+                        else f"only {100 * matched:.0f} % of the pictures would keep their old class"
+                    )
+                    print(
+                        f"warning: the classes could not be matched to {name}'s ({why}): class k starts as its "
+                        "class k (any further ones as the bias alone)",
+                        file=sys.stderr,
+                    )
+        if args.cond:  # sample classes as often as the data has them (not as the --init-from source did)
+            probs = torch.as_tensor(dataset.class_frequencies(), dtype=torch.float32, device=device)
+            for G in (state.G, state.G_ema):
+                G.mapping.c_probs.copy_(probs)
         if args.augment_p is not None:
             state.augment_p = args.augment_p
     reporter = SnapshotReporter(run_dir, dataset=dataset, data_name=str(args.data), xflip=xflip) if rank == 0 else None

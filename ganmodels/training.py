@@ -673,6 +673,7 @@ class TransferReport:
     adapted: dict[str, list[str]]
     fresh: dict[str, list[str]]
     augment_p: float | None
+    classes_mapped: bool = False  # the class embeddings were taken class by class (``init_from``'s class_map)
 
     def summary(self) -> str:
         parts = []
@@ -716,8 +717,8 @@ def _widen(v: torch.Tensor, t: torch.Tensor, key: str) -> bool:
 
 def _map_classes(v: torch.Tensor, t: torch.Tensor, class_map: np.ndarray) -> bool:
     """A class embedding ``t`` ([out, K_old]) for new classes: column j of ``v`` ([out, K_new]) takes old class
-    ``class_map[j]``'s (a zero column for -1), scaled by sqrt(K_new / K_old) for the equalised learning-rate gain, so
-    a one-hot label of a new class embeds exactly as its old class did."""
+    ``class_map[j]``'s, scaled by sqrt(K_new / K_old) for the equalised learning-rate gain, so a one-hot label of a
+    new class embeds exactly as its old class did. For -1 the column is zero: that class embeds as the bias alone."""
     if t.ndim != 2 or v.ndim != 2 or t.shape[0] != v.shape[0] or v.shape[1] != len(class_map):
         return False
     if len(class_map) and int(class_map.max()) >= t.shape[1]:
@@ -764,7 +765,8 @@ def init_from(state: TrainState, source: str | Path, *, class_map: np.ndarray | 
     projection head. ``class_map`` (int [c_dim], e.g. from :func:`ganmodels.clusters.class_correspondence`) gives
     every class of the new run a class of the source (-1: none); its embedding in G and D starts as that class's, so
     finer classes split from the source's start out drawing and judging as their parent did. D's reconstruction head
-    is copied from a training checkpoint when both have one. Optimiser state and counters start fresh; the
+    is copied from a training checkpoint when both have one (ValueError for a class_map that is not c_dim entries in
+    -1..K_old-1). Optimiser state and counters start fresh; the
     augmentation probability of a training checkpoint is carried over (``augment_p`` of the report), and the
     source's training (kimg and time, from a checkpoint's counters or a model's card) goes to ``state.prior_kimg`` /
     ``prior_seconds``. Raises ValueError when nothing fits.
@@ -808,6 +810,14 @@ def init_from(state: TrainState, source: str | Path, *, class_map: np.ndarray | 
         nets.append(("R", state.R))
     if class_map is not None:
         class_map = np.asarray(class_map, dtype=np.int64)
+        old = srcs["G"].get("mapping.embed.weight")
+        k_old = old.shape[1] if old is not None and old.ndim == 2 else 0
+        if class_map.shape != (state.G.c_dim,) or (
+            len(class_map) and (class_map.min() < -1 or class_map.max() >= k_old)
+        ):
+            raise ValueError(
+                f"class_map must give each of the {state.G.c_dim} classes one of the source's {k_old} (or -1)"
+            )
     for name, net in nets:
         copied[name], adapted[name], fresh[name] = _transfer(net, srcs[name], class_map=class_map)
     if copied["G"] == 0:
@@ -815,7 +825,8 @@ def init_from(state: TrainState, source: str | Path, *, class_map: np.ndarray | 
     if state.config.augment == "ada" and augment_p is not None:
         state.augment_p = augment_p
     state.prior_kimg, state.prior_seconds = prior
-    return TransferReport(copied=copied, adapted=adapted, fresh=fresh, augment_p=augment_p)
+    mapped = class_map is not None and all("mapping.embed.weight" in adapted[n] for n in ("G", "G_ema", "D"))
+    return TransferReport(copied=copied, adapted=adapted, fresh=fresh, augment_p=augment_p, classes_mapped=mapped)
 
 
 def checkpoint_extra(path: str | Path) -> dict[str, Any]:
@@ -866,7 +877,8 @@ def train(
 ) -> Iterator[TrainProgress]:
     """Train until ``total_kimg`` thousand images have been shown, yielding after every step.
 
-    ``dataset`` has ``sample(batch_size, generator=...) -> [B, 3, R, R]`` in [-1, 1].
+    ``dataset`` has ``sample(batch_size, generator=...) -> [B, 3, R, R]`` in [-1, 1] (a conditional run's, an
+    :class:`~ganmodels.dataset.ImageDataset`, also ``sample_labeled`` and ``labels``, which its snapshots keep).
     Snapshots go to ``run_dir`` every ``snapshot_minutes`` of wall time (or every ``snapshot_kimg``) and at the
     end; ``on_snapshot(state, path)`` runs after each (e.g. to write sample grids). Only rank 0 writes.
     """
@@ -911,7 +923,7 @@ def train(
             ckpt = save_checkpoint(
                 state,
                 Path(run_dir) / f"snapshot-{state.cur_nimg // 1000:06d}k-{state.step:08d}.safetensors",
-                data_labels=dataset.labels if state.G.c_dim > 0 else None,
+                data_labels=getattr(dataset, "labels", None) if state.G.c_dim > 0 else None,
             )
             for old in sorted(Path(run_dir).glob("snapshot-*.safetensors"))[:-keep_snapshots]:
                 old.unlink()

@@ -397,7 +397,11 @@ def test_init_from_with_a_class_map_starts_every_class_as_its_old_one(tmp_path):
     ckpt = save_checkpoint(src, tmp_path / "snap.safetensors")
     new = new_state(cond_config(8, d_recon_weight=1.0))
     class_map = np.array([0, 0, 1, 1, 2, 2, 3, -1])  # the last class has no old one
+    for bad in (class_map[:7], np.array([0, 0, 1, 1, 2, 2, 4, -1]), np.array([0, 0, 1, 1, 2, 2, 3, -2])):
+        with pytest.raises(ValueError, match="class_map must give each of the 8 classes one of the source's 4"):
+            init_from(new_state(cond_config(8)), ckpt, class_map=bad)
     report = init_from(new, ckpt, class_map=class_map)
+    assert report.classes_mapped
     assert report.adapted["G"] == ["mapping.embed.weight"] and report.adapted["D"] == ["mapping.embed.weight"]
     assert report.fresh["G"] == ["mapping.c_probs"] and report.fresh["D"] == [] and report.fresh["R"] == []
     for a, b in zip(new.R.state_dict().values(), src.R.state_dict().values()):  # D's reconstruction head too
@@ -417,7 +421,8 @@ def test_init_from_with_a_class_map_starts_every_class_as_its_old_one(tmp_path):
         assert torch.count_nonzero(new.G.mapping.embed.weight[:, 7]) == 0
         # without a map the new classes only keep the first four columns (widening)
         plain = new_state(cond_config(8))
-        assert init_from(plain, ckpt).adapted["G"] == ["mapping.embed.weight"]
+        widened = init_from(plain, ckpt)
+        assert widened.adapted["G"] == ["mapping.embed.weight"] and not widened.classes_mapped
         c = plain.G_ema(z[:2], one_hot_c(plain.G_ema, [0, 1]), noise_mode="const")
         assert not torch.allclose(c[1], new.G_ema(z[1:2], one_hot_c(new.G_ema, [1]), noise_mode="const")[0], atol=1e-3)
 
@@ -454,11 +459,38 @@ def test_cli_refined_classes_continue_a_run(tmp_path, capsys):
     assert (
         main(["--quiet", "train", str(fine_data), "--out", str(out), "--cond", "--init-from", str(snap), *common]) == 0
     )
-    printed = capsys.readouterr().out
-    assert "each class starts as the class of" in printed and "mapping.embed.weight" in printed
+    printed = capsys.readouterr()
+    assert "each class starts as the class of" in printed.out and "(100 % of the pictures keep their old class)" in (
+        printed.out
+    )
+    assert "warning" not in printed.err
     trained = load_model(out / "model-latest.safetensors")
     assert trained.G.c_dim == 8
     assert np.allclose(trained.G.mapping.c_probs.numpy(), np.bincount(labels, minlength=8) / 32)
+
+    # The same classes numbered otherwise: mapped too, and classes are drawn as often as the new data has them.
+    turned = tmp_path / "turned.npz"
+    turned.write_bytes(data.read_bytes())
+    save_labels(turned, (colour + 1) % 4)
+    out = tmp_path / "turned_run"
+    assert main(["--quiet", "train", str(turned), "--out", str(out), "--cond", "--init-from", str(snap), *common]) == 0
+    assert "(100 % of the pictures keep their old class)" in capsys.readouterr().out
+    freqs = np.bincount((colour + 1) % 4, minlength=4) / 32
+    assert not np.allclose(freqs, np.bincount(colour, minlength=4) / 32)
+    assert np.allclose(load_model(out / "model-latest.safetensors").G.mapping.c_probs.numpy(), freqs)
+
+    # Other pictures: the classes cannot be matched, and the user is told.
+    x2, colour2, _ = striped_images(24, seed=1)
+    other = tmp_path / "other.npz"
+    _write_npz(other, list(x2), [str(i) for i in range(24)], [False] * 24, xflip=False)
+    save_labels(other, colour2 * 2 + np.arange(24) % 2)
+    out = tmp_path / "other_run"
+    assert main(["--quiet", "train", str(other), "--out", str(out), "--cond", "--init-from", str(snap), *common]) == 0
+    printed = capsys.readouterr()
+    assert "each class starts" not in printed.out
+    assert "warning: the classes could not be matched" in printed.err and "no labels of these 24 pictures" in (
+        printed.err
+    )
 
 
 def _plain_safetensors(tmp_path):
