@@ -764,12 +764,12 @@ def init_from(state: TrainState, source: str | Path, *, class_map: np.ndarray | 
     leaves G's mapping of z as it was (zero class columns); D then gets a freshly initialised class embedding and
     projection head. ``class_map`` (int [c_dim], e.g. from :func:`ganmodels.clusters.class_correspondence`) gives
     every class of the new run a class of the source (-1: none); its embedding in G and D starts as that class's, so
-    finer classes split from the source's start out drawing and judging as their parent did. D's reconstruction head
-    is copied from a training checkpoint when both have one (ValueError for a class_map that is not c_dim entries in
-    -1..K_old-1). Optimiser state and counters start fresh; the
-    augmentation probability of a training checkpoint is carried over (``augment_p`` of the report), and the
-    source's training (kimg and time, from a checkpoint's counters or a model's card) goes to ``state.prior_kimg`` /
-    ``prior_seconds``. Raises ValueError when nothing fits.
+    finer classes split from the source's start out drawing and judging as their parent did (ValueError for a map
+    that is not c_dim entries in -1..K_old-1). D's reconstruction head is copied from a training checkpoint when both
+    have one. Optimiser state and counters start fresh; the augmentation probability of a training checkpoint is
+    carried over (``augment_p`` of the report), and the source's training (kimg and time, from a checkpoint's
+    counters or a model's card) goes to ``state.prior_kimg`` / ``prior_seconds``. Raises ValueError when nothing
+    fits.
     """
     source = Path(source)
     try:
