@@ -221,7 +221,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from ganmodels.augment import POLICIES
-    from ganmodels.clusters import class_correspondence
+    from ganmodels.clusters import ClassMatch, match_classes
     from ganmodels.dataset import ImageDataset
     from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
     from ganmodels.training import (
@@ -233,7 +233,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         latest_checkpoint,
         load_checkpoint,
         new_state,
-        save_checkpoint,
+        save_run_snapshot,
         train,
     )
     from ganmodels.trainreport import SnapshotReporter
@@ -350,16 +350,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 2
         state = new_state(cfg, device=device)
         if args.init_from:
-            class_map, matched = None, 0.0
             old_labels = checkpoint_labels(args.init_from) if args.cond else None
             known = old_labels is not None and len(old_labels) == len(dataset)  # labels of these pictures
-            if known:
-                class_map = class_correspondence(old_labels, dataset.labels, num_new=dataset.num_classes)
-                matched = float((old_labels == class_map[dataset.labels]).mean())
-                if np.array_equal(old_labels, dataset.labels) or matched < 0.5:
-                    class_map = None  # the same classes, or not a relabelling of the same pictures
+            match = (
+                match_classes(old_labels, dataset.labels, num_new=dataset.num_classes)
+                if known
+                else ClassMatch(None, 0.0)
+            )
             try:
-                report = init_from(state, args.init_from, class_map=class_map)
+                report = init_from(state, args.init_from, class_map=match.class_map)
             except ValueError as e:
                 print(f"error: --init-from: {e}", file=sys.stderr)
                 return 2
@@ -369,13 +368,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if report.classes_mapped:
                     print(
                         f"each class starts as the class of {name} most of its pictures had "
-                        f"({100 * matched:.0f} % of the pictures keep their old class)"
+                        f"({100 * match.agreement:.0f} % of the pictures keep their old class)"
                     )
-                elif "mapping.embed.weight" in report.adapted["G"] or (known and matched < 0.5):
+                elif "mapping.embed.weight" in report.adapted["G"] or (known and match.rejected):
                     why = (
                         f"{name} keeps no labels of these {len(dataset)} pictures"
                         if not known
-                        else f"only {100 * matched:.0f} % of the pictures would keep their old class"
+                        else f"only {100 * match.agreement:.0f} % of the pictures would keep their old class"
                     )
                     print(
                         f"warning: the classes could not be matched to {name}'s ({why}): class k starts as its "
@@ -412,9 +411,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
             if stop.requested:  # (with several processes each rank stops; rank 0 saves)
                 if prog.checkpoint is None and reporter is not None:
-                    name = f"snapshot-{state.cur_nimg // 1000:06d}k-{state.step:08d}.safetensors"
-                    labels = dataset.labels if state.G.c_dim > 0 else None
-                    reporter(state, save_checkpoint(state, run_dir / name, data_labels=labels))
+                    reporter(state, save_run_snapshot(state, run_dir, dataset))
                 print(f"stopped at {state.cur_nimg / 1000:.1f} kimg; continue with --resume {run_dir}", file=sys.stderr)
                 break
     bar.close()

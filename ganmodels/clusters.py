@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "ClassMatch",
     "Clustering",
     "FeatureSpace",
     "Refinement",
@@ -25,6 +26,7 @@ __all__ = [
     "cluster_images",
     "image_features",
     "kmeans",
+    "match_classes",
     "refine_clusters",
 ]
 
@@ -139,6 +141,34 @@ def class_correspondence(old: np.ndarray, new: np.ndarray, *, num_new: int) -> n
     counts = np.zeros([num_new, int(old.max()) + 1 if len(old) else 1], dtype=np.int64)
     np.add.at(counts, (new, old), 1)
     return np.where(counts.sum(1) > 0, counts.argmax(1), -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassMatch:
+    """Result of :func:`match_classes`: ``class_map`` int64 [num_new] (new class -> old class, -1 for an empty one)
+    or None when the classes should not be mapped; ``agreement`` is the share of pictures keeping their old class
+    through the best map; ``identical`` says the labels are the same (so there is nothing to map)."""
+
+    class_map: np.ndarray | None
+    agreement: float
+    identical: bool = False
+
+    @property
+    def rejected(self) -> bool:
+        """The labels differ but too few pictures would keep their old class to map the classes."""
+        return self.class_map is None and not self.identical
+
+
+def match_classes(old: np.ndarray, new: np.ndarray, *, num_new: int, min_agreement: float = 0.5) -> ClassMatch:
+    """Decide whether new labels of the same pictures (int [N]) relabel the old ones well enough to start every new
+    class from an old one: the map of :func:`class_correspondence` if at least ``min_agreement`` of the pictures keep
+    their old class through it, None if fewer do or if the labels are the same (nothing to map)."""
+    class_map = class_correspondence(old, new, num_new=num_new)
+    old, new = np.asarray(old, dtype=np.int64), np.asarray(new, dtype=np.int64)
+    agreement = float((old == class_map[new]).mean()) if len(new) else 0.0
+    if np.array_equal(old, new):
+        return ClassMatch(None, agreement, identical=True)
+    return ClassMatch(class_map if agreement >= min_agreement else None, agreement)
 
 
 def class_consistency(space: FeatureSpace, centres: np.ndarray, images: np.ndarray, labels: np.ndarray) -> float:

@@ -689,6 +689,12 @@ class TransferReport:
         return "; ".join(parts)
 
 
+def _fan_in_gain(new_in: int, old_in: int) -> float:
+    """Factor for weights moved from a layer with ``old_in`` inputs to one with ``new_in``: the equalised
+    learning-rate gain is 1 / sqrt(fan_in), so the stored weights scale by sqrt(new_in / old_in) to compute the same."""
+    return math.sqrt(new_in / old_in)
+
+
 def _widen(v: torch.Tensor, t: torch.Tensor, key: str) -> bool:
     """Copy the narrower tensor ``t`` into the leading block of ``v`` so that the wider layer computes what ``t``'s did.
 
@@ -706,7 +712,7 @@ def _widen(v: torch.Tensor, t: torch.Tensor, key: str) -> bool:
         return False
     if key.endswith(".weight") and t.ndim in (2, 4) and t.shape[2:] == v.shape[2:]:
         v[:, t.shape[1] :] = 0
-        v[: t.shape[0], : t.shape[1]] = t.to(v.dtype) * math.sqrt(v.shape[1] / t.shape[1])
+        v[: t.shape[0], : t.shape[1]] = t.to(v.dtype) * _fan_in_gain(v.shape[1], t.shape[1])
         return True
     is_const = key.endswith("const") and t.ndim == 3 and t.shape[1:] == v.shape[1:]
     if (key.endswith(".bias") and t.ndim == 1) or is_const:
@@ -724,7 +730,7 @@ def _map_classes(v: torch.Tensor, t: torch.Tensor, class_map: np.ndarray) -> boo
     if len(class_map) and int(class_map.max()) >= t.shape[1]:
         return False
     idx = torch.as_tensor(np.maximum(class_map, 0), dtype=torch.long)
-    cols = t.to(v.dtype)[:, idx] * math.sqrt(v.shape[1] / t.shape[1])  # [out, K_new]
+    cols = t.to(v.dtype)[:, idx] * _fan_in_gain(v.shape[1], t.shape[1])  # [out, K_new]
     v.copy_(torch.where(torch.as_tensor(class_map >= 0)[None, :], cols, torch.zeros_like(cols)))
     return True
 
@@ -848,6 +854,14 @@ def checkpoint_labels(path: str | Path) -> np.ndarray | None:
         return None
 
 
+def save_run_snapshot(state: TrainState, run_dir: str | Path, dataset: Any) -> Path:
+    """Save a run's snapshot as ``RUN_DIR/snapshot-<kimg>k-<step>.safetensors`` (sorting by name sorts by progress),
+    keeping the data's class labels with it when the model is conditional (``dataset.labels``)."""
+    labels = getattr(dataset, "labels", None) if state.G.c_dim > 0 else None
+    name = f"snapshot-{state.cur_nimg // 1000:06d}k-{state.step:08d}.safetensors"
+    return save_checkpoint(state, Path(run_dir) / name, data_labels=labels)
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest ``snapshot-*.safetensors`` of a run directory."""
     snaps = sorted(Path(run_dir).glob("snapshot-*.safetensors"))
@@ -920,11 +934,7 @@ def train(
         if snapshot_kimg is not None:
             due = due or (state.cur_nimg - last_snap_nimg) >= snapshot_kimg * 1000
         if run_dir is not None and (due or done) and _rank() == 0:
-            ckpt = save_checkpoint(
-                state,
-                Path(run_dir) / f"snapshot-{state.cur_nimg // 1000:06d}k-{state.step:08d}.safetensors",
-                data_labels=getattr(dataset, "labels", None) if state.G.c_dim > 0 else None,
-            )
+            ckpt = save_run_snapshot(state, run_dir, dataset)
             for old in sorted(Path(run_dir).glob("snapshot-*.safetensors"))[:-keep_snapshots]:
                 old.unlink()
             if on_snapshot is not None:

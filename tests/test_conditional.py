@@ -15,6 +15,7 @@ from ganmodels.clusters import (
     cluster_images,
     image_features,
     kmeans,
+    match_classes,
     refine_clusters,
 )
 from ganmodels.dataset import DatasetError, ImageDataset, load_labels, save_labels
@@ -141,6 +142,24 @@ def test_class_correspondence_takes_the_majority():
         class_correspondence(old, new[:4], num_new=4)
     with pytest.raises(ValueError, match=r"0\.\.2"):
         class_correspondence(old, new, num_new=3)
+
+
+def test_match_classes_maps_only_a_relabelling_of_the_same_pictures():
+    old = np.array([0, 0, 1, 1, 1, 2, 2, 2])
+    # a refinement: every picture keeps its old class through the map
+    fine = match_classes(old, np.array([0, 1, 2, 2, 3, 4, 4, 5]), num_new=6)
+    assert fine.class_map.tolist() == [0, 0, 1, 1, 2, 2] and fine.agreement == 1.0 and not fine.rejected
+    # 5 of 8 keep their class: mapped; 4 of 8 with min_agreement 0.6: not
+    new = np.array([0, 0, 0, 1, 1, 1, 1, 3])
+    assert match_classes(old, new, num_new=4).agreement == pytest.approx(5 / 8)
+    assert match_classes(old, new, num_new=4).class_map.tolist() == [0, 1, -1, 2]
+    alternating = np.array([0, 1, 0, 1, 0, 1, 0, 1])  # new 0 -> old 1, new 1 -> old 2: pictures 2, 4, 5, 7 keep
+    assert match_classes(old, alternating, num_new=2).class_map.tolist() == [1, 2]
+    worse = match_classes(old, alternating, num_new=2, min_agreement=0.6)
+    assert worse.class_map is None and worse.agreement == pytest.approx(4 / 8) and worse.rejected
+    # the same labels: nothing to map, and not a rejection
+    same = match_classes(old, old, num_new=3)
+    assert same.class_map is None and same.identical and same.agreement == 1.0 and not same.rejected
 
 
 # ---- labelled datasets
