@@ -603,9 +603,8 @@ class MainWindow(QMainWindow):
             return
         if not path.lower().endswith(".png"):
             path += ".png"
-        if self.editor.export_png(path, what=what):
+        if self.editor.export_png(path, what=what):  # (a PNG is not the project: the document stays unsaved)
             self.settings.set_last_folder("export", path)
-            self.doc.undo_stack.setClean()
 
     def choose_sample(self) -> None:
         """Generate > New Sample from Seed: ask for seed and truncation."""

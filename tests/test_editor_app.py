@@ -271,6 +271,17 @@ def test_export_png_round_trip_with_metadata(make_window, tiny_model_file, tmp_p
     assert read_png_metadata(out2)["layers"] == []
 
 
+def test_export_png_from_the_menu_leaves_the_project_unsaved(make_window, tiny_model_file, tmp_path, monkeypatch):
+    """A PNG holds only pixels: after File > Export the layers, masks and latents are still unsaved work."""
+    window, _ = sample_window(make_window, tiny_model_file, seed=5)
+    out = tmp_path / "exported.png"
+    monkeypatch.setattr("editor.mainwindow.QFileDialog.getSaveFileName", lambda *a, **k: (str(out), ""))
+    assert window.isWindowModified() and not window.doc.undo_stack.isClean()
+    window.choose_export("flattened")
+    assert out.is_file()
+    assert window.isWindowModified() and not window.doc.undo_stack.isClean()
+
+
 def test_corrupt_image_shows_an_error_and_changes_nothing(qtbot, make_window, tmp_path):
     window = make_window()
     window.doc.add_layer(make_raster_layer(512, 512, name="keep me"))
