@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
@@ -103,8 +104,9 @@ class SampleDialog(QDialog):
         form.addRow(buttons)
 
     def set_class_previews(self, images: np.ndarray) -> None:
-        """Show uint8 [K, R, R, 3] pictures (one per class) as the class items' icons."""
-        if self.class_box is None:
+        """Show uint8 [K, R, R, 3] pictures (one per class) as the class items' icons (nothing once the dialog has
+        been closed and deleted: the previews may arrive later)."""
+        if self.class_box is None or not shiboken6.isValid(self.class_box):
             return
         for k, img in enumerate(images[: self.class_box.count() - 1]):
             self.class_box.setItemIcon(k + 1, QIcon(QPixmap.fromImage(rgb_to_qimage(img))))
@@ -133,9 +135,13 @@ def ask_recovery(parent: QWidget | None, rec: RecoveryFile) -> RecoveryChoice:
     discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
     box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
     box.setDefaultButton(recover)
-    box.exec()
-    if box.clickedButton() is recover:
+    try:
+        box.exec()
+        clicked = box.clickedButton()
+    finally:
+        box.deleteLater()
+    if clicked is recover:
         return RecoveryChoice.RECOVER
-    if box.clickedButton() is discard:
+    if clicked is discard:
         return RecoveryChoice.DISCARD
     return RecoveryChoice.LATER

@@ -512,8 +512,12 @@ class MainWindow(QMainWindow):
     def new_document(self) -> None:
         """File > New: ask for a size and background, then start over."""
         dialog = NewDocumentDialog(*self.doc.size, self)
-        if dialog.exec() and self.confirm_discard():
-            self.editor.new_document(*dialog.values())
+        try:
+            accepted, values = dialog.exec(), dialog.values()
+        finally:
+            dialog.deleteLater()  # (dialogs left alive under the window made the app abort at exit)
+        if accepted and self.confirm_discard():
+            self.editor.new_document(*values)
 
     def choose_image(self) -> None:
         """File > Open Image: pick a picture and open it as the document."""
@@ -615,10 +619,13 @@ class MainWindow(QMainWindow):
         dialog = SampleDialog(
             self.editor.random_seed(), truncation, self.editor.random_seed, self, class_fractions=fractions
         )
-        if fractions:
-            self.editor.class_previews(dialog.set_class_previews)
-        if dialog.exec():
-            seed, truncation, class_index = dialog.values()
+        try:
+            if fractions:
+                self.editor.class_previews(dialog.set_class_previews)
+            accepted, (seed, truncation, class_index) = dialog.exec(), dialog.values()
+        finally:
+            dialog.deleteLater()
+        if accepted:
             self.editor.generate(seed, truncation, class_index)
 
     def random_sample(self) -> None:

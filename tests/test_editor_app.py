@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import tiny_generator
 from PIL import Image
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QKeySequence, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 from qt_helpers import drag_slider, window_factory
@@ -527,6 +527,26 @@ def test_conditional_model_samples_the_chosen_class_and_keeps_it_in_the_project(
     assert window.editor.open_project(path)
     classes = [la.gan.class_index for la in window.doc.layers if la.kind == "gan"]
     assert classes == [own, other, other, 1]
+
+
+def test_sample_dialog_is_deleted_after_use_and_drops_late_previews(make_window, conditional_model_file, monkeypatch):
+    """A cancelled New Sample dialog adds nothing and is deleted (a dialog left parented to the window made the app
+    abort at exit), and class previews that arrive after it closed are dropped."""
+    import shiboken6
+
+    from editor.dialogs import SampleDialog
+
+    window = make_window(model=conditional_model_file)
+    window.editor.new_document(16, 16)
+    shown = []
+    monkeypatch.setattr(SampleDialog, "exec", lambda dialog: shown.append(dialog) or False)
+    before = [la.id for la in window.doc.layers]
+    window.choose_sample()
+    assert [la.id for la in window.doc.layers] == before
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    (dialog,) = shown
+    assert not shiboken6.isValid(dialog) and not window.findChildren(SampleDialog)
+    dialog.set_class_previews(np.zeros([3, 16, 16, 3], np.uint8))  # no error
 
 
 def test_sample_dialog_of_an_unconditional_model_has_no_class_box(qtbot):
