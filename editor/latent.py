@@ -20,6 +20,11 @@ def _frozen_array(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def sample_name(seed: int, class_index: int | None = None) -> str:
+    """The name a new sample's layer gets: "Sample 5", or "Sample 5, class 3" for a conditional model."""
+    return f"Sample {seed}" if class_index is None else f"Sample {seed}, class {class_index}"
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class GanState:
     """Everything that defines a GAN layer's picture, besides the model weights.

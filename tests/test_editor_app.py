@@ -529,6 +529,45 @@ def test_conditional_model_samples_the_chosen_class_and_keeps_it_in_the_project(
     assert classes == [own, other, other, 1]
 
 
+def test_new_seed_of_a_conditional_sample_follows_how_its_class_was_drawn(make_window, conditional_model_file):
+    """The Latent panel's seed gives the picture New Sample gives for that seed: a sample drawn in its seed's own
+    class takes the new seed's class; a chosen class is kept. The layer's name follows, in the same undo step."""
+    from ganmodels.generate import seed_to_class
+
+    window = make_window(model=conditional_model_file)
+    G = window.session.model.G
+    window.editor.new_document(16, 16)
+    seeds = range(1, 200)
+    a = next(s for s in seeds if seed_to_class(s, G) == 2)
+    b = next(s for s in seeds if seed_to_class(s, G) == 0)
+
+    def picture(seed, cls, psi=0.7):
+        return to_float01(synthesize(G, seeds_to_ws(G, [seed], classes=[cls], truncation_psi=psi)))[0]
+
+    window.editor.generate(a, 0.7)  # "From the seed": class 2
+    layer_id = window.doc.active_id
+    window.latent_panel.seed.setValue(b)
+    layer = window.doc.layer(layer_id)
+    assert layer.gan.seed == b and layer.gan.class_index == 0 and layer.name == f"Sample {b}, class 0"
+    np.testing.assert_allclose(layer.pixels[..., :3], picture(b, 0), atol=1e-6)
+    stack = window.doc.undo_stack
+    stack.undo()  # one step: seed, class and name together
+    layer = window.doc.layer(layer_id)
+    assert layer.gan.seed == a and layer.gan.class_index == 2 and layer.name == f"Sample {a}, class 2"
+    np.testing.assert_allclose(layer.pixels[..., :3], picture(a, 2), atol=1e-6)
+    stack.redo()
+    assert window.doc.layer(layer_id).name == f"Sample {b}, class 0"
+
+    window.editor.generate(a, 0.7, 1)  # class 1 chosen: kept for another seed
+    chosen_id = window.doc.active_id
+    window.doc.rename_layer(chosen_id, "my pick")
+    window.latent_panel.seed.setValue(b)
+    layer = window.doc.layer(chosen_id)
+    assert layer.gan.seed == b and layer.gan.class_index == 1 and layer.name == "my pick"  # a user's name stays
+    np.testing.assert_allclose(layer.pixels[..., :3], picture(b, 1), atol=1e-6)
+    assert not np.allclose(picture(b, 1), picture(b, 0), atol=1e-3)
+
+
 def test_sample_dialog_is_deleted_after_use_and_drops_late_previews(make_window, conditional_model_file, monkeypatch):
     """A cancelled New Sample dialog adds nothing and is deleted (a dialog left parented to the window made the app
     abort at exit), and class previews that arrive after it closed are dropped."""

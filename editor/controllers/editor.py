@@ -39,7 +39,7 @@ from editor.jobs import (
     progress_of,
     render_ws,
 )
-from editor.latent import GanState
+from editor.latent import GanState, sample_name
 from editor.pti import PtiWeights, new_pti_key, tuned_model
 from editor.qtimage import display_cache
 from editor.raster import Rect, centered_square, fit_image, place_rgb
@@ -421,9 +421,9 @@ class EditorController(QObject):
             class_index=result.class_index,
         )
         self.doc.model_path = model.path
-        what = f"{result.seed}" if result.class_index is None else f"{result.seed}, class {result.class_index}"
-        layer = make_gan_layer(pixels, state, name=f"Sample {what}")
-        self.doc.add_layer(layer, text=f"New sample (seed {what})")
+        name = sample_name(result.seed, result.class_index)
+        layer = make_gan_layer(pixels, state, name=name)
+        self.doc.add_layer(layer, text=f"New sample (seed {name.removeprefix('Sample ')})")
         self.sample_added.emit(layer.id)
 
     def _on_job_cancelled(self, job_id: int) -> None:

@@ -15,11 +15,11 @@ from PySide6.QtCore import QObject, Signal
 
 from editor.document import Document, Layer
 from editor.jobs import JobRunner, Placement, RenderRequest, RenderResult
-from editor.latent import GanState, state_effective_ws
+from editor.latent import GanState, sample_name, state_effective_ws
 from editor.panels.latent import DirectionInfo, LatentPanel
 from editor.qtimage import display_cache
 from editor.session import ModelSession
-from ganmodels.generate import seeds_to_ws
+from ganmodels.generate import seed_to_class, seeds_to_ws
 
 
 @dataclasses.dataclass
@@ -31,6 +31,7 @@ class _Gesture:
     dragging: bool = True
     rendered: tuple[GanState, np.ndarray] | None = None  # the newest state shown, with its pixels
     in_flight: tuple[int, GanState] | None = None  # job id and state of the render being computed
+    rename: str | None = None  # a new layer name recorded in the same undo step (a sample's name after a new seed)
 
 
 def model_matches(state: GanState, session: ModelSession) -> bool:
@@ -148,13 +149,27 @@ class LatentController(QObject):
         self._change(lambda s: s.replace(truncation=float(value)), "Truncation")
 
     def set_seed(self, seed: int) -> None:
-        """Re-sample the active layer from another seed (keeps truncation and direction edits)."""
+        """Re-sample the active layer from another seed (keeps truncation and direction edits).
+
+        For a conditional model, a sample drawn in its seed's own class takes the new seed's class (so it is the
+        picture New Sample gives for that seed); a class chosen for it is kept. A layer still named after its seed
+        (:func:`sample_name`) is renamed in the same undo step."""
         layer = self.editable_layer()
         if layer is None or layer.gan is None or layer.gan.seed is None or layer.gan.seed == seed:
             return
         assert self.session.model is not None
-        base = seeds_to_ws(self.session.model.G, [seed])[0].cpu().numpy()  # [num_ws, w_dim]
-        self._single(lambda s: s.replace(ws=base, seed=int(seed)), f"Seed {seed}")
+        G, old = self.session.model.G, layer.gan
+        cls = old.class_index
+        if G.c_dim > 0 and cls is not None and cls >= 0:
+            cls = seed_to_class(seed, G) if cls == seed_to_class(old.seed, G) else cls
+            base = seeds_to_ws(G, [seed], classes=[cls])[0].cpu().numpy()  # [num_ws, w_dim]
+        else:
+            base = seeds_to_ws(G, [seed])[0].cpu().numpy()
+        self._on_gesture_started()
+        if self._gesture is not None and layer.name == sample_name(old.seed, old.class_index):
+            self._gesture.rename = sample_name(seed, cls)
+        self._change(lambda s: s.replace(ws=base, seed=int(seed), class_index=cls), f"Seed {seed}")
+        self._on_gesture_finished()
 
     def reset_directions(self) -> None:
         """All direction strengths of the active layer back to 0 (one undo step)."""
@@ -257,6 +272,11 @@ class LatentController(QObject):
         state, pixels = g.rendered
         if g.before[0].same_picture(state) and g.before[0].seed == state.seed:
             self.doc.preview_pixels(g.layer_id, g.before[1])  # back where it started: nothing to record
+        elif g.rename is not None and g.rename != self.doc.layer(g.layer_id).name:
+            self.doc.undo_stack.beginMacro(g.text)
+            self.doc.set_latent(g.layer_id, state, pixels, text=g.text, before=g.before)
+            self.doc.rename_layer(g.layer_id, g.rename)
+            self.doc.undo_stack.endMacro()
         else:
             self.doc.set_latent(g.layer_id, state, pixels, text=g.text, before=g.before)
         self.bind()
