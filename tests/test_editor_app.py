@@ -588,6 +588,33 @@ def test_sample_dialog_is_deleted_after_use_and_drops_late_previews(make_window,
     dialog.set_class_previews(np.zeros([3, 16, 16, 3], np.uint8))  # no error
 
 
+def test_job_rows_fit_a_narrow_panel_with_their_cancel_button_visible(qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    from editor.panels.jobs import JobsPanel
+
+    panel = JobsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(240, 300)
+    panel.show()
+    title = "Invert + pivotal tuning (encoder + 50 steps, then 200 tuning steps)"
+    panel.add_job(1, title)
+    panel.add_job(2, "Inpaint")
+    viewport = panel.list.viewport()
+    for job_id in (1, 2):
+        _item, row = panel.rows[job_id]
+        qtbot.waitUntil(lambda row=row: row.width() == viewport.width())
+        left = row.cancel.mapTo(viewport, row.cancel.rect().topLeft()).x()
+        assert 0 <= left and left + row.cancel.width() <= viewport.width() and row.cancel.isVisible()
+    _item, row = panel.rows[1]
+    shown = QLabel.text(row.title)
+    assert row.title.text() == title and row.title.toolTip() == title
+    assert shown.endswith("\u2026") and len(shown) < len(title)  # shortened on screen
+    assert not panel.list.horizontalScrollBar().isVisible()
+    panel.resize(900, 300)
+    qtbot.waitUntil(lambda: QLabel.text(row.title) == title)  # room again: the whole title
+
+
 def test_sample_dialog_of_an_unconditional_model_has_no_class_box(qtbot):
     from editor.dialogs import SampleDialog
 

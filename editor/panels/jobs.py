@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -18,15 +20,44 @@ from PySide6.QtWidgets import (
 from editor.icons import icon
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text with "..." to the width it gets (the whole text in its tooltip),
+    so a long job title never pushes the row's Cancel button out of a narrow panel."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(1)
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def text(self) -> str:
+        """The whole text (what is shown may be shortened)."""
+        return self._full
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(self.width(), 1))
+        super().setText(shown)
+
+
 class JobRow(QWidget):
     """Title, state text, progress bar and Cancel button of one job."""
 
     def __init__(self, job_id: int, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job_id = job_id
-        self.title = QLabel(title)
+        self.title = ElidedLabel(title)
         self.title.setObjectName("job-title")
-        self.message = QLabel("queued")
+        self.message = ElidedLabel("queued")
         self.message.setObjectName("job-message")
         self.message.setEnabled(False)
         self.bar = QProgressBar()
@@ -67,6 +98,8 @@ class JobsPanel(QWidget):
         self.setObjectName("jobs-panel")
         self.list = QListWidget()
         self.list.setSelectionMode(QListWidget.SelectionMode.NoSelection)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows follow the width
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.rows: dict[int, tuple[QListWidgetItem, JobRow]] = {}
         self.empty = QLabel("No jobs yet. Long operations show their progress here.")
         self.empty.setWordWrap(True)
@@ -89,7 +122,7 @@ class JobsPanel(QWidget):
         row = JobRow(job_id, title)
         row.cancel.clicked.connect(lambda: self.cancel_requested.emit(job_id))
         item = QListWidgetItem()
-        item.setSizeHint(row.sizeHint())
+        item.setSizeHint(QSize(1, row.sizeHint().height()))  # as wide as the list (the labels elide)
         self.list.insertItem(0, item)
         self.list.setItemWidget(item, row)
         self.rows[job_id] = (item, row)
