@@ -61,7 +61,15 @@ def check_inputs(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
             f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
         )
     mask = np.clip(np.nan_to_num(mask.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0, 1)
+    if not has_known_pixels(mask):
+        raise InpaintError("the mask covers the whole picture: nothing is left to fill it from")
     return image, mask
+
+
+def has_known_pixels(mask: np.ndarray) -> bool:
+    """Whether a mask (float [H, W], 1 = fill) leaves any pixel to inpaint from (mask <= 0.5, as the methods
+    binarise it)."""
+    return bool((np.asarray(mask) <= 0.5).any())
 
 
 def keep_known(original: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> np.ndarray:

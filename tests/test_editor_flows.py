@@ -167,6 +167,36 @@ def test_inpaint_without_a_mask_is_a_clear_error(make_window, tiny_model_file): 
     assert errors == ["Nothing to inpaint"] and len(window.doc.layers) == n
 
 
+def test_another_method_right_after_an_inpaint_fills_the_same_mask(make_window, tiny_model_file):  # noqa: F811
+    window, _ = sample_window(make_window, tiny_model_file, seed=2)
+    doc = window.doc
+    base = doc.active_layer
+    mask = np.zeros((16, 16), np.float32)
+    mask[4:9, 5:11] = 1
+    doc.set_mask(base.id, mask)
+    window.editor.inpaint("telea")
+    first = doc.active_layer
+    assert first.name == "Inpainted (telea)" and not first.mask.any()  # the result is active, without a mask
+    errors = []
+    window.editor.error.connect(lambda title, msg: errors.append(msg))
+    window.editor.inpaint("ns")  # another method, with the result still active
+    second = doc.active_layer
+    assert errors == [] and second.name == "Inpainted (ns)" and second.id != first.id
+    assert np.array_equal(second.pixels[..., 3] > 0, mask > 0) and np.array_equal(doc.layer(base.id).mask, mask)
+
+    # A layer that is no inpaint result and has no mask: the message says where the mask is.
+    doc.add_layer(make_raster_layer(16, 16, name="paint"))
+    assert window.editor.inpaint("telea") is None
+    assert len(errors) == 1 and f"The mask is on the layer {base.name!r}" in errors[0]
+
+    # A mask over the whole picture: refused at once, like Invert does, and nothing is added.
+    n = len(doc.layers)
+    doc.set_mask(base.id, np.ones((16, 16), np.float32))
+    doc.set_active(base.id)
+    assert window.editor.inpaint("telea") is None
+    assert len(errors) == 2 and "covers the whole picture" in errors[1] and len(doc.layers) == n
+
+
 def test_project_round_trip(make_window, tiny_model_file, tmp_path):  # noqa: F811
     window, _ = sample_window(make_window, tiny_model_file, seed=6)
     doc = window.doc

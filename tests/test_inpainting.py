@@ -94,6 +94,13 @@ def test_mask_conventions_and_errors():
         create_inpainter("magic")
     img8, m = check_inputs((image * 255).astype(np.uint8), mask[..., None])
     assert img8.dtype == np.float32 and m.shape == mask.shape and img8.max() <= 1
+    # A mask over everything leaves nothing to fill from: every method refuses it (one known pixel is enough).
+    full = np.ones_like(mask)
+    for name in ("telea", "ns", "fsr-fast"):
+        with pytest.raises(InpaintError, match="covers the whole picture"):
+            create_inpainter(name)(image, full)
+    full[0, 0] = 0.5
+    assert create_inpainter("telea")(image, full).shape == image.shape
 
 
 def test_gan_inversion_rejects_empty_mask():

@@ -144,6 +144,7 @@ class EditorController(QObject):
         self._backend_jobs: dict[int, _BackendJob] = {}
         self._generates: dict[int, int] = {}  # queued sample job id -> document generation when asked
         self._generation = 0  # bumped whenever the document is replaced
+        self._inpainted_from: dict[str, str] = {}  # inpaint result layer id -> the layer whose mask it filled
         self._pti_registered: set[str] = set()  # keys of tuned weights registered with the runner's models
         self._preview_job = 0  # the job whose preview is on the canvas (0: none)
         self._preview_shown: np.ndarray | None = None
@@ -320,6 +321,7 @@ class EditorController(QObject):
 
     def _on_reset(self) -> None:
         self._generation += 1
+        self._inpainted_from.clear()
         self._preview_pending = None
         self._preview_timer.stop()
         self._end_preview(self._preview_job)
@@ -625,18 +627,32 @@ class EditorController(QObject):
 
     def inpaint(self, method: str, *, steps: int = 150, tune_steps: int = 0) -> Job | None:
         """Fill the active layer's mask of the visible picture with ``method`` into a new layer; ``tune_steps``
-        (gan-inversion) fine-tunes a copy of the generator on the known pixels after the inversion (PTI)."""
+        (gan-inversion) fine-tunes a copy of the generator on the known pixels after the inversion (PTI).
+
+        With an inpaint result active (it has no mask of its own), the mask it filled is filled again, so another
+        method can be tried straight away."""
         import numpy as np
 
-        from ganmodels.inpainting import available_methods
+        from ganmodels.inpainting import available_methods, has_known_pixels
 
         if method not in available_methods():
             self.error.emit("Inpaint", f"unknown method {method!r}")
             return None
         layer = self.doc.active_layer
+        if layer is not None and not layer.mask.any():
+            origin = self.doc.find(self._inpainted_from.get(layer.id, ""))
+            layer = origin if origin is not None and origin.mask.any() else layer
         if layer is None or not layer.mask.any():
-            self.error.emit("Nothing to inpaint", "Paint a mask over the area to repair first (brush: B).")
+            masked = [la.name for la in reversed(self.doc.layers) if la.mask.any()]
+            where = f" The mask is on the layer {masked[0]!r}: select it to repair that area." if masked else ""
+            self.error.emit("Nothing to inpaint", f"Paint a mask over the area to repair first (brush: B).{where}")
             return None
+        if not has_known_pixels(layer.mask):
+            self.error.emit(
+                "Nothing to inpaint from", "The mask covers the whole picture: nothing is left to fill it from."
+            )
+            return None
+        source_id = layer.id
         needs_model = method.startswith("gan")
         if needs_model and not self.session.loaded:
             self.error.emit("No model", f"{method} needs a model: open one first, or choose a classical method.")
@@ -665,6 +681,7 @@ class EditorController(QObject):
             rgba = np.concatenate([step.result, (mask > 0).astype(np.float32)[..., None]], axis=2)
             new = make_raster_layer(self.doc.width, self.doc.height, name=f"Inpainted ({label})", pixels=rgba)
             self.doc.add_layer(new, text=f"Inpaint ({label})")
+            self._inpainted_from[new.id] = source_id
             self.status.emit(f"Inpainted with {label}")
 
         retry = (
