@@ -38,9 +38,10 @@ class ImageFileError(ValueError):
 class ImageTooLarge(ImageFileError):
     """An image over the editor's size limit that ``read_image(..., downscale=True)`` can open smaller."""
 
-    def __init__(self, message: str, downscaled_size: tuple[int, int]) -> None:
+    def __init__(self, message: str, downscaled_size: tuple[int, int], limit_message: str = "") -> None:
         super().__init__(message)
         self.downscaled_size = downscaled_size
+        self.limit_message = limit_message or message  # the size and the limit, without the offer
 
 
 def read_image(path: str | Path, *, downscale: bool = False) -> np.ndarray:
@@ -50,7 +51,7 @@ def read_image(path: str | Path, *, downscale: bool = False) -> np.ndarray:
     try:
         rgba = load_image_rgba(path, max_pixels=MAX_DOCUMENT_PIXELS, downscale=downscale)
     except ImageTooLargeError as e:
-        raise ImageTooLarge(str(e), e.downscaled_size) from None
+        raise ImageTooLarge(str(e), e.downscaled_size, e.limit_message) from None
     except ImageReadError as e:
         raise ImageFileError(str(e)) from None
     except (OSError, ValueError, MemoryError) as e:

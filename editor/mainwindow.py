@@ -3,14 +3,16 @@ controllers. Dialogs (file choosers, message boxes) live here; the flows themsel
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from PySide6.QtCore import QPointF, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QInputDialog,
@@ -500,14 +502,35 @@ class MainWindow(QMainWindow):
 
     def confirm_downscale(self, message: str) -> bool:
         """Offer to open a picture that is over the size limit at a smaller size."""
-        answer = QMessageBox.question(
-            self,
-            "Picture too large",
-            f"{message}.\n\nOpen it downscaled?",
-            QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Open,
-        )
+        waiting = QApplication.overrideCursor() is not None  # (asked from inside ``busy``)
+        if waiting:
+            QApplication.restoreOverrideCursor()
+        try:
+            answer = QMessageBox.question(
+                self,
+                "Picture too large",
+                f"{message}.\n\nOpen it downscaled?",
+                QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Open,
+            )
+        finally:
+            if waiting:
+                QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         return answer == QMessageBox.StandardButton.Open
+
+    @contextlib.contextmanager
+    def busy(self, message: str) -> Iterator[None]:
+        """A wait cursor and ``message`` in the status bar while the GUI thread reads or writes a file (a 6000 x 4000
+        picture takes seconds); the status bar is repainted at once, without running other events meanwhile."""
+        self.statusBar().showMessage(message)
+        self.statusBar().repaint()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            yield
+        finally:
+            QApplication.restoreOverrideCursor()
+            if self.statusBar().currentMessage() == message:
+                self.statusBar().clearMessage()
 
     def new_document(self) -> None:
         """File > New: ask for a size and background, then start over."""
@@ -529,7 +552,8 @@ class MainWindow(QMainWindow):
         """Open a picture as the document (asks before discarding changes)."""
         if not self.confirm_discard():
             return False
-        ok = self.editor.open_image(path)
+        with self.busy(f"Opening {Path(path).name}..."):
+            ok = self.editor.open_image(path)
         if ok:
             self.settings.set_last_folder("image", path)
             self.canvas.zoom_to_fit()
@@ -547,7 +571,8 @@ class MainWindow(QMainWindow):
             return False
         if not path.lower().endswith(".ora"):
             path += ".ora"
-        ok = self.editor.save_project(path)
+        with self.busy(f"Saving {Path(path).name}..."):
+            ok = self.editor.save_project(path)
         if ok:
             self.settings.set_last_folder("project", path)
         return ok
@@ -557,14 +582,23 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(
             self, "Open project", self.settings.last_folder("project"), "OpenRaster project (*.ora)"
         )
-        if path and self.confirm_discard() and self.editor.open_project(path):
+        if path and self.confirm_discard() and self.open_project(path):
             self.settings.set_last_folder("project", path)
             self.canvas.zoom_to_fit()
+
+    def open_project(self, path: str | Path) -> bool:
+        """Open an .ora project (no questions asked; errors are shown)."""
+        with self.busy(f"Opening {Path(path).name}..."):
+            return self.editor.open_project(path)
 
     def choose_import(self) -> None:
         """File > Import Image as Layer."""
         path, _ = QFileDialog.getOpenFileName(self, "Import image", self.settings.last_folder("image"), IMAGE_FILTER)
-        if path and self.editor.import_image(path):
+        if not path:
+            return
+        with self.busy(f"Importing {Path(path).name}..."):
+            ok = self.editor.import_image(path)
+        if ok:
             self.settings.set_last_folder("image", path)
 
     def choose_model(self) -> None:
@@ -587,7 +621,7 @@ class MainWindow(QMainWindow):
                 self.open_model(p)
         projects = [p for p in paths if p.lower().endswith(".ora")]
         if projects and self.confirm_discard():
-            self.editor.open_project(projects[0])
+            self.open_project(projects[0])
             return
         images = [p for p in paths if not p.lower().endswith((*MODEL_SUFFIXES, ".ora"))]
         if images:
@@ -607,7 +641,9 @@ class MainWindow(QMainWindow):
             return
         if not path.lower().endswith(".png"):
             path += ".png"
-        if self.editor.export_png(path, what=what):  # (a PNG is not the project: the document stays unsaved)
+        with self.busy(f"Exporting {Path(path).name}..."):
+            ok = self.editor.export_png(path, what=what)
+        if ok:  # (a PNG is not the project: the document stays unsaved)
             self.settings.set_last_folder("export", path)
 
     def choose_sample(self) -> None:

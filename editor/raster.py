@@ -13,6 +13,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from ganmodels.imageio import float_to_uint8
+
 
 class Rect(NamedTuple):
     """An integer pixel rectangle (x, y, w, h); empty when w or h <= 0."""
@@ -111,7 +113,7 @@ def over_background(rgba: np.ndarray, background: Sequence[float] = (1.0, 1.0, 1
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """float [..] in [0, 1] -> uint8, rounded (the one quantisation used for display and export)."""
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return float_to_uint8(image)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -282,6 +282,42 @@ def test_export_png_from_the_menu_leaves_the_project_unsaved(make_window, tiny_m
     assert window.isWindowModified() and not window.doc.undo_stack.isClean()
 
 
+def test_file_work_on_the_gui_thread_shows_a_wait_cursor_and_what_it_does(
+    make_window, tiny_model_file, tmp_path, monkeypatch
+):
+    window, _ = sample_window(make_window, tiny_model_file, seed=5)
+    seen = []
+
+    def spy(real):
+        def call(*args, **kwargs):
+            cursor = QApplication.overrideCursor()
+            seen.append((cursor.shape() if cursor else None, window.statusBar().currentMessage()))
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(window.editor, "save_project", spy(window.editor.save_project))
+    monkeypatch.setattr(window.editor, "export_png", spy(window.editor.export_png))
+    dialog = "editor.mainwindow.QFileDialog.getSaveFileName"
+    monkeypatch.setattr(dialog, lambda *a, **k: (str(tmp_path / "p.ora"), ""))
+    assert window.save_project()
+    monkeypatch.setattr(dialog, lambda *a, **k: (str(tmp_path / "e.png"), ""))
+    window.choose_export("flattened")
+    assert seen == [(Qt.CursorShape.WaitCursor, "Saving p.ora..."), (Qt.CursorShape.WaitCursor, "Exporting e.png...")]
+    assert QApplication.overrideCursor() is None and (tmp_path / "p.ora").is_file() and (tmp_path / "e.png").is_file()
+
+    # A question asked meanwhile (a picture over the size limit) is asked with the normal cursor.
+    asked = []
+    monkeypatch.setattr(
+        "editor.mainwindow.QMessageBox.question",
+        lambda *a, **k: asked.append(QApplication.overrideCursor()) or QMessageBox.StandardButton.Cancel,
+    )
+    with window.busy("Opening x.png..."):
+        assert window.confirm_downscale("x.png is too large") is False
+        assert QApplication.overrideCursor().shape() == Qt.CursorShape.WaitCursor
+    assert asked == [None] and QApplication.overrideCursor() is None
+
+
 def test_corrupt_image_shows_an_error_and_changes_nothing(qtbot, make_window, tmp_path):
     window = make_window()
     window.doc.add_layer(make_raster_layer(512, 512, name="keep me"))
@@ -311,10 +347,11 @@ def test_too_large_picture_is_offered_downscaled(make_window, tmp_path, monkeypa
     if accept:
         assert window.doc.size == (50, 30) and window.doc.layers[0].name == "poster"
         assert np.allclose(window.doc.layers[0].pixels[..., :3], 200 / 255)
-    else:
+    else:  # declined: no error box offering what was just declined, a status message instead
         assert window.doc.size == before
-        boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
-        assert boxes and "over the" in boxes[-1].text()
+        assert not [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+        status = window.statusBar().currentMessage()
+        assert status.startswith("Not opened: poster.png is 100x60") and "downscaled" not in status
 
 
 def test_open_image_applies_exif_orientation(make_window, tmp_path):

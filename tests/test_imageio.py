@@ -12,6 +12,7 @@ from ganmodels.imageio import (
     ImageReadError,
     ImageTooLargeError,
     downscale_factor,
+    float_to_uint8,
     load_image_rgb,
     load_image_rgba,
     load_mask,
@@ -144,3 +145,21 @@ def test_save_png_round_trip_with_text(tmp_path):
     back = Image.open(p)
     assert back.text["k"] == "v"
     assert np.array_equal(np.asarray(back), (img * 255 + 0.5).astype(np.uint8))
+
+
+def test_float_to_uint8_rounds_clips_and_keeps_the_shape():
+    rng = np.random.default_rng(0)
+    x = rng.random((7, 9, 4), dtype=np.float32) * 1.4 - 0.2  # some values outside [0, 1]
+    ref = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+    y = float_to_uint8(x)
+    assert y.dtype == np.uint8 and y.shape == x.shape
+    # every value is the nearest level; only exact halves may round the other way
+    assert np.abs(y.astype(int) - np.clip(x, 0, 1) * 255).max() <= 0.5 + 1e-4
+    assert (y == ref).mean() > 0.99 and y[x <= 0].max() == 0 and y[x >= 1].min() == 255
+    levels = np.arange(256, dtype=np.float32) / 255  # what 8-bit pictures read as: exactly back
+    np.testing.assert_array_equal(float_to_uint8(levels), np.arange(256))
+    special = float_to_uint8(np.array([np.nan, np.inf, -np.inf, 0.5], np.float64))
+    assert special.tolist() == [0, 255, 0, 128]
+    for shape in [(2, 3, 4, 5), (5,), (), (0, 3)]:
+        assert float_to_uint8(np.full(shape, 0.2)).shape == shape
+    np.testing.assert_array_equal(float_to_uint8(np.full((2, 3, 4, 5), 0.2)), 51)

@@ -180,13 +180,15 @@ class EditorController(QObject):
         try:
             return read_image(path)
         except ImageTooLarge as e:
-            if self.confirm_downscale is not None and self.confirm_downscale(str(e)):
+            if self.confirm_downscale is None:
+                self.error.emit(title, str(e))
+            elif self.confirm_downscale(str(e)):
                 try:
                     return read_image(path, downscale=True)
                 except ImageFileError as e2:
                     self.error.emit(title, str(e2))
-                    return None
-            self.error.emit(title, str(e))
+            else:  # the user said no: nothing to explain in a box
+                self.status.emit(f"Not opened: {e.limit_message}")
         except ImageFileError as e:
             self.error.emit(title, str(e))
         return None
