@@ -414,8 +414,10 @@ class MainWindow(QMainWindow):
     def _on_model_changed(self) -> None:
         self.model_panel.show_card(self.session.card_info())
         loaded = self.session.loaded
-        self.act_sample.setEnabled(loaded)
-        self.act_random_sample.setEnabled(loaded)
+        needs_model = [self.act_sample, self.act_random_sample, self.act_invert, self.act_invert_pti]
+        needs_model += [act for m, act in self.inpaint_actions.items() if m.startswith("gan")]
+        for act in needs_model:  # (classical inpainting works without a model)
+            act.setEnabled(loaded)
         tip = "" if loaded else " (open a model first)"
         self.act_sample.setStatusTip("Add a GAN layer generated from a seed" + tip)
         self.device_label.setText(self.session.device_text)

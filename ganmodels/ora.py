@@ -121,12 +121,16 @@ def write_ora(path: str | Path, doc: OraDocument) -> Path:
             raise ValueError(f"invalid extra name {name!r}")
         files.append((EXTRA_DIR + name, data))
     tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w") as z:
-        z.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE, compress_type=zipfile.ZIP_STORED)
-        z.writestr("stack.xml", ET.tostring(root, encoding="utf-8", xml_declaration=True), zipfile.ZIP_DEFLATED)
-        for name, data in files:  # (PNGs are compressed already: deflating them again costs time, saves nothing)
-            z.writestr(name, data, zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED)
-    tmp.replace(path)
+    try:
+        with zipfile.ZipFile(tmp, "w") as z:
+            z.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE, compress_type=zipfile.ZIP_STORED)
+            z.writestr("stack.xml", ET.tostring(root, encoding="utf-8", xml_declaration=True), zipfile.ZIP_DEFLATED)
+            for name, data in files:  # (PNGs are compressed already: deflating them again costs time, saves nothing)
+                z.writestr(name, data, zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # (a full disk leaves no half-written file behind; the old project stays)
+        raise
     return path
 
 

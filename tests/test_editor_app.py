@@ -43,6 +43,9 @@ def test_window_without_a_model(make_window):
     assert not window.session.loaded
     assert "No model loaded" in window.model_panel.status.text()
     assert not window.act_sample.isEnabled() and not window.latent_panel.editor.isEnabled()
+    assert not window.act_invert.isEnabled() and not window.act_invert_pti.isEnabled()
+    enabled = {m for m, act in window.inpaint_actions.items() if act.isEnabled()}
+    assert enabled and all(not m.startswith("gan") for m in enabled) and "telea" in enabled  # classical ones work
     assert window.editor.generate(1) is None  # explains instead of failing
     assert [la.name for la in window.doc.layers] == ["Background"] and window.doc.size == (512, 512)
     shown = window.canvas.render_document()
@@ -55,7 +58,8 @@ def test_window_with_a_model_shows_its_card_and_directions(make_window, tiny_mod
     assert values["Name"] == "tiny" and values["Resolution"] == "16 x 16 px" and values["Licence"] == "MIT"
     assert values["Training data"] == "none"
     assert list(window.latent_panel.sliders) == ["first"]
-    assert window.act_sample.isEnabled()
+    assert window.act_sample.isEnabled() and window.act_invert.isEnabled()
+    assert all(act.isEnabled() for act in window.inpaint_actions.values())
     assert window.device_label.text().startswith("CPU")
 
 

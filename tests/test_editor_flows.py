@@ -234,6 +234,31 @@ def test_damaged_project_gives_an_error_and_keeps_the_document(make_window, tmp_
     assert errors == ["Cannot open project"] and len(window.doc.layers) == n
 
 
+def test_failed_save_names_the_file_and_leaves_nothing_behind(make_window, tmp_path, monkeypatch):  # noqa: F811
+    window = make_window()
+    window.doc.add_layer(make_raster_layer(*window.doc.size, name="paint"))
+    messages = []
+    window.editor.error.connect(lambda title, msg: messages.append((title, msg)))
+    missing = tmp_path / "no-such-folder" / "x.ora"
+    assert not window.editor.save_project(missing)
+    assert messages == [("Save failed", f"cannot write {missing} (No such file or directory)")]
+    assert not window.doc.undo_stack.isClean()  # still unsaved
+
+    # Writing fails half-way (a full disk): the earlier project file stays as it was, no temporary file is left.
+    target = tmp_path / "p.ora"
+    assert window.editor.save_project(target)
+    saved = target.read_bytes()
+    window.doc.add_layer(make_raster_layer(*window.doc.size, name="more"))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("zipfile.ZipFile.writestr", full_disk)
+    assert not window.editor.save_project(target)
+    assert messages[-1] == ("Save failed", f"cannot write {target} (No space left on device)")
+    assert target.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["p.ora"]
+
+
 def test_window_opens_a_foreign_checkpoint(make_window, tmp_path):  # noqa: F811
     import torch
     from torch import nn

@@ -504,10 +504,15 @@ def test_unknown_generator_kind_is_refused(tmp_path):
 
 
 def test_unknown_file_type(tmp_path):
-    p = tmp_path / "model.pkl"
+    p = tmp_path / "model.bin"
     p.write_bytes(b"GIF89a not a model")
     with pytest.raises(ModelFileError, match="unknown file type"):
         load_any(p)
+    # A file named like a model whose bytes fit no format: damaged, said in those words
+    for name, data in [("model.pkl", b"GIF89a not a model"), ("junk.safetensors", bytes(range(7, 71))), ("e.pt", b"")]:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ModelFileError, match=rf"{name} is not a readable \.\w+ model file: it is (damaged|empty)"):
+            load_any(tmp_path / name)
     with pytest.raises(ModelFileError, match="no such file"):
         load_any(tmp_path / "missing.pkl")
 

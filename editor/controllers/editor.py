@@ -461,7 +461,10 @@ class EditorController(QObject):
                 model_path=str(self.doc.model_path) if self.doc.model_path else None,
                 pti_weights=self.doc.pti_weights,
             )
-        except (OSError, ValueError) as e:
+        except OSError as e:  # (the message names the file asked for, not the temporary file it writes first)
+            self.error.emit("Save failed", f"cannot write {path} ({e.strerror or e})")
+            return False
+        except ValueError as e:
             self.error.emit("Save failed", f"{path.name}: {e}")
             return False
         self.doc.path = path

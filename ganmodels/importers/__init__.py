@@ -63,6 +63,9 @@ def detect_format(path: str | Path) -> str:
         return "pickle"
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
+    if path.suffix.lower() in (".safetensors", ".pkl", ".pt", ".pth"):
+        what = "empty" if not head else "damaged (or not a model at all): its first bytes fit no model format"
+        raise ModelFileError(f"{path.name} is not a readable {path.suffix.lower()} model file: it is {what}")
     raise ModelFileError(
         f"{path.name}: unknown file type (expected a .safetensors model, an NVIDIA .pkl or a PyTorch .pt/.pth)"
     )
