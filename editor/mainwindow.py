@@ -381,6 +381,7 @@ class MainWindow(QMainWindow):
         self.editor.preview_changed.connect(self.canvas_controller.show_preview)
         self.latent_controller.error.connect(self._on_render_error)
         self.jobs_controller.timing.connect(self._on_timing)
+        self.jobs_controller.cancelled.connect(self.show_status)
         self.runner.count_changed.connect(self._on_job_count)
         self.session.model_changed.connect(self._on_model_changed)
         self.model_panel.open_requested.connect(self.choose_model)

@@ -427,6 +427,7 @@ def test_backend_jobs_report_progress_cancel_and_errors(qtbot, make_window):
     with qtbot.waitSignal(window.runner.job_cancelled, timeout=2000):
         row.cancel.click()
     assert time.perf_counter() - t0 < 0.5 and row.message.text() == "cancelled" and row.cancel.isHidden()
+    assert window.statusBar().currentMessage() == "Cancelled: Invert"
 
     window.editor.run_backend_job("inpaint", lambda: steps(2, 0.01, fail=True), results.append, description="Inpaint")
     qtbot.waitUntil(lambda: any(b.isVisible() for b in window.findChildren(QMessageBox)), timeout=5000)

@@ -10,6 +10,7 @@ from editor.panels.jobs import JobsPanel
 
 class JobsController(QObject):
     timing = Signal(str)  # "render: 31 ms" after each job, for the status bar
+    cancelled = Signal(str)  # "Cancelled: Invert" when a listed job was cancelled
 
     def __init__(self, runner: JobRunner, panel: JobsPanel, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -45,6 +46,8 @@ class JobsController(QObject):
             else:
                 text = job.message or job.state.value
             self.panel.set_done(job_id, job.state.value, text)
+            if job.state == JobState.CANCELLED:
+                self.cancelled.emit(f"Cancelled: {job.description}")
         if done and seconds is not None:
             took = f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.0f} s"
             self.timing.emit(f"{job.kind}: {took}")
