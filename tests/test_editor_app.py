@@ -630,6 +630,23 @@ def test_sample_dialog_is_deleted_after_use_and_drops_late_previews(make_window,
     dialog.set_class_previews(np.zeros([3, 16, 16, 3], np.uint8))  # no error
 
 
+def test_model_panel_wraps_long_values_without_cutting_them_off(make_window, qtbot):
+    """In the window's Model dock (default layout) every value of the shipped model's card is shown whole."""
+    from ganmodels.resources import default_model_path
+
+    window = make_window()
+    window.resize(1400, 880)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.open_model(default_model_path())  # (as the app does: the card arrives in a laid-out dock)
+    panel = window.model_panel
+    assert panel.values["File"].text() == str(default_model_path())  # (the break points are for display only)
+    for key, label in panel.values.items():
+        qtbot.waitUntil(lambda label=label: label.height() >= label.heightForWidth(label.width()) > 0)
+        assert label.mapTo(panel, label.rect().topRight()).x() < panel.width(), key
+    assert panel.values["Training data"].height() >= 3 * panel.values["Name"].height()  # several lines, all shown
+
+
 def test_job_rows_fit_a_narrow_panel_with_their_cancel_button_visible(qtbot):
     from PySide6.QtWidgets import QLabel
 

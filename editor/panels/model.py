@@ -2,10 +2,42 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from editor.icons import icon
+
+_BREAK_AFTER = str.maketrans({c: c + "\u200b" for c in "/_;="})
+
+
+def breakable(text: str) -> str:
+    """``text`` with zero-width spaces after / _ ; = so that a word-wrapped label can break paths and long
+    names (e.g. "@lobehub/fluent-emoji-3d", "SWDx1e3_64") instead of cutting them off at a narrow dock."""
+    return text.translate(_BREAK_AFTER)
+
+
+class _WrappedLabel(QLabel):
+    """A word-wrapped label for a card value: it may break after / _ ; = (:func:`breakable`) and keeps the height
+    its text needs at its actual width (the form layout sizes rows by a width guess, which cut off the last line
+    of a long value in a narrow dock). ``text()`` is the value as given."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(html.escape(breakable(text)))
+        self._plain = text
+        self.setTextFormat(Qt.TextFormat.RichText)  # (measured as drawn: plain text ignores the break points)
+        self.setWordWrap(True)
+
+    def text(self) -> str:
+        return self._plain
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        needed = self.heightForWidth(self.width())
+        if needed > 0 and needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
 
 
 class ModelPanel(QWidget):
@@ -45,8 +77,8 @@ class ModelPanel(QWidget):
         self.status.hide()
         self.status.setText("")
         for key, text in info.items():
-            value = QLabel(text)
-            value.setWordWrap(True)
+            value = _WrappedLabel(text)
+            value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)  # wrap to the dock's width
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             if key == "File":
                 value.setToolTip(text)
