@@ -32,4 +32,5 @@ def apply_dark_theme(app: QApplication) -> None:
     disabled = QColor(120, 120, 126)
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
         p.setColor(QPalette.ColorGroup.Disabled, role, disabled)
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Highlight, QColor(84, 84, 90))  # (grey sliders)
     app.setPalette(p)

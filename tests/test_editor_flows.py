@@ -30,8 +30,11 @@ def test_invert_adds_a_gan_layer_close_to_the_picture(make_window, tiny_model_fi
     assert layer.kind == "gan" and layer.gan.ws.shape == (6, 32)
     assert "dB" in layer.name
     assert window.runner.job(job.id).description == "Invert (60 steps)"
+    seed = window.latent_panel.seed
+    assert seed.text() == "\u2014" and not seed.isEnabled()  # no seed, not a seed 0
     window.doc.undo_stack.undo()
     assert len(window.doc.layers) == before
+    assert seed.text() == "4" and seed.isEnabled() and seed.minimum() == 0  # the sample below: its seed again
 
 
 def test_invert_with_the_models_encoder_refines_with_the_pixel_loss(make_window, tiny_model_file, monkeypatch):  # noqa: F811

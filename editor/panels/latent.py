@@ -27,6 +27,7 @@ STRENGTH_RANGE = 3.0  # sliders span [-3, 3] * the direction's scale
 SLIDER_STEPS = 300  # integer slider positions per side
 TRUNCATION_MAX = 1.5
 MAX_SEED = 2**31 - 1
+NO_SEED = "\u2014"  # shown as the seed of a GAN layer that has none (an inverted picture)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +202,14 @@ class LatentPanel(QWidget):
     def set_values(self, *, seed: int | None, truncation: float, strengths: dict[str, float]) -> None:
         """Show a layer's latent state without emitting."""
         self.seed.blockSignals(True)
-        self.seed.setValue(seed if seed is not None else 0)
+        if seed is None:  # e.g. an inverted picture: "—", not a seed 0 it does not have
+            self.seed.setMinimum(-1)
+            self.seed.setSpecialValueText(NO_SEED)
+            self.seed.setValue(-1)
+        else:
+            self.seed.setSpecialValueText("")
+            self.seed.setMinimum(0)
+            self.seed.setValue(seed)
         self.seed.setEnabled(seed is not None)
         self.seed.blockSignals(False)
         self.truncation.set_value(truncation)
@@ -212,4 +220,5 @@ class LatentPanel(QWidget):
         self.new_sample.setEnabled(enabled)
 
     def _on_seed(self, value: int) -> None:
-        self.seed_chosen.emit(value)
+        if value >= 0:
+            self.seed_chosen.emit(value)
