@@ -65,6 +65,10 @@ def rgb_to_qimage(rgb: np.ndarray) -> QImage:
 def mask_to_overlay(mask: np.ndarray, *, tint=MASK_TINT, opacity: float = MASK_OPACITY) -> QImage:
     """A mask [H, W] in [0, 1] -> a premultiplied RGBA QImage: the tint with alpha = mask * opacity."""
     h, w = mask.shape
+    if not mask.any():  # the usual case (a picture just opened, a layer without a mask): nothing to compute
+        empty = QImage(w, h, QImage.Format.Format_RGBA8888_Premultiplied)
+        empty.fill(0)
+        return empty
     a = np.clip(mask, 0.0, 1.0) * np.float32(opacity)  # [H, W]
     out = np.empty([h, w, 4], np.uint8)
     for c in range(3):

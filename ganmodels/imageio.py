@@ -106,7 +106,9 @@ def to_rgba_float(im: Image.Image) -> np.ndarray:
         im = im.convert("RGBA")
     if im.mode == "CMYK":
         im = im.convert("RGB")
-    return np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+    out = np.asarray(im.convert("RGBA")).astype(np.float32)  # [H, W, 4]
+    out /= 255.0  # (in place: one float copy of a picture that may be 6000 x 4000, not two)
+    return out
 
 
 def load_image_rgba(path: str | Path, *, max_pixels: int = MAX_PIXELS, downscale: bool = False) -> np.ndarray:

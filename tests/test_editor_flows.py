@@ -508,3 +508,17 @@ def test_inpaint_menu_offers_gan_inversion_with_pivotal_tuning(make_window, tiny
     window.editor.inpaint = lambda method, **kw: calls.append((method, kw))
     window.inpaint_actions["gan-inversion+pti"].trigger()
     assert calls == [("gan-inversion", {"tune_steps": 50})]
+
+
+def test_mask_overlay_is_the_tint_over_the_mask_and_empty_for_no_mask(qapp):
+    from editor.qtimage import MASK_OPACITY, MASK_TINT, mask_to_overlay
+
+    mask = np.zeros((5, 7), np.float32)
+    empty = qimage_to_rgba(mask_to_overlay(mask))
+    assert empty.shape == (5, 7, 4) and not empty.any()  # fully transparent, the right size
+    mask[1:3, 2:5] = 1.0
+    mask[4, 6] = 0.5
+    overlay = qimage_to_rgba(mask_to_overlay(mask))
+    np.testing.assert_allclose(overlay[..., 3], mask * MASK_OPACITY, atol=1 / 255)
+    np.testing.assert_allclose(overlay[1, 2, :3], np.asarray(MASK_TINT) / 255, atol=0.02)  # (straight alpha)
+    assert not overlay[0].any()
