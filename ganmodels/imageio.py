@@ -87,8 +87,12 @@ def float_to_uint8(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
     if arr.size == 0:
         return np.zeros(arr.shape, np.uint8)
-    clipped = np.clip(arr, 0.0, 1.0).astype(np.float32 if arr.dtype != np.float64 else np.float64, copy=False)
-    return cv2.convertScaleAbs(clipped.reshape(-1, arr.shape[-1] if arr.ndim else 1), alpha=255.0).reshape(arr.shape)
+    flat = np.ascontiguousarray(arr).reshape(-1, arr.shape[-1] if arr.ndim else 1)  # [rows, C] (cv2 is 2-D)
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float32)
+    flat = cv2.threshold(flat, 0, 0, cv2.THRESH_TOZERO)[1]  # negatives and NaN -> 0
+    flat = cv2.threshold(flat, 1, 1, cv2.THRESH_TRUNC)[1]  # above 1 (inf too) -> 1
+    return cv2.convertScaleAbs(flat, alpha=255.0).reshape(arr.shape)
 
 
 def to_rgba_float(im: Image.Image) -> np.ndarray:

@@ -54,6 +54,27 @@ def test_layout_follows_the_openraster_spec(tmp_path):
     assert xml.index('name="hidden"') < xml.index('name="gan"') < xml.index('name="background"')  # top first
 
 
+def test_merged_image_shows_the_composite_and_reuses_an_opaque_top_layer(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from ganmodels.imageio import float_to_uint8
+
+    def merged_png(doc):
+        p = write_ora(tmp_path / "m.ora", doc)
+        with zipfile.ZipFile(p) as z:
+            return z.read("mergedimage.png"), {n: z.read(n) for n in z.namelist() if n.startswith("data/")}
+
+    doc = _doc()  # a translucent offset layer over the background, a hidden copy on top
+    data, _layers = merged_png(doc)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), float_to_uint8(composite(doc)))
+    one = OraDocument(width=8, height=6, layers=[doc.layers[0]])  # one opaque layer: the merged image is it
+    data, layers = merged_png(one)
+    assert data == layers["data/layer000.png"]
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), float_to_uint8(doc.layers[0].pixels))
+
+
 def test_composite_respects_opacity_visibility_and_offset():
     doc = _doc()
     out = composite(doc)
