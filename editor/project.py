@@ -89,11 +89,14 @@ def save_project(
     return write_ora(path, OraDocument(width=width, height=height, layers=ora_layers, extras=extras))
 
 
-def load_project(path: str | Path, *, model_key: str = "", model_name: str = "") -> LoadedProject:
-    """Read an .ora file. GAN layers keep their latent; they are bound to ``model_key`` when their model name
-    matches the loaded model's, else they re-render after that model is opened. Tuned weights get new keys (the
-    caller registers them). Anything damaged is skipped with a warning; layers of foreign .ora files become raster
-    layers."""
+def load_project(
+    path: str | Path, *, model_key: str = "", model_name: str = "", model_path: str | Path | None = None
+) -> LoadedProject:
+    """Read an .ora file. GAN layers keep their latent; they are bound to ``model_key`` when they were made with the
+    loaded model (``model_name`` and, when both are known, the same file ``model_path``, or a stored file that is
+    not on this machine: a project moved here), else they re-render after that model is opened. Tuned weights get
+    new keys (the caller registers them). Anything damaged is skipped with a warning; layers of foreign .ora files
+    become raster layers."""
     doc = read_ora(path)
     warnings = list(doc.warnings)
     meta: dict = {}
@@ -129,7 +132,7 @@ def load_project(path: str | Path, *, model_key: str = "", model_name: str = "")
             try:
                 ws = _from_npy(doc.extras[gan["ws"]]).astype(np.float32)
                 state = GanState(
-                    model_key=model_key if gan.get("model") == model_name else "",
+                    model_key=model_key if _same_model(gan, model_name, model_path) else "",
                     model_path=gan.get("model_path"),
                     model_name=str(gan.get("model", "")),
                     ws=ws,
@@ -159,6 +162,17 @@ def load_project(path: str | Path, *, model_key: str = "", model_name: str = "")
                 warnings.append(f"layer {ol.name!r}: mask could not be restored ({e})")
         layers.append(layer)
     return LoadedProject(doc.width, doc.height, layers, meta.get("model_path"), warnings, pti_weights)
+
+
+def _same_model(gan: Mapping, model_name: str, model_path: str | Path | None) -> bool:
+    """Whether a stored GAN layer (its project entry) was made with the loaded model: the same name, and the same
+    file unless the stored one is not on this machine (two different files of the same name are not confused)."""
+    if not model_name or gan.get("model") != model_name:
+        return False
+    stored = gan.get("model_path")
+    if not stored or model_path is None or Path(stored) == Path(model_path):
+        return True
+    return not Path(stored).exists()
 
 
 def _int(v: str | None) -> int | None:

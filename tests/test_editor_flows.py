@@ -522,3 +522,48 @@ def test_mask_overlay_is_the_tint_over_the_mask_and_empty_for_no_mask(qapp):
     np.testing.assert_allclose(overlay[..., 3], mask * MASK_OPACITY, atol=1 / 255)
     np.testing.assert_allclose(overlay[1, 2, :3], np.asarray(MASK_TINT) / 255, atol=0.02)  # (straight alpha)
     assert not overlay[0].any()
+
+
+def test_a_reopened_layer_binds_only_to_the_model_it_was_made_with(make_window, tiny_model_file, tmp_path):  # noqa: F811
+    """Two different files with the same model name are not confused; a layer of a differently shaped model with
+    that name is not editable either; a project whose model file is not on this machine binds by name."""
+    import shutil
+
+    from ganmodels.modelfile import save_model
+    from tests.conftest import tiny_generator
+
+    other = tmp_path / "other" / "tiny.safetensors"  # the same card name, other weights
+    other.parent.mkdir()
+    G, cfg = tiny_generator(seed=7)
+    save_model(other, G, config=cfg, card={"name": "tiny"})
+    window, _ = sample_window(make_window, tiny_model_file, seed=11)
+    project = tmp_path / "p.ora"
+    assert window.editor.save_project(project)
+    latent = window.latent_panel
+
+    assert window.open_model(other) and window.editor.open_project(project)
+    layer = next(la for la in window.doc.layers if la.kind == "gan")
+    window.doc.set_active(layer.id)
+    assert layer.gan.model_key == "" and not latent.editor.isEnabled()  # refused: another file
+    assert window.open_model(tiny_model_file)
+    assert latent.editor.isEnabled()  # its own model again: editable
+
+    wide = tmp_path / "wide" / "tiny.safetensors"  # same name, another latent size
+    wide.parent.mkdir()
+    G, cfg = tiny_generator(seed=3, w_dim=48)
+    save_model(wide, G, config=cfg, card={"name": "tiny"})
+    assert window.open_model(wide)
+    window.doc.set_active(layer.id)
+    assert not latent.editor.isEnabled()
+
+    # The project opened on another machine (its model file is elsewhere): bound by the model's name.
+    moved = tmp_path / "moved.safetensors"
+    shutil.move(tiny_model_file, moved)
+    assert window.open_model(moved) and window.editor.open_project(project)
+    layer = next(la for la in window.doc.layers if la.kind == "gan")
+    assert layer.gan.model_key == window.session.key and latent.editor.isEnabled()
+    # ... but not to a same-named model whose latents have another size (it would not render them)
+    assert window.open_model(wide) and window.editor.open_project(project)
+    layer = next(la for la in window.doc.layers if la.kind == "gan")
+    window.doc.set_active(layer.id)
+    assert layer.gan.model_key == window.session.key and not latent.editor.isEnabled()

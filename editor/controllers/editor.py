@@ -481,7 +481,12 @@ class EditorController(QObject):
         path = Path(path)
         model = self.session.model
         try:
-            project = load_project(path, model_key=self.session.key, model_name=model.name if model is not None else "")
+            project = load_project(
+                path,
+                model_key=self.session.key,
+                model_name=model.name if model is not None else "",
+                model_path=model.path if model is not None else None,
+            )
         except (OraError, OSError) as e:
             self.error.emit("Cannot open project", str(e))
             return False

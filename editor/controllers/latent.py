@@ -39,6 +39,8 @@ def model_matches(state: GanState, session: ModelSession) -> bool:
     m = session.model
     if m is None:
         return False
+    if tuple(state.ws.shape) != (m.G.num_ws, m.G.w_dim):  # another model's latent cannot be edited with this one
+        return False
     if state.model_key == session.key:
         return True
     if state.model_path and m.path is not None:
@@ -219,8 +221,13 @@ class LatentController(QObject):
         if layer is None or model is None:
             self._abandon_gesture()
             return
-        centre = self.session.truncation_centre(g.target.class_index)
-        ws = state_effective_ws(g.target, centre=centre, directions=model.directions)
+        try:
+            centre = self.session.truncation_centre(g.target.class_index)
+            ws = state_effective_ws(g.target, centre=centre, directions=model.directions)
+        except (RuntimeError, ValueError, IndexError) as e:  # (a latent that does not fit the model: never stuck)
+            self._abandon_gesture()
+            self.error.emit(f"This layer cannot be edited with the loaded model: {e}")
+            return
         placement = Placement(g.target.placement, self.doc.width, self.doc.height)
         model_key = g.target.pti_weights or self.session.key  # a layer with tuned weights renders with them
         request = RenderRequest(g.layer_id, model_key, ws, g.target.noise_mode, placement=placement)
