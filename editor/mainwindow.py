@@ -618,20 +618,32 @@ class MainWindow(QMainWindow):
         return ok
 
     def open_paths(self, paths: list[str]) -> None:
-        """Dropped files: models are loaded, the first picture is opened."""
-        for p in paths:
-            if p.lower().endswith(MODEL_SUFFIXES):
-                self.open_model(p)
-        projects = [p for p in paths if p.lower().endswith(".ora")]
-        if projects and self.confirm_discard():
-            self.open_project(projects[0])
+        """Dropped files: models are loaded; then a project, else the first picture, becomes the document (one at a
+        time); what was not opened is named in the status bar, or in an error when nothing could be."""
+        models = [p for p in paths if p.lower().endswith(MODEL_SUFFIXES) and Path(p).is_file()]
+        for p in models:
+            self.open_model(p)
+        rest = [p for p in paths if p not in models]
+        projects = [p for p in rest if p.lower().endswith(".ora") and Path(p).is_file()]
+        images = [p for p in rest if p.lower().endswith(IMAGE_SUFFIXES) and Path(p).is_file()]
+        target = projects[0] if projects else images[0] if images else None
+        skipped = [Path(p).name for p in rest if p != target]
+        if target is None:
+            if skipped:
+                first = Path(rest[0])
+                why = "is a folder" if first.is_dir() else "is not a picture, project or model this editor opens"
+                more = f" (nor are the other {len(skipped) - 1})" if len(skipped) > 1 else ""
+                self.show_error("Cannot open file", f"{first.name} {why}{more}.")
             return
-        images = [p for p in paths if not p.lower().endswith((*MODEL_SUFFIXES, ".ora"))]
-        if images:
-            if not images[0].lower().endswith(IMAGE_SUFFIXES):
-                self.show_error("Cannot open file", f"{Path(images[0]).name} is not a supported image type.")
-                return
-            self.open_image(images[0])
+        if target in projects:
+            opened = self.confirm_discard() and self.open_project(target)
+        else:
+            opened = self.open_image(target)  # (asks before discarding itself)
+        if opened and skipped:
+            self.show_status(
+                f"Opened {Path(target).name}; not opened: {', '.join(skipped)} (one document at a time; "
+                "File > Import Image as Layer adds a picture)"
+            )
 
     def choose_export(self, what: str) -> None:
         """File > Export: the flattened image (``what="flattened"``) or the selected layer (``"layer"``)."""

@@ -337,6 +337,36 @@ def test_corrupt_image_shows_an_error_and_changes_nothing(qtbot, make_window, tm
     assert ([la.id for la in window.doc.layers], window.doc.size) == before[:2]
 
 
+def test_dropped_files_open_one_document_and_say_what_was_left(make_window, tmp_path, monkeypatch):
+    window = make_window()
+    photo, other = tmp_path / "photo.png", tmp_path / "other.png"
+    Image.fromarray(np.full([12, 20, 3], 90, np.uint8)).save(photo)
+    Image.fromarray(np.full([8, 8, 3], 10, np.uint8)).save(other)
+    (tmp_path / "notes.txt").write_text("hello")
+    window.open_paths([str(tmp_path / "notes.txt"), str(photo), str(other)])
+    assert window.doc.size == (20, 12) and window.doc.layers[0].name == "photo"
+    assert "not opened: notes.txt, other.png" in window.statusBar().currentMessage()
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    window.open_paths([str(folder)])
+    boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    assert boxes and boxes[-1].text() == "folder is a folder." and window.doc.size == (20, 12)
+
+    # A project and a picture dropped over unsaved work: asked once; Cancel keeps everything.
+    project = tmp_path / "p.ora"
+    assert window.editor.save_project(project)
+    window.doc.add_layer(make_raster_layer(20, 12, name="unsaved"))
+    window.ask_before_discarding = True
+    asked = []
+    monkeypatch.setattr(
+        "editor.mainwindow.QMessageBox.question",
+        lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Cancel,
+    )
+    window.open_paths([str(project), str(other)])
+    assert len(asked) == 1 and [la.name for la in window.doc.layers] == ["photo", "unsaved"]
+
+
 @pytest.mark.parametrize("accept", [True, False])
 def test_too_large_picture_is_offered_downscaled(make_window, tmp_path, monkeypatch, accept):
     monkeypatch.setattr("editor.fileio.MAX_DOCUMENT_PIXELS", 2_000)
