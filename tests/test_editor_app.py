@@ -365,6 +365,7 @@ def test_dropped_files_open_one_document_and_say_what_was_left(make_window, tmp_
     )
     window.open_paths([str(project), str(other)])
     assert len(asked) == 1 and [la.name for la in window.doc.layers] == ["photo", "unsaved"]
+    window.ask_before_discarding = False  # (so that closing the window at the end is not refused by "Cancel")
 
 
 @pytest.mark.parametrize("accept", [True, False])
