@@ -135,6 +135,26 @@ def test_slider_with_the_threaded_runner(qtbot, make_window, tiny_model_file):
     np.testing.assert_array_equal(window.doc.layer(layer.id).pixels, pixels0)
 
 
+def test_undo_during_a_slider_drag_keeps_history_and_picture_in_step(make_window, tiny_model_file):
+    window, _ = sample_window(make_window, tiny_model_file, seed=3, truncation=0.7)
+    layer_id = window.doc.active_id
+    model = window.session.model
+    drag_slider(window.latent_panel.sliders["first"].slider, [400])  # committed: "Direction first"
+    stack = window.doc.undo_stack
+    assert stack.text(stack.index() - 1) == "Direction first"
+    slider = window.latent_panel.truncation.slider
+    slider.setSliderDown(True)  # a truncation drag is under way ...
+    slider.setValue(20)
+    window.act_undo.trigger()  # ... when Ctrl+Z undoes the direction
+    slider.setSliderDown(False)
+    layer = window.doc.layer(layer_id)
+    assert dict(layer.gan.strengths) == {} and layer.gan.truncation == pytest.approx(0.7)
+    np.testing.assert_array_equal(layer.pixels[..., :3], expected_sample(model, 3, 0.7))  # as the History says
+    assert stack.text(stack.index() - 1).startswith("New sample") and stack.canRedo()
+    window.act_redo.trigger()
+    assert dict(window.doc.layer(layer_id).gan.strengths) != {}
+
+
 def test_truncation_seed_and_reset_are_undoable(make_window, tiny_model_file):
     window, _ = sample_window(make_window, tiny_model_file, seed=3, truncation=0.7)
     layer_id = window.doc.active_id

@@ -132,7 +132,16 @@ class LatentController(QObject):
         self.bind()
 
     def _on_layer_changed(self, layer_id: str) -> None:
-        if layer_id == self._layer_id and self._gesture is None:
+        g = self._gesture
+        if g is not None and layer_id == g.layer_id:
+            layer = self.doc.find(layer_id)
+            if layer is not None and layer.gan is not g.before[0]:
+                # Undo / redo changed the latent under an open slider gesture, which was built on the state before:
+                # the gesture is dropped (committing it would put back what was undone, out of the History's sight).
+                self._gesture = None
+                self.bind()
+            return
+        if layer_id == self._layer_id and g is None:
             self.bind()
 
     def _on_reset(self) -> None:
