@@ -135,6 +135,37 @@ def test_slider_with_the_threaded_runner(qtbot, make_window, tiny_model_file):
     np.testing.assert_array_equal(window.doc.layer(layer.id).pixels, pixels0)
 
 
+def test_a_sample_finishing_after_a_model_switch_is_dropped_with_a_message(
+    make_window, tiny_model_file, qtbot, monkeypatch
+):
+    from ganmodels.modelfile import save_model
+
+    other = tiny_model_file.with_name("other.safetensors")
+    G, cfg = tiny_generator(seed=5)
+    save_model(other, G, config=cfg, card={"name": "other"})
+    import threading
+
+    import editor.jobs
+
+    window = make_window(model=tiny_model_file, sync=False)
+    window.editor.new_document(16, 16)
+    n = len(window.doc.layers)
+    release, real = threading.Event(), editor.jobs.synthesize
+
+    def held_synthesize(*args, **kwargs):  # the worker has the old model's G: it finishes after the switch
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(editor.jobs, "synthesize", held_synthesize)
+    job = window.editor.generate(77)
+    qtbot.waitUntil(lambda: window.runner.job(job.id).state == editor.jobs.JobState.RUNNING)
+    assert window.open_model(other)
+    release.set()
+    qtbot.waitUntil(lambda: "dropped" in window.statusBar().currentMessage(), timeout=10000)
+    assert window.runner.job(job.id) is not None and len(window.doc.layers) == n
+    assert window.statusBar().currentMessage().startswith("Sample (seed 77) dropped: another model was opened")
+
+
 def test_undo_during_a_slider_drag_keeps_history_and_picture_in_step(make_window, tiny_model_file):
     window, _ = sample_window(make_window, tiny_model_file, seed=3, truncation=0.7)
     layer_id = window.doc.active_id

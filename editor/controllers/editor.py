@@ -402,8 +402,9 @@ class EditorController(QObject):
         request: GenerateRequest = job.request
         generation = self._generates.pop(job_id, self._generation)
         model = self.session.model
-        if model is None or request.model_key != self.session.key:
-            return  # the model changed meanwhile
+        if model is None or request.model_key != self.session.key:  # the model changed meanwhile
+            self.status.emit(f"Sample (seed {request.seed}) dropped: another model was opened before it was done")
+            return
         rect = centered_square(*self.doc.size)
         pixels = result.pixels
         if generation != self._generation or pixels is None or pixels.shape[:2] != (self.doc.height, self.doc.width):
