@@ -121,6 +121,16 @@ def test_oom_variant_moves_a_gpu_model_to_the_cpu_or_drops_the_perceptual_term(t
     assert not model.G.moved  # the loaded model is left where it was
 
 
+def masked_sample(make_window, model_file):  # noqa: F811
+    """A window with a sample (seed 2) whose layer has a rectangular mask: (window, that layer, the mask)."""
+    window, _ = sample_window(make_window, model_file, seed=2)
+    base = window.doc.active_layer
+    mask = np.zeros((16, 16), np.float32)
+    mask[4:9, 5:11] = 1
+    window.doc.set_mask(base.id, mask)
+    return window, base, mask
+
+
 @pytest.mark.parametrize(
     ("method", "tune"), [("telea", 0), ("gan-inversion", 0), ("gan-inversion", 3), ("gan-inpainter", 0)]
 )
@@ -133,12 +143,8 @@ def test_inpaint_fills_the_mask_into_a_new_layer(make_window, tiny_model_file, m
         torch.manual_seed(0)
         net = new_inpainter_net(channels=4, dilations=(1,))
         resave_with(load_model(tiny_model_file), tiny_model_file, add={"inpainter": inpainter_component(net)})
-    window, _ = sample_window(make_window, tiny_model_file, seed=2)
+    window, _base, mask = masked_sample(make_window, tiny_model_file)
     doc = window.doc
-    base = doc.active_layer
-    mask = np.zeros((16, 16), np.float32)
-    mask[4:9, 5:11] = 1
-    doc.set_mask(base.id, mask)
     flat_before = doc.flatten()
     window.editor.inpaint(method, steps=5, tune_steps=tune)
     new = doc.active_layer
@@ -171,12 +177,8 @@ def test_inpaint_without_a_mask_is_a_clear_error(make_window, tiny_model_file): 
 
 
 def test_another_method_right_after_an_inpaint_fills_the_same_mask(make_window, tiny_model_file):  # noqa: F811
-    window, _ = sample_window(make_window, tiny_model_file, seed=2)
+    window, base, mask = masked_sample(make_window, tiny_model_file)
     doc = window.doc
-    base = doc.active_layer
-    mask = np.zeros((16, 16), np.float32)
-    mask[4:9, 5:11] = 1
-    doc.set_mask(base.id, mask)
     window.editor.inpaint("telea")
     first = doc.active_layer
     assert first.name == "Inpainted (telea)" and not first.mask.any()  # the result is active, without a mask
