@@ -302,7 +302,8 @@ class ModelRegistry:
         with self._lock:
             value = table.get(key)
         if value is None:
-            raise ValueError(f"no model is loaded for {key!r}")
+            name = key.rsplit("#", 1)[0]  # (keys are "name#n")
+            raise ValueError(f"no model is loaded for this job: {name!r} was closed or replaced before it ran")
         return value
 
     def renderer(self, key: str) -> FastSynthesis:

@@ -125,7 +125,7 @@ def test_a_failing_job_reports_and_the_worker_keeps_working(qtbot, threaded_runn
     assert failed.args[1].startswith("Out of memory")
     with qtbot.waitSignal(runner.job_failed, timeout=5000) as failed:  # a render of an unknown model
         runner.submit(RenderRequest("layer", "missing", ws_with_colour(0.1)))
-    assert "no model is loaded" in failed.args[1]
+    assert "no model is loaded for this job: 'missing' was closed or replaced before it ran" in failed.args[1]
 
     def result_generator():
         yield {"step": 0}
