@@ -547,6 +547,8 @@ def test_a_reopened_layer_binds_only_to_the_model_it_was_made_with(make_window, 
     layer = next(la for la in window.doc.layers if la.kind == "gan")
     window.doc.set_active(layer.id)
     assert layer.gan.model_key == "" and not latent.editor.isEnabled()  # refused: another file
+    assert f"made with the model file {tiny_model_file}" in latent.title.text()  # (not "open the model 'tiny'")
+    assert latent.seed.text() == "\u2014" and latent.truncation.value() == 1.0  # not the last layer's 0.7
     assert window.open_model(tiny_model_file)
     assert latent.editor.isEnabled()  # its own model again: editable
 

@@ -98,19 +98,20 @@ class LatentController(QObject):
         if self._gesture is not None and (layer is None or layer.id != self._gesture.layer_id):
             self._abandon_gesture()
         self.panel.set_new_sample_enabled(self.session.loaded)
+        why = None
         if not self.session.loaded:
+            why = "Open a model to generate and edit GAN layers."
+        elif layer is None or layer.gan is None:
+            why = "Select a GAN layer to edit its latent, or add one with New sample."
+        elif not model_matches(layer.gan, self.session):
+            model = self.session.model
+            same_name = model is not None and layer.gan.model_name == model.name and layer.gan.model_path
+            what = f"the model file {layer.gan.model_path}" if same_name else f"the model {layer.gan.model_name!r}"
+            why = f"{layer.name} was made with {what}; open it to edit this layer."
+        if why is not None:
             self._layer_id = ""
-            self.panel.show_layer(None, "Open a model to generate and edit GAN layers.")
-            return
-        if layer is None or layer.gan is None:
-            self._layer_id = ""
-            self.panel.show_layer(None, "Select a GAN layer to edit its latent, or add one with New sample.")
-            return
-        if not model_matches(layer.gan, self.session):
-            self._layer_id = ""
-            self.panel.show_layer(
-                None, f"{layer.name} was made with the model {layer.gan.model_name!r}; open that model to edit it."
-            )
+            self.panel.show_layer(None, why)
+            self.panel.set_values(seed=None, truncation=1.0, strengths={})  # (not the last edited layer's values)
             return
         self._layer_id = layer.id
         g = layer.gan
