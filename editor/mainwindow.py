@@ -303,17 +303,23 @@ class MainWindow(QMainWindow):
             tip="Invert the surroundings, fine-tune a copy of the generator on them, then fill (slower, more faithful)",
         )
         self.act_save_project = a(
-            "&Save Project…",
+            "&Save Project",
             self.save_project,
             shortcut=K.StandardKey.Save,
             tip="Save layers, masks and latents (.ora)",
+        )
+        self.act_save_project_as = a(
+            "Save Project &As…",
+            self.save_project_as,
+            shortcut=K.StandardKey.SaveAs,
+            tip="Save the project to another file (.ora)",
         )
         self.act_open_project = a("Open &Project…", self.open_project_dialog, tip="Open an OpenRaster project (.ora)")
 
     def _create_menus(self) -> None:
         mb = self.menuBar()
         _fill(mb.addMenu("&File"), [self.act_new, self.act_open, self.act_open_project, self.act_import,
-                                    self.act_open_model, None, self.act_save_project,
+                                    self.act_open_model, None, self.act_save_project, self.act_save_project_as,
                                     self.act_export, self.act_export_layer, None, self.act_quit])  # fmt: skip
         _fill(mb.addMenu("&Edit"), [self.act_undo, self.act_redo, None, self.act_clear_mask, self.act_invert_mask])
         _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller])
@@ -491,17 +497,21 @@ class MainWindow(QMainWindow):
         return box
 
     def confirm_discard(self) -> bool:
-        """Ask before replacing a document that has unsaved changes."""
+        """Ask before replacing a document that has unsaved changes: Save (then go on if it was saved), Discard or
+        Cancel."""
         if not self.ask_before_discarding or self.doc.undo_stack.isClean():
             return True
+        buttons = QMessageBox.StandardButton
         answer = QMessageBox.question(
             self,
-            "Discard changes?",
-            "The current image has unsaved changes. Discard them?",
-            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
+            "Save changes?",
+            "The current image has unsaved changes. Save them as a project first?",
+            buttons.Save | buttons.Discard | buttons.Cancel,
+            buttons.Save,
         )
-        return answer == QMessageBox.StandardButton.Discard
+        if answer == buttons.Save:
+            return self.save_project()
+        return answer == buttons.Discard
 
     def confirm_downscale(self, message: str) -> bool:
         """Offer to open a picture that is over the size limit at a smaller size."""
@@ -563,7 +573,14 @@ class MainWindow(QMainWindow):
         return ok
 
     def save_project(self) -> bool:
-        """File > Save Project: OpenRaster with our latents and masks."""
+        """File > Save Project (Ctrl+S): to the project's own .ora file, or, for a document that has none yet (a new
+        one, an opened picture), to a file the user chooses (Save Project As)."""
+        if self.doc.path is not None and self.doc.path.suffix.lower() == ".ora":
+            return self._save_project_to(self.doc.path)
+        return self.save_project_as()
+
+    def save_project_as(self) -> bool:
+        """File > Save Project As: OpenRaster with our latents and masks, to a chosen file."""
         start = (
             str(self.doc.path.with_suffix(".ora"))
             if self.doc.path is not None
@@ -574,6 +591,9 @@ class MainWindow(QMainWindow):
             return False
         if not path.lower().endswith(".ora"):
             path += ".ora"
+        return self._save_project_to(path)
+
+    def _save_project_to(self, path: str | Path) -> bool:
         with self.busy(f"Saving {Path(path).name}..."):
             ok = self.editor.save_project(path)
         if ok:

@@ -388,6 +388,39 @@ def test_corrupt_image_shows_an_error_and_changes_nothing(qtbot, make_window, tm
     assert ([la.id for la in window.doc.layers], window.doc.size) == before[:2]
 
 
+def test_save_goes_to_the_projects_file_and_unsaved_changes_can_be_saved_first(
+    make_window, tiny_model_file, tmp_path, monkeypatch
+):
+    from editor.project import load_project
+
+    window, _ = sample_window(make_window, tiny_model_file, seed=5)
+    doc, target, asked = window.doc, tmp_path / "p.ora", []
+    monkeypatch.setattr(
+        "editor.mainwindow.QFileDialog.getSaveFileName", lambda *a, **k: asked.append(a) or (str(target), "")
+    )
+    assert window.save_project() and len(asked) == 1  # no project file yet: Save asks where
+    assert doc.path == target and doc.undo_stack.isClean()
+    doc.add_layer(make_raster_layer(16, 16, name="more"))
+    assert window.save_project() and len(asked) == 1  # Ctrl+S: to its own file, no question
+    assert doc.undo_stack.isClean() and [la.name for la in load_project(target).layers][-1] == "more"
+    assert window.save_project_as() and len(asked) == 2  # Save As always asks
+
+    window.ask_before_discarding = True
+    answers = []
+    monkeypatch.setattr("editor.mainwindow.QMessageBox.question", lambda *a, **k: answers.pop(0))
+    buttons = QMessageBox.StandardButton
+    doc.add_layer(make_raster_layer(16, 16, name="even more"))
+    answers[:] = [buttons.Cancel]
+    assert not window.confirm_discard() and not doc.undo_stack.isClean()
+    answers[:] = [buttons.Save]
+    assert window.confirm_discard() and doc.undo_stack.isClean()  # saved, then it goes on
+    assert [la.name for la in load_project(target).layers][-1] == "even more"
+    doc.add_layer(make_raster_layer(16, 16, name="dropped"))
+    answers[:] = [buttons.Discard]
+    assert window.confirm_discard() and not doc.undo_stack.isClean()
+    window.ask_before_discarding = False
+
+
 def test_dropped_files_open_one_document_and_say_what_was_left(make_window, tmp_path, monkeypatch):
     window = make_window()
     photo, other = tmp_path / "photo.png", tmp_path / "other.png"
