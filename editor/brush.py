@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, Signal
 
 MIN_SIZE, MAX_SIZE = 1.0, 1000.0
 SIZE_STEP = 2 ** (1 / 4)  # [ and ] change the size by a quarter octave, like Krita
+HARDNESS_STEP = 0.1  # one press of { or }
 
 
 class BrushSettings(QObject):
@@ -57,6 +58,14 @@ class BrushSettings(QObject):
         if bool(erase) != self._erase:
             self._erase = bool(erase)
             self.changed.emit()
+
+    def harder(self) -> None:
+        """A tenth harder (up to a hard edge)."""
+        self.set_hardness(round(self._hardness + HARDNESS_STEP, 2))
+
+    def softer(self) -> None:
+        """A tenth softer (down to the softest edge)."""
+        self.set_hardness(round(self._hardness - HARDNESS_STEP, 2))
 
     def bigger(self) -> None:
         """One step larger (at least one pixel more)."""

@@ -251,6 +251,8 @@ class MainWindow(QMainWindow):
         )
         self.act_bigger = a("&Bigger Brush", self.brush.bigger, shortcut=K("]"))
         self.act_smaller = a("&Smaller Brush", self.brush.smaller, shortcut=K("["))
+        self.act_harder = a("&Harder Brush", self.brush.harder, shortcut=K("}"), tip="Harder edge (Shift+])")
+        self.act_softer = a("S&ofter Brush", self.brush.softer, shortcut=K("{"), tip="Softer edge (Shift+[)")
 
         self.act_sample = a(
             "&New Sample from Seed…",
@@ -322,7 +324,8 @@ class MainWindow(QMainWindow):
                                     self.act_open_model, None, self.act_save_project, self.act_save_project_as,
                                     self.act_export, self.act_export_layer, None, self.act_quit])  # fmt: skip
         _fill(mb.addMenu("&Edit"), [self.act_undo, self.act_redo, None, self.act_clear_mask, self.act_invert_mask])
-        _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller])
+        _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller,
+                                     self.act_harder, self.act_softer])  # fmt: skip
         # The Invert and Inpaint flows (issue 6) add their actions to this menu; see EditorController.run_backend_job.
         self.generate_menu = mb.addMenu("&Generate")
         _fill(self.generate_menu, [self.act_sample, self.act_random_sample, None, self.act_invert,
@@ -388,6 +391,7 @@ class MainWindow(QMainWindow):
         self.latent_controller.error.connect(self._on_render_error)
         self.jobs_controller.timing.connect(self._on_timing)
         self.jobs_controller.cancelled.connect(self.show_status)
+        self.canvas.stroke_started.connect(self._show_mask_for_painting)
         self.runner.count_changed.connect(self._on_job_count)
         self.session.model_changed.connect(self._on_model_changed)
         self.model_panel.open_requested.connect(self.choose_model)
@@ -439,6 +443,13 @@ class MainWindow(QMainWindow):
             w.blockSignals(False)
         self.settings.brush_size = b.size
         self.settings.brush_hardness = b.hardness
+
+    def _show_mask_for_painting(self, _pos: object) -> None:
+        """Painting edits the mask: a hidden one is shown again, so the stroke is not made blind."""
+        if not self.act_show_mask.isChecked():
+            self.act_show_mask.setChecked(True)
+            self.canvas.set_mask_visible(True)
+            self.show_status("Mask shown again: painting edits it (Ctrl+H hides it)")
 
     def show_status(self, text: str) -> None:
         """A transient status-bar message."""

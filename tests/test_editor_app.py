@@ -241,6 +241,28 @@ def test_painting_on_the_canvas_is_one_undoable_stroke(qtbot, make_window):
     window.act_redo.trigger()
     np.testing.assert_array_equal(layer.mask, mask)
 
+    # Painting on a hidden mask shows it again (not a blind stroke).
+    window.act_show_mask.trigger()
+    assert not window.act_show_mask.isChecked() and not window.canvas.mask_item.isVisible()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=at(200, 300))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=at(200, 300))
+    assert window.act_show_mask.isChecked() and window.canvas.mask_item.isVisible()
+    assert window.statusBar().currentMessage().startswith("Mask shown again")
+
+
+def test_brush_hardness_steps_with_braces(make_window):
+    window = make_window()
+    window.brush.set_hardness(0.5)
+    assert window.act_harder.shortcut().toString() == "}" and window.act_softer.shortcut().toString() == "{"
+    window.act_harder.trigger()
+    assert window.brush.hardness == pytest.approx(0.6) and window.hardness_slider.value() == 60
+    for _ in range(6):
+        window.act_harder.trigger()
+    assert window.brush.hardness == 1.0  # up to a hard edge
+    for _ in range(12):
+        window.act_softer.trigger()
+    assert window.brush.hardness == 0.0 and window.hardness_slider.value() == 0
+
 
 def test_canvas_zooms_about_the_pointer_and_pans(qtbot, make_window):
     window = make_window()
