@@ -82,8 +82,8 @@ def open_image(path: str | Path, *, max_pixels: int = MAX_PIXELS, downscale: boo
 
 def float_to_uint8(image: np.ndarray) -> np.ndarray:
     """float [...] in [0, 1] -> uint8 of the same shape, x * 255 rounded (ties to even), out-of-range values clipped
-    and NaN as 0. About 6x faster than the numpy expression on a 6000x4000 RGBA picture (OpenCV's saturating
-    conversion, one temporary)."""
+    and NaN as 0. About 3x faster than ``(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)`` on a 6000x4000 RGBA
+    picture (OpenCV clipping and saturating conversion; ``bench/large_picture.py``)."""
     arr = np.asarray(image)
     if arr.size == 0:
         return np.zeros(arr.shape, np.uint8)
