@@ -740,7 +740,7 @@ class MainWindow(QMainWindow):
             if choice == RecoveryChoice.DISCARD:
                 rec.remove()
                 continue
-            if choice != RecoveryChoice.RECOVER or not self.editor.open_project(rec.document):
+            if choice != RecoveryChoice.RECOVER or not self.open_project(rec.document):
                 return False
             self.autosave.adopt(rec)
             self.canvas.zoom_to_fit()

@@ -177,11 +177,8 @@ class LatentController(QObject):
             base = seeds_to_ws(G, [seed], classes=[cls])[0].cpu().numpy()  # [num_ws, w_dim]
         else:
             base = seeds_to_ws(G, [seed])[0].cpu().numpy()
-        self._on_gesture_started()
-        if self._gesture is not None and layer.name == sample_name(old.seed, old.class_index):
-            self._gesture.rename = sample_name(seed, cls)
-        self._change(lambda s: s.replace(ws=base, seed=int(seed), class_index=cls), f"Seed {seed}")
-        self._on_gesture_finished()
+        rename = sample_name(seed, cls) if layer.name == sample_name(old.seed, old.class_index) else None
+        self._single(lambda s: s.replace(ws=base, seed=int(seed), class_index=cls), f"Seed {seed}", rename=rename)
 
     def reset_directions(self) -> None:
         """All direction strengths of the active layer back to 0 (one undo step)."""
@@ -190,8 +187,11 @@ class LatentController(QObject):
             self._single(lambda s: s.replace(strengths={}), "Reset directions")
             self.panel.set_values(seed=layer.gan.seed, truncation=layer.gan.truncation, strengths={})
 
-    def _single(self, change, text: str) -> None:
+    def _single(self, change, text: str, *, rename: str | None = None) -> None:
+        """One change as one undo step (with ``rename``: the layer's new name in the same step)."""
         self._on_gesture_started()
+        if rename is not None and self._gesture is not None:
+            self._gesture.rename = rename
         self._change(change, text)
         self._on_gesture_finished()
 
