@@ -387,11 +387,22 @@ class CanvasView(QGraphicsView):
         super().wheelEvent(event)
         self._refresh_cursor_area(full=True)
 
+    def is_hovered(self) -> bool:
+        """Whether the mouse pointer is over the picture area."""
+        return self._cursor_view is not None
+
+    def start_space_pan(self) -> None:
+        """Space went down: left drags pan until it is released (the canvas takes the keyboard focus, so the
+        release reaches it)."""
+        if not self.hasFocus():
+            self.setFocus(Qt.FocusReason.OtherFocusReason)
+        self._space_down = True
+        self._update_cursor()
+        self.viewport().update()
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space_down = True
-            self._update_cursor()
-            self.viewport().update()
+            self.start_space_pan()
             event.accept()
             return
         super().keyPressEvent(event)

@@ -116,6 +116,7 @@ class Document(QObject):
     mask_changed = Signal(str, object)  # layer id, changed Rect (None = whole mask)
     active_changed = Signal(str)  # "" when no layer is active
     reset = Signal()  # replaced wholesale (new / open): size, layers and history
+    path_changed = Signal()  # saved under another file name
 
     def __init__(self, width: int = 512, height: int = 512, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -214,6 +215,12 @@ class Document(QObject):
         self.layers_changed.emit()
         self.active_changed.emit(self._active_id)
 
+    def set_path(self, path: Path | None) -> None:
+        """The file the document now belongs to (after Save As)."""
+        if path != self.path:
+            self.path = path
+            self.path_changed.emit()
+
     def set_active(self, layer_id: str) -> None:
         """Select the layer edits apply to ("" for none)."""
         if layer_id and self.find(layer_id) is None:
@@ -250,6 +257,42 @@ class Document(QObject):
         dup = src.copy(name=f"{src.name} copy")
         self.add_layer(dup, self.index_of(layer_id) + 1, text="Duplicate layer")
         return dup
+
+    def merge_down(self, layer_id: str) -> Layer:
+        """Composite a layer onto the one below it, which becomes one raster layer (name, position and the union of
+        both masks kept; a GAN layer's latent is given up); one undo step. Raises ValueError when there is no
+        layer below or one of the two is hidden (its pixels would be lost)."""
+        upper = self.layer(layer_id)
+        index = self.index_of(layer_id)
+        if index == 0:
+            raise ValueError(f"{upper.name} is the bottom layer: there is nothing below to merge it into")
+        lower = self._layers[index - 1]
+        hidden = [layer.name for layer in (lower, upper) if not layer.visible]
+        if hidden:
+            raise ValueError(f"{' and '.join(hidden)} {'is' if len(hidden) == 1 else 'are'} hidden: show it to merge")
+        pixels = composite([(lower.pixels, lower.opacity), (upper.pixels, upper.opacity)], self._width, self._height)
+        merged = make_raster_layer(self._width, self._height, name=lower.name, pixels=pixels)
+        merged.mask[:] = np.maximum(lower.mask, upper.mask)
+        self._replace_layers([lower.id, upper.id], merged, index - 1, text="Merge down")
+        return merged
+
+    def flatten_layers(self) -> Layer:
+        """Replace every layer by one raster layer of the visible picture (hidden layers are dropped); one undo
+        step."""
+        if not self._layers:
+            raise ValueError("the document has no layers")
+        merged = make_raster_layer(self._width, self._height, name="Flattened", pixels=self.flatten())
+        self._replace_layers([layer.id for layer in self._layers], merged, 0, text="Flatten image")
+        return merged
+
+    def _replace_layers(self, ids: list[str], layer: Layer, index: int, *, text: str) -> None:
+        self.undo_stack.beginMacro(text)
+        try:
+            for layer_id in ids:
+                self.undo_stack.push(commands.DeleteLayerCommand(self, layer_id))
+            self.undo_stack.push(commands.AddLayerCommand(self, layer, index, text=text))
+        finally:
+            self.undo_stack.endMacro()
 
     def move_layer(self, layer_id: str, index: int) -> None:
         """Move a layer to position ``index`` (0 = bottom)."""

@@ -24,7 +24,7 @@ from ganmodels.imageio import ImageReadError, ImageTooLargeError, load_image_rgb
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
 MODEL_SUFFIXES = (".safetensors", ".pkl", ".pt", ".pth")
-MODEL_FILTER = "GAN models (*.safetensors *.pkl *.pt *.pth);;All files (*)"
+MODEL_FILTER = "GAN models and direction files (*.safetensors *.pkl *.pt *.pth);;All files (*)"
 PNG_FILTER = "PNG images (*.png)"
 METADATA_KEY = "gan-editor"
 METADATA_FORMAT = "gan-editor-png/1"
@@ -135,3 +135,10 @@ def read_png_metadata(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return data if isinstance(data, dict) and data.get("format") == METADATA_FORMAT else {}
+
+
+def safe_file_stem(name: str) -> str:
+    """``name`` usable as part of a file name on every system: path separators, characters Windows forbids and
+    control characters become "_", surrounding spaces and dots go."""
+    out = "".join("_" if c in '/\\:*?"<>|' or ord(c) < 32 else c for c in name).strip(" .")
+    return out or "layer"

@@ -221,6 +221,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     cancel_event: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
+    cancel_reason: str = ""  # why it was cancelled when not by the user
 
     @property
     def active(self) -> bool:
@@ -663,11 +664,13 @@ class JobRunner(QObject):
                 self._on_cancelled(replaced.job_id)
         return job
 
-    def cancel(self, job_id: int) -> None:
-        """Cancel a queued or running job (a running generator stops at its next step)."""
+    def cancel(self, job_id: int, *, reason: str = "") -> None:
+        """Cancel a queued or running job (a running generator stops at its next step); ``reason`` says why to the
+        user when it was not their doing."""
         job = self._jobs.get(job_id)
         if job is None or not job.active:
             return
+        job.cancel_reason = job.cancel_reason or reason
         job.cancel_event.set()
         if job.state == JobState.QUEUED and self._queue.remove(job_id):
             self._on_cancelled(job_id)
@@ -767,7 +770,8 @@ class JobRunner(QObject):
         if job is None or not job.active:
             return
         job.state = JobState.CANCELLED
-        job.message = job.message if job.kind == "render" else "cancelled"
+        if job.kind != "render":
+            job.message = f"cancelled: {job.cancel_reason}" if job.cancel_reason else "cancelled"
         self._close(job)
         self.job_cancelled.emit(job_id)
         self._emit_count()

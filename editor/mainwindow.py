@@ -4,23 +4,29 @@ controllers. Dialogs (file choosers, message boxes) live here; the flows themsel
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QPointF, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
     QDockWidget,
     QFileDialog,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
+    QMenu,
     QMessageBox,
+    QPlainTextEdit,
     QSlider,
     QSpinBox,
+    QTextEdit,
     QToolBar,
     QWidget,
 )
@@ -42,7 +48,7 @@ from editor.controllers.latent import LatentController
 from editor.controllers.layers import LayersController
 from editor.dialogs import NewDocumentDialog, SampleDialog, ask_recovery
 from editor.document import Document
-from editor.fileio import IMAGE_FILTER, IMAGE_SUFFIXES, MODEL_FILTER, MODEL_SUFFIXES, PNG_FILTER
+from editor.fileio import IMAGE_FILTER, IMAGE_SUFFIXES, MODEL_FILTER, MODEL_SUFFIXES, PNG_FILTER, safe_file_stem
 from editor.icons import icon
 from editor.jobs import JobRunner
 from editor.panels.history import HistoryPanel
@@ -65,6 +71,16 @@ def _fill(menu_or_bar, actions: list[QAction | None]) -> None:
             menu_or_bar.addSeparator()
         else:
             menu_or_bar.addAction(action)
+
+
+# Keys and gestures of the canvas that are not menu commands (Help > Keyboard Shortcuts).
+CANVAS_KEYS = [
+    ("Pan", "Space + drag, middle drag, scroll wheel"),
+    ("Zoom at the pointer", "Ctrl + wheel"),
+    ("Paint the mask / erase with the brush", "Left drag (B / E picks)"),
+    ("Delete the selected layer", "Delete (Layers panel)"),
+    ("Latent slider in finer steps", "arrow keys on a focused slider"),
+]
 
 
 class MainWindow(QMainWindow):
@@ -131,9 +147,32 @@ class MainWindow(QMainWindow):
         self._on_model_changed()
         self._update_title()
         self._restore_layout()
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)  # Space pans over the canvas wherever the keyboard focus is
 
     # ----------------------------------------------------------------------------------------------------------
     # Construction
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        """Space with the pointer over the canvas starts panning, as in other painting programs, even while a
+        panel has the keyboard focus (where Space would toggle a layer's visibility or press a button); text
+        fields keep their spaces."""
+        if (
+            event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Space
+            and not event.isAutoRepeat()
+            and event.modifiers() == Qt.KeyboardModifier.NoModifier
+            and isinstance(obj, QWidget)
+            and obj.window() is self
+            and obj is not self.canvas
+            and not isinstance(obj, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))
+            and self.canvas.is_hovered()
+        ):
+            self.canvas.start_space_pan()
+            return True
+        return super().eventFilter(obj, event)
 
     def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -192,7 +231,7 @@ class MainWindow(QMainWindow):
             self.choose_model,
             shortcut=K("Ctrl+Shift+M"),
             icon_name="open-model",
-            tip="Load a GAN model (.safetensors, NVIDIA .pkl, .pt)",
+            tip="Load a GAN model (.safetensors, NVIDIA .pkl, .pt), or add a direction file to the loaded one",
         )
         self.act_export = a(
             "&Export PNG…",
@@ -318,6 +357,38 @@ class MainWindow(QMainWindow):
         )
         self.act_open_project = a("Open &Project…", self.open_project_dialog, tip="Open an OpenRaster project (.ora)")
 
+        layers = self.layers_controller
+        self.act_layer_new = a(
+            "&New Layer", layers.add_layer, shortcut=K("Ctrl+Shift+N"), icon_name="layer-add",
+            tip="Add a transparent raster layer above the selected one",
+        )  # fmt: skip
+        self.act_layer_duplicate = a(
+            "&Duplicate Layer", lambda: self._on_active_layer(self.doc.duplicate_layer), shortcut=K("Ctrl+J"),
+            icon_name="layer-duplicate", tip="Copy the selected layer above itself",
+        )  # fmt: skip
+        self.act_layer_delete = a(
+            "De&lete Layer", lambda: self._on_active_layer(self.doc.delete_layer), icon_name="layer-delete",
+            tip="Remove the selected layer (Delete in the Layers panel)",
+        )  # fmt: skip
+        self.act_layer_rename = a("&Rename Layer…", self.layers_panel.edit_current_name, shortcut=K("F2"))
+        self.act_layer_up = a(
+            "Move Layer &Up", lambda: self._on_active_layer(lambda i: layers.move_by(i, +1)), shortcut=K("Ctrl+]"),
+            icon_name="arrow-up",
+        )  # fmt: skip
+        self.act_layer_down = a(
+            "Move Layer Do&wn", lambda: self._on_active_layer(lambda i: layers.move_by(i, -1)), shortcut=K("Ctrl+["),
+            icon_name="arrow-down",
+        )  # fmt: skip
+        self.act_merge_down = a(
+            "&Merge Down", lambda: self._on_active_layer(self.doc.merge_down), shortcut=K("Ctrl+M"),
+            tip="Merge the selected layer into the one below (a GAN layer merged becomes a raster layer)",
+        )  # fmt: skip
+        self.act_flatten = a(
+            "&Flatten Image", lambda: self._layer_op(self.doc.flatten_layers),
+            tip="Replace all layers by one raster layer of the visible picture (hidden layers are dropped)",
+        )  # fmt: skip
+        self.act_shortcuts = a("&Keyboard Shortcuts", self.show_shortcuts, shortcut=K("Ctrl+/"))
+
     def _create_menus(self) -> None:
         mb = self.menuBar()
         _fill(mb.addMenu("&File"), [self.act_new, self.act_open, self.act_open_project, self.act_import,
@@ -326,6 +397,9 @@ class MainWindow(QMainWindow):
         _fill(mb.addMenu("&Edit"), [self.act_undo, self.act_redo, None, self.act_clear_mask, self.act_invert_mask])
         _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller,
                                      self.act_harder, self.act_softer])  # fmt: skip
+        _fill(mb.addMenu("&Layer"), [self.act_layer_new, self.act_layer_duplicate, self.act_layer_rename,
+                                     self.act_layer_delete, None, self.act_layer_up, self.act_layer_down, None,
+                                     self.act_merge_down, self.act_flatten])  # fmt: skip
         # The Invert and Inpaint flows (issue 6) add their actions to this menu; see EditorController.run_backend_job.
         self.generate_menu = mb.addMenu("&Generate")
         _fill(self.generate_menu, [self.act_sample, self.act_random_sample, None, self.act_invert,
@@ -337,7 +411,7 @@ class MainWindow(QMainWindow):
         panels = view.addMenu("&Panels")
         for dock in self.docks.values():
             panels.addAction(dock.toggleViewAction())
-        _fill(mb.addMenu("&Help"), [self.act_about])
+        _fill(mb.addMenu("&Help"), [self.act_shortcuts, None, self.act_about])
 
     def _create_toolbars(self) -> None:
         tb = QToolBar("Main")
@@ -394,6 +468,7 @@ class MainWindow(QMainWindow):
         self.canvas.stroke_started.connect(self._show_mask_for_painting)
         self.runner.count_changed.connect(self._on_job_count)
         self.session.model_changed.connect(self._on_model_changed)
+        self.session.directions_changed.connect(self._on_model_changed)
         self.model_panel.open_requested.connect(self.choose_model)
         self.latent_panel.new_sample_requested.connect(self.random_sample)
         self.canvas.zoom_changed.connect(self._on_zoom)
@@ -401,8 +476,10 @@ class MainWindow(QMainWindow):
         self.canvas.files_dropped.connect(self.open_paths)
         self.doc.undo_stack.cleanChanged.connect(self._update_title)
         self.doc.reset.connect(self._update_title)
+        self.doc.path_changed.connect(self._update_title)
         self.doc.active_changed.connect(self._update_actions)
         self.doc.layers_changed.connect(self._update_actions)
+        self.doc.reset.connect(self._update_actions)
 
         self.brush.changed.connect(self._on_brush_changed)
         self.size_box.valueChanged.connect(self.brush.set_size)
@@ -477,9 +554,46 @@ class MainWindow(QMainWindow):
         self.position_label.setText(f"{x}, {y}" if inside else "")
 
     def _update_actions(self, *_args: object) -> None:
-        has_layer = self.doc.active_layer is not None
-        for act in (self.act_clear_mask, self.act_invert_mask, self.act_export_layer):
+        active = self.doc.active_layer
+        has_layer = active is not None
+        for act in (self.act_clear_mask, self.act_invert_mask, self.act_export_layer, self.act_layer_duplicate,
+                    self.act_layer_delete, self.act_layer_rename):  # fmt: skip
             act.setEnabled(has_layer)
+        index = self.doc.index_of(active.id) if active is not None else -1
+        self.act_layer_up.setEnabled(0 <= index < len(self.doc.layers) - 1)
+        self.act_layer_down.setEnabled(index > 0)
+        self.act_merge_down.setEnabled(index > 0)
+        self.act_flatten.setEnabled(len(self.doc.layers) > 0)
+
+    def _on_active_layer(self, op: Callable[[str], object]) -> None:
+        """Run a Layer menu command on the selected layer."""
+        layer_id = self.doc.active_id
+        if layer_id:
+            self._layer_op(lambda: op(layer_id))
+
+    def _layer_op(self, op: Callable[[], object]) -> None:
+        try:
+            op()
+        except ValueError as e:
+            self.show_status(f"{str(e)[:1].upper()}{str(e)[1:]}.")
+
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard Shortcuts: every menu command with a key, and the canvas's own keys and gestures."""
+        rows = []
+        for menu in self.menuBar().findChildren(QMenu):
+            for act in menu.actions():
+                keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts()]
+                if keys and not act.menu():
+                    rows.append((act.text().replace("&", "").rstrip("…"), ", ".join(keys)))
+        rows += CANVAS_KEYS
+        text = "".join(f"<tr><td>{html.escape(name)}</td><td>&nbsp;&nbsp;<b>{html.escape(keys)}</b></td></tr>"
+                       for name, keys in rows)  # fmt: skip
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard Shortcuts", f"<table>{text}</table>", parent=self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        try:
+            box.exec()
+        finally:
+            box.deleteLater()
 
     def _update_title(self, *_args: object) -> None:
         name = self.doc.path.name if self.doc.path is not None else "Untitled"
@@ -680,7 +794,7 @@ class MainWindow(QMainWindow):
         """File > Export: the flattened image (``what="flattened"``) or the selected layer (``"layer"``)."""
         stem = self.doc.path.stem if self.doc.path is not None else "untitled"
         if what == "layer" and self.doc.active_layer is not None:
-            stem = f"{stem}-{self.doc.active_layer.name}"
+            stem = f"{stem}-{safe_file_stem(self.doc.active_layer.name)}"
         start = str(Path(self.settings.last_folder("export")) / f"{stem}.png")
         path, _ = QFileDialog.getSaveFileName(self, "Export PNG", start, PNG_FILTER)
         if not path:

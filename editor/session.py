@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import torch
 from PySide6.QtCore import QObject, Signal
 
 from ganmodels.device import describe
+from ganmodels.directions import direction_problem, load_directions
 from ganmodels.generate import truncation_centre
 from ganmodels.importers import load_any
 from ganmodels.modelfile import GanModel
@@ -19,6 +21,7 @@ class ModelSession(QObject):
     with a newer one."""
 
     model_changed = Signal()
+    directions_changed = Signal()  # directions were added to the loaded model
 
     def __init__(
         self, models, *, device: torch.device | str = "cpu", threads: int = 1, parent: QObject | None = None
@@ -46,6 +49,32 @@ class ModelSession(QObject):
         model = load_any(path, device=self.device)  # native, NVIDIA .pkl, rosinality / DCGAN .pt; never runs code
         self.set_model(model)
         return model
+
+    def add_directions(self, path: str | Path) -> list[str]:
+        """Add the directions of a sidecar file (``ganmodels directions --out``) to the loaded model; returns their
+        names as shown (a name the model already has gets the file's name appended). Raises ValueError with a
+        message for people when there is no model, the file cannot be read, or a direction does not fit."""
+        path = Path(path)
+        if self.model is None:
+            raise ValueError(f"{path.name} holds latent directions: open the model they belong to first.")
+        loaded = load_directions(path)
+        if not loaded:
+            raise ValueError(f"{path.name} holds no directions.")
+        m = self.model
+        for name, d in loaded.items():
+            problem = direction_problem(d, w_dim=m.w_dim, num_ws=m.num_ws)
+            if problem is not None:
+                raise ValueError(f"{path.name}: direction {name!r} {problem}; was it made for another model?")
+        added = {}
+        for name, d in loaded.items():
+            shown, n = name, 1
+            while shown in m.directions or shown in added:
+                n += 1
+                shown = f"{name} ({path.stem})" if n == 2 else f"{name} ({path.stem} {n})"
+            added[shown] = dataclasses.replace(d, name=shown)
+        m.directions = {**m.directions, **added}  # (a new dict: renders that hold the old one are unaffected)
+        self.directions_changed.emit()
+        return list(added)
 
     def set_model(self, model: GanModel | None) -> None:
         """Use an already loaded model (or None to unload)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,25 @@ class Direction:
             description=str(info.get("description", "")),
             scale=float(info.get("scale", 1.0)),
         )
+
+
+def direction_problem(d: Direction, *, w_dim: int, num_ws: int) -> str | None:
+    """Why ``d`` cannot be used with a generator of ``num_ws`` x ``w_dim`` latents, or None when it can: a vector
+    of another size, non-finite or all-zero values, a slider scale that is not a positive number, a layer range
+    outside the generator's."""
+    v = d.vector
+    if tuple(v.shape) != (w_dim,):
+        return f"has a vector of shape {tuple(v.shape)}, this model's latents have {w_dim} values"
+    if not bool(torch.isfinite(v).all()):
+        return "has values that are not finite numbers (NaN or infinity)"
+    if not bool(v.abs().max() > 0):
+        return "has an all-zero vector"
+    if not (math.isfinite(d.scale) and d.scale > 0):
+        return f"has a slider scale of {d.scale}, which must be a positive number"
+    start, stop = d.layers
+    if not 0 <= start < stop <= num_ws:
+        return f"applies to layers {start}..{stop - 1}, this model has layers 0..{num_ws - 1}"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -234,5 +254,16 @@ def load_directions(path: str | Path) -> dict[str, Direction]:
                 raise ValueError(f"{path.name} is not a gan-editor direction file")
             info = json.loads(meta["directions"])
             return {name: Direction.from_meta(name, f.get_tensor(name).float(), info[name]) for name in info}
-    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+    except (SafetensorError, OSError, KeyError, IndexError, TypeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path.name}: cannot read directions ({e})") from None
+
+
+def is_direction_file(path: str | Path) -> bool:
+    """Whether ``path`` is a direction sidecar (reads only the safetensors header)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format") == "gan-editor-directions/1"
+    except (SafetensorError, OSError, ValueError):
+        return False

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from ganmodels.directions import Direction
+from ganmodels.directions import Direction, direction_problem
 from ganmodels.networks import Generator, GeneratorConfig
 from ganmodels.stio import save_safetensors
 
@@ -279,7 +279,14 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanMo
     for name, info in meta["directions"].items():
         if name not in dir_vectors:
             raise ModelFileError(f"{path.name}: direction {name!r} has no vector")
-        directions[name] = Direction.from_meta(name, dir_vectors[name].float(), info)
+        try:
+            d = Direction.from_meta(name, dir_vectors[name].float(), info)
+        except (TypeError, ValueError, IndexError, AttributeError) as e:
+            raise ModelFileError(f"{path.name}: direction {name!r} is not described properly ({e})") from None
+        problem = direction_problem(d, w_dim=G.w_dim, num_ws=G.num_ws)
+        if problem is not None:
+            raise ModelFileError(f"{path.name}: direction {name!r} {problem}")
+        directions[name] = d
     return GanModel(
         G=G,
         config=config,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -571,11 +572,16 @@ def test_backend_jobs_report_progress_cancel_and_errors(qtbot, make_window):
     box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
     assert box.windowTitle() == "Inpaint failed" and "the mask is empty" in box.text()
 
-    stale = window.editor.run_backend_job("inpaint", lambda: steps(5, 0.02), results.append)
-    window.editor.new_document(64, 64)  # the document the job was made for is gone
+    stale = window.editor.run_backend_job("inpaint", lambda: steps(500, 0.01), results.append, description="Fill")
+    with qtbot.waitSignal(window.runner.job_progress, timeout=5000):
+        pass
+    t0 = time.perf_counter()
+    window.editor.new_document(64, 64)  # the document the job was made for is gone: the job stops, saying why
     qtbot.waitUntil(lambda: not stale.active, timeout=5000)
     qtbot.wait(50)
-    assert results == ["result of 5"]
+    assert time.perf_counter() - t0 < 1 and stale.state.value == "cancelled" and results == ["result of 5"]
+    assert window.statusBar().currentMessage() == "Cancelled: Fill (its document was closed)"
+    assert window.jobs_panel.rows[stale.id][1].message.text() == "cancelled: its document was closed"
 
 
 def test_main_entry_point_opens_files(qtbot, tmp_path, tiny_model_file, monkeypatch):
@@ -817,3 +823,143 @@ def test_sample_dialog_of_an_unconditional_model_has_no_class_box(qtbot):
     dialog = SampleDialog(4, 0.7, lambda: 9)
     qtbot.addWidget(dialog)
     assert dialog.class_box is None and dialog.values() == (4, pytest.approx(0.7), None)
+
+
+def test_space_over_the_canvas_pans_even_when_a_panel_has_the_focus(qtbot, make_window):
+    window = make_window()
+    window.editor.new_document(2000, 1500)
+    window.resize(1100, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    canvas, vp = window.canvas, window.canvas.viewport()
+    canvas.zoom_100()
+    window.layers_panel.list.setFocus()
+    qtbot.mouseMove(vp, pos=QPoint(400, 300))  # the pointer is over the picture
+    assert canvas.is_hovered()
+    qtbot.keyPress(window.layers_panel.list, Qt.Key.Key_Space)  # would toggle the layer's visibility box
+    assert canvas.hasFocus() and window.doc.layers[0].visible
+    start = canvas.to_document(QPointF(400, 300))
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=QPoint(400, 300))
+    qtbot.mouseMove(vp, pos=QPoint(350, 260))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=QPoint(350, 260))
+    qtbot.keyRelease(canvas, Qt.Key.Key_Space)
+    moved = canvas.to_document(QPointF(400, 300))
+    assert moved.x() - start.x() == pytest.approx(50 / canvas.zoom, abs=1)  # the view moved...
+    assert window.doc.undo_stack.count() == 0  # ...and nothing was hidden or painted
+    window.layers_panel.opacity_spin.setFocus()  # text fields keep their spaces
+    qtbot.mouseMove(vp, pos=QPoint(300, 300))
+    window.layers_panel.opacity_spin.lineEdit().clear()
+    qtbot.keyPress(window.layers_panel.opacity_spin, Qt.Key.Key_Space)
+    assert window.layers_panel.opacity_spin.hasFocus()
+
+
+def test_save_as_of_an_unchanged_document_renames_the_window(make_window, tmp_path):
+    window = make_window()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "pic.png")
+    assert window.open_image(tmp_path / "pic.png")
+    assert window.windowTitle().startswith("pic.png (40 x 30)")
+    assert window._save_project_to(tmp_path / "proj.ora")
+    assert window.windowTitle().startswith("proj.ora (40 x 30)")
+
+
+def test_layer_menu_merges_flattens_and_deletes_with_undo(qtbot, make_window):
+    window = make_window()
+    window.editor.new_document(8, 6)
+    doc = window.doc
+    red = np.zeros([6, 8, 4], np.float32)
+    red[:3, :, 0], red[:3, :, 3] = 1.0, 1.0  # top half opaque red
+    doc.add_layer(make_raster_layer(8, 6, name="Red", pixels=red))
+    doc.set_opacity(doc.active_id, 0.5)
+    blue = np.zeros([6, 8, 4], np.float32)
+    blue[:, :4, 2], blue[:, :4, 3] = 1.0, 1.0  # left half opaque blue
+    doc.add_layer(make_raster_layer(8, 6, name="Blue", pixels=blue))
+    doc.set_mask(doc.active_id, np.ones([6, 8], np.float32), text="Mask")
+    shown = doc.flatten()
+    count = doc.undo_stack.count()
+    assert window.act_merge_down.isEnabled() and not window.act_layer_up.isEnabled()
+    window.act_merge_down.trigger()
+    assert [la.name for la in doc.layers] == ["Background", "Red"] and doc.active_layer.name == "Red"
+    assert doc.active_layer.kind == "raster" and doc.active_layer.opacity == 1.0 and doc.active_layer.mask.all()
+    assert np.allclose(doc.flatten(), shown, atol=1e-6)  # the picture did not change
+    assert doc.undo_stack.count() == count + 1 and doc.undo_stack.undoText() == "Merge down"
+    doc.undo_stack.undo()
+    assert [la.name for la in doc.layers] == ["Background", "Red", "Blue"] and doc.layers[1].opacity == 0.5
+    doc.set_visible(doc.layers[1].id, False)
+    window.act_merge_down.trigger()  # Blue into a hidden layer: refused with a reason
+    assert len(doc.layers) == 3 and "Red is hidden" in window.statusBar().currentMessage()
+    window.act_flatten.trigger()
+    assert [la.name for la in doc.layers] == ["Flattened"]
+    assert np.allclose(doc.flatten(), over := doc.layers[0].pixels) and over[0, 0, 2] == 1.0  # Red was hidden
+    doc.undo_stack.undo()
+    assert len(doc.layers) == 3
+    doc.set_active(doc.layers[2].id)
+    window.layers_panel.list.setFocus()
+    qtbot.keyPress(window.layers_panel.list, Qt.Key.Key_Delete)
+    assert [la.name for la in doc.layers] == ["Background", "Red"]
+    window.act_layer_new.trigger()
+    window.act_layer_duplicate.trigger()
+    assert [la.name for la in doc.layers] == ["Background", "Red", "Layer 1", "Layer 1 copy"]
+    window.act_layer_down.trigger()
+    assert [la.name for la in doc.layers][2:] == ["Layer 1 copy", "Layer 1"]
+
+
+def test_typed_opacity_is_one_undo_step(qtbot, make_window):
+    window = make_window()
+    spin = window.layers_panel.opacity_spin
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin, "50")
+    assert window.doc.layers[0].opacity == 1.0  # nothing happens while typing
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+    assert window.doc.layers[0].opacity == 0.5 and window.doc.undo_stack.count() == 1
+
+
+def test_keyboard_shortcuts_are_listed(make_window, monkeypatch):
+    window = make_window()
+    shown = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: shown.append(self.text()) or 0)
+    window.show_shortcuts()
+    assert "Merge Down" in shown[0] and "Ctrl+M" in shown[0] and "Space + drag" in shown[0]
+
+
+def test_export_layer_file_name_has_no_path_separators(make_window, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+
+    window = make_window()
+    window.doc.rename_layer(window.doc.active_id, "A / b: c")
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: asked.append(a[2]) or ("", ""))
+    window.choose_export("layer")
+    assert Path(asked[0]).name == "untitled-A _ b_ c.png"
+
+
+def test_a_direction_file_adds_its_sliders_to_the_loaded_model(make_window, tiny_model_file, tmp_path):
+    from ganmodels.directions import Direction, save_directions
+
+    window = make_window()
+    v = torch.zeros(32)
+    v[1] = 1.0
+    sidecar = save_directions(tmp_path / "dirs.safetensors", [Direction("first", v, (0, 2), scale=0.5)])
+    assert not window.open_model(sidecar)  # no model yet: says which to open first
+    box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
+    assert box.windowTitle() == "Cannot add directions" and "open the model they belong to first" in box.text()
+    box.done(0)
+    assert window.open_model(tiny_model_file)
+    assert window.open_model(sidecar)
+    assert list(window.latent_panel.sliders) == ["first", "first (dirs)"]  # the model's own name is kept
+    assert window.model_panel.values["Directions"].text() == "2"
+    assert window.statusBar().currentMessage() == "Added 1 direction from dirs.safetensors"
+    wrong = save_directions(tmp_path / "other.safetensors", [Direction("x", torch.ones(64), (0, 2))])
+    assert not window.open_model(wrong)
+    box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
+    assert "shape (64,)" in box.text() and "another model" in box.text()
+    assert list(window.latent_panel.sliders) == ["first", "first (dirs)"]
+
+
+def test_invert_refuses_a_document_with_nothing_visible(make_window, tiny_model_file):
+    window = make_window(model=tiny_model_file)
+    window.doc.set_visible(window.doc.active_id, False)
+    count = window.doc.undo_stack.count()
+    assert window.editor.invert_image(steps=2) is None
+    box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
+    assert box.windowTitle() == "Nothing to invert" and window.doc.undo_stack.count() == count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -170,3 +171,27 @@ def test_wrong_shapes_are_reported(tmp_path):
 def test_missing_file():
     with pytest.raises(ModelFileError, match="no such file"):
         load_model("/nonexistent/model.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(scale=0.0), "slider scale of 0.0"),
+        (dict(scale=float("nan")), "slider scale of nan"),
+        (dict(vector=torch.full([32], float("nan"))), "not finite"),
+        (dict(vector=torch.ones(31)), "shape (31,)"),
+        (dict(vector=torch.zeros(32)), "all-zero"),
+        (dict(layers=(5, 99)), "layers 5..98"),
+    ],
+)
+def test_directions_that_cannot_work_make_the_model_file_refused(tmp_path, change, message):
+    G, cfg = tiny_generator()
+    assert G.w_dim == 32
+    good = Direction("good", torch.ones(32), (0, G.num_ws), scale=2.0)
+    bad = Direction(**{**vars(good), "name": "bad", **change})
+    path = tmp_path / "m.safetensors"
+    save_model(path, G, config=cfg, directions={"good": good, "bad": bad})
+    with pytest.raises(ModelFileError, match=rf"direction 'bad' .*{re.escape(message)}"):
+        load_model(path)
+    save_model(path, G, config=cfg, directions={"good": good})
+    assert list(load_model(path).directions) == ["good"]

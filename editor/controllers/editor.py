@@ -44,6 +44,7 @@ from editor.pti import PtiWeights, new_pti_key, tuned_model
 from editor.qtimage import display_cache
 from editor.raster import Rect, centered_square, fit_image, place_rgb
 from editor.session import ModelSession
+from ganmodels.directions import is_direction_file
 from ganmodels.modelfile import GanModel, ModelFileError
 
 DEFAULT_SIZE = 512
@@ -241,7 +242,16 @@ class EditorController(QObject):
     # Models and samples
 
     def open_model(self, path: str | Path) -> bool:
-        """Load a model file; the previous model stays loaded if this one cannot be read."""
+        """Load a model file, or add a direction file's directions to the loaded model; the previous model stays
+        loaded if this one cannot be read."""
+        if is_direction_file(path):
+            try:
+                names = self.session.add_directions(path)
+            except ValueError as e:
+                self.error.emit("Cannot add directions", str(e))
+                return False
+            self.status.emit(f"Added {len(names)} direction{'s' if len(names) != 1 else ''} from {Path(path).name}")
+            return True
         try:
             model = self.session.load(path)
         except ModelFileError as e:
@@ -323,6 +333,8 @@ class EditorController(QObject):
 
     def _on_reset(self) -> None:
         self._generation += 1
+        for job_id in list(self._backend_jobs):  # their results belong to the replaced document
+            self.runner.cancel(job_id, reason="its document was closed")
         self._inpainted_from.clear()
         self._preview_pending = None
         self._preview_timer.stop()
@@ -393,6 +405,8 @@ class EditorController(QObject):
         if backend is not None:
             if backend.generation == self._generation:
                 backend.on_result(result)
+            elif (job := self.runner.job(job_id)) is not None:
+                self.status.emit(f"{job.description}: done, but its document was closed meanwhile (result dropped)")
             return
         if not isinstance(result, GenerateResult):
             return
@@ -468,7 +482,7 @@ class EditorController(QObject):
         except ValueError as e:
             self.error.emit("Save failed", f"{path.name}: {e}")
             return False
-        self.doc.path = path
+        self.doc.set_path(path)
         self.doc.undo_stack.setClean()
         self.status.emit(f"Saved {path.name}")
         return True
@@ -516,6 +530,9 @@ class EditorController(QObject):
             return None
         model, key = self.session.model, self.session.key
         assert model is not None
+        if not any(layer.visible and layer.opacity > 0 for layer in self.doc.layers):
+            self.error.emit("Nothing to invert", "No layer is visible: there is no picture to invert.")
+            return None
         rect = centered_square(*self.doc.size)
         image = self.doc.flatten_rgb()[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w].copy()
         layer = self.doc.active_layer

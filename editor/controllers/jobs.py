@@ -47,7 +47,8 @@ class JobsController(QObject):
                 text = job.message or job.state.value
             self.panel.set_done(job_id, job.state.value, text)
             if job.state == JobState.CANCELLED:
-                self.cancelled.emit(f"Cancelled: {job.description}")
+                why = f" ({job.cancel_reason})" if job.cancel_reason else ""
+                self.cancelled.emit(f"Cancelled: {job.description}{why}")
         if done and seconds is not None:
             took = f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.0f} s"
             self.timing.emit(f"{job.kind}: {took}")

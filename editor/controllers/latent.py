@@ -70,6 +70,7 @@ class LatentController(QObject):
         doc.layer_changed.connect(self._on_layer_changed)
         doc.reset.connect(self._on_reset)
         session.model_changed.connect(self._on_model_changed)
+        session.directions_changed.connect(self._on_model_changed)
         runner.job_finished.connect(self._on_job_finished)
         runner.job_failed.connect(self._on_job_failed)
         runner.job_cancelled.connect(self._on_job_cancelled)

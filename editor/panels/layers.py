@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -44,6 +44,17 @@ class _LayerList(QListWidget):
     """A list whose drops report the new top-to-bottom order of ids."""
 
     order_dropped = Signal(list)
+    delete_pressed = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and event.modifiers() in (
+            Qt.KeyboardModifier.NoModifier,
+            Qt.KeyboardModifier.KeypadModifier,
+        ):
+            self.delete_pressed.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def dropEvent(self, event) -> None:
         super().dropEvent(event)
@@ -82,6 +93,9 @@ class LayersPanel(QWidget):
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemChanged.connect(self._on_item_changed)
         self.list.order_dropped.connect(self.order_requested)
+        self.list.delete_pressed.connect(lambda: self._emit_for_current(self.delete_requested))
+        self.list.setToolTip("Layers, top first: click to select, double-click or F2 to rename, drag to reorder, "
+                             "the box shows or hides, Delete removes")  # fmt: skip
 
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setObjectName("layer-opacity")
@@ -90,6 +104,8 @@ class LayersPanel(QWidget):
         self.opacity_spin = QSpinBox()
         self.opacity_spin.setRange(0, 100)
         self.opacity_spin.setSuffix(" %")
+        self.opacity_spin.setKeyboardTracking(False)  # a typed value is one change when Enter or Tab ends it
+        self.opacity_spin.setToolTip("Opacity of the selected layer")
         self.opacity.valueChanged.connect(self._on_opacity)
         self.opacity_spin.valueChanged.connect(self._on_opacity_spin)
         self.opacity.sliderPressed.connect(self._begin_gesture)
@@ -188,6 +204,13 @@ class LayersPanel(QWidget):
         self.list.setCurrentItem(item)
         self.list.blockSignals(False)
         self._sync_controls()
+
+    def edit_current_name(self) -> None:
+        """Start renaming the selected layer in place (Layer > Rename, F2)."""
+        item = self.list.currentItem()
+        if item is not None:
+            self.list.setFocus()
+            self.list.editItem(item)
 
     def current_id(self) -> str:
         """Id of the selected layer ("" if none)."""
