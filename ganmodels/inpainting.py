@@ -67,9 +67,9 @@ def check_inputs(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def has_known_pixels(mask: np.ndarray) -> bool:
-    """Whether a mask (float [H, W], 1 = fill) leaves any pixel to inpaint from (mask <= 0.5, as the methods
-    binarise it)."""
-    return bool((np.asarray(mask) <= 0.5).any())
+    """Whether a mask (float [H, W], 1 = fill) leaves any pixel to inpaint from: every method fills each pixel
+    with a mask value above 0 (and blends the fill by that value), so only pixels at 0 are known."""
+    return bool((np.asarray(mask) <= 0).any())
 
 
 def keep_known(original: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -109,7 +109,8 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
 
 
 def _binary(mask: np.ndarray) -> np.ndarray:
-    return (mask > 0.5).astype(np.uint8)
+    """The hole to fill: every pixel a brush touched (soft values then blend the fill in ``keep_known``)."""
+    return (mask > 0).astype(np.uint8)
 
 
 class OpenCVInpainter(Inpainter):
@@ -316,7 +317,7 @@ def poisson_blend(
     blend as in :func:`keep_known`.
     """
     image = image.astype(np.float32)
-    inside = mask > 0.5
+    inside = mask > 0
     if not inside.any() or inside.all():
         return keep_known(image, filled, mask)
     ys, xs = np.nonzero(inside)

@@ -61,6 +61,8 @@ def test_every_method_fills_and_preserves_known_pixels_exactly(name):
     known = mask == 0
     assert np.array_equal(result[known], damaged[known])  # bit for bit
     assert not np.allclose(result[mask == 1], damaged[mask == 1])  # the magenta was replaced
+    soft = mask == 0.5  # a soft brush edge is filled too, blended half and half with what was there
+    assert np.abs(result[soft] - damaged[soft]).max() > 0.05
     assert 0 <= result.min() and result.max() <= 1
 
 
@@ -99,7 +101,10 @@ def test_mask_conventions_and_errors():
     for name in ("telea", "ns", "fsr-fast"):
         with pytest.raises(InpaintError, match="covers the whole picture"):
             create_inpainter(name)(image, full)
-    full[0, 0] = 0.5
+    full[0, 0] = 0.01  # a touch of the brush makes a pixel part of the fill
+    with pytest.raises(InpaintError, match="covers the whole picture"):
+        create_inpainter("telea")(image, full)
+    full[0, 0] = 0.0
     assert create_inpainter("telea")(image, full).shape == image.shape
 
 
