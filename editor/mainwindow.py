@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QInputDialog,
     QLabel,
     QLineEdit,
@@ -24,8 +25,10 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPlainTextEdit,
+    QScrollArea,
     QSlider,
     QSpinBox,
+    QStyle,
     QTextEdit,
     QToolBar,
     QWidget,
@@ -119,8 +122,8 @@ class MainWindow(QMainWindow):
         self.history_panel = HistoryPanel(self.doc.undo_stack)
         self.docks: dict[str, QDockWidget] = {}
         self._add_dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._add_dock("Latent", self.latent_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._add_dock("Model", self.model_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("Latent", self.latent_panel, Qt.DockWidgetArea.RightDockWidgetArea, scroll=True)
+        self._add_dock("Model", self.model_panel, Qt.DockWidgetArea.LeftDockWidgetArea, scroll=True)
         self._add_dock("History", self.history_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._add_dock("Jobs", self.jobs_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.resizeDocks([self.docks["Model"]], [250], Qt.Orientation.Horizontal)
@@ -174,10 +177,21 @@ class MainWindow(QMainWindow):
             return True
         return super().eventFilter(obj, event)
 
-    def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, *, scroll: bool = False) -> QDockWidget:
+        """A panel; ``scroll`` puts a tall one in a scroll area so the window fits small screens."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title.lower()}")
-        dock.setWidget(widget)
+        if scroll:
+            area_widget = QScrollArea()
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            area_widget.setWidget(widget)
+            bar = area_widget.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+            area_widget.setMinimumSize(widget.minimumSizeHint().width() + bar, 80)  # (only the height scrolls)
+            dock.setWidget(area_widget)
+        else:
+            dock.setWidget(widget)
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable

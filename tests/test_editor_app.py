@@ -171,9 +171,9 @@ def test_undo_during_a_slider_drag_keeps_history_and_picture_in_step(make_window
     window, _ = sample_window(make_window, tiny_model_file, seed=3, truncation=0.7)
     layer_id = window.doc.active_id
     model = window.session.model
-    drag_slider(window.latent_panel.sliders["first"].slider, [400])  # committed: "Direction first"
+    drag_slider(window.latent_panel.sliders["first"].slider, [400])  # committed: "Direction first: +1.00"
     stack = window.doc.undo_stack
-    assert stack.text(stack.index() - 1) == "Direction first"
+    assert stack.text(stack.index() - 1) == "Direction first: +1.00"
     slider = window.latent_panel.truncation.slider
     slider.setSliderDown(True)  # a truncation drag is under way ...
     slider.setValue(20)
@@ -202,8 +202,8 @@ def test_truncation_seed_and_reset_are_undoable(make_window, tiny_model_file):
     stack = window.doc.undo_stack
     assert [stack.text(i) for i in range(stack.count())][-4:] == [
         "Seed 4",
-        "Truncation",
-        "Direction first",
+        "Truncation 1.00",
+        "Direction first: +2.00",
         "Reset directions",
     ]
     for _ in range(4):
@@ -963,3 +963,31 @@ def test_invert_refuses_a_document_with_nothing_visible(make_window, tiny_model_
     assert window.editor.invert_image(steps=2) is None
     box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
     assert box.windowTitle() == "Nothing to invert" and window.doc.undo_stack.count() == count
+
+
+def test_slider_keys_in_a_row_are_one_undo_step_and_the_wheel_needs_focus(qtbot, make_window, tiny_model_file):
+    from PySide6.QtGui import QWheelEvent
+
+    window, _job = sample_window(make_window, tiny_model_file)
+    window.show()
+    qtbot.waitExposed(window)
+    stack = window.doc.undo_stack
+    count = stack.count()
+    slider = window.latent_panel.sliders["first"].slider
+    window.layers_panel.list.setFocus()
+    wheel = QWheelEvent(
+        QPointF(5, 5), QPointF(slider.mapToGlobal(QPoint(5, 5))), QPoint(0, 0), QPoint(0, 360),
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+    )  # fmt: skip
+    QApplication.sendEvent(slider, wheel)  # scrolling the panel over an unfocused slider
+    qtbot.wait(1000)
+    assert stack.count() == count and window.doc.active_layer.gan.strengths == {}
+    slider.setFocus()
+    for _ in range(5):
+        qtbot.keyClick(slider, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: stack.count() == count + 1, timeout=5000)
+    assert stack.undoText() == "Direction first: +0.05"
+    assert window.doc.active_layer.gan.strengths["first"] == pytest.approx(0.05)
+    qtbot.keyClick(slider, Qt.Key.Key_Left)
+    window.layers_panel.list.setFocus()  # leaving the slider ends its key gesture at once
+    assert stack.count() == count + 2 and stack.undoText() == "Direction first: +0.04"

@@ -155,11 +155,11 @@ class LatentController(QObject):
 
     def set_strength(self, name: str, value: float) -> None:
         """Move one direction of the active layer (part of the current gesture)."""
-        self._change(lambda s: s.with_strength(name, value), f"Direction {name}")
+        self._change(lambda s: s.with_strength(name, value), f"Direction {name}: {value:+.2f}")
 
     def set_truncation(self, value: float) -> None:
         """Change the truncation psi of the active layer (part of the current gesture)."""
-        self._change(lambda s: s.replace(truncation=float(value)), "Truncation")
+        self._change(lambda s: s.replace(truncation=float(value)), f"Truncation {value:.2f}")
 
     def set_seed(self, seed: int) -> None:
         """Re-sample the active layer from another seed (keeps truncation and direction edits).

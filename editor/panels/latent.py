@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
@@ -27,6 +27,7 @@ STRENGTH_RANGE = 3.0  # sliders span [-3, 3] * the direction's scale
 SLIDER_STEPS = 300  # integer slider positions per side
 TRUNCATION_MAX = 1.5
 MAX_SEED = 2**31 - 1
+KEY_GESTURE_PAUSE_MS = 800  # keyboard / wheel changes closer together than this are one undo step
 NO_SEED = "\u2014"  # shown as the seed of a GAN layer that has none (an inverted picture)
 
 
@@ -58,9 +59,37 @@ class _ValueSlider(QWidget):
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.label)
         self.slider.valueChanged.connect(self._on_value)
-        self.slider.sliderPressed.connect(self.gesture_started)
+        self.slider.sliderPressed.connect(self._on_pressed)
         self.slider.sliderReleased.connect(self.gesture_finished)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # (not by the wheel: see eventFilter)
+        self.slider.installEventFilter(self)
+        # Keys pressed in a row (arrows, Page Up / Down) are one gesture, hence one undo step: it ends after a pause
+        # or when the slider loses the focus.
+        self._key_gesture = False
+        self._key_timer = QTimer(self)
+        self._key_timer.setSingleShot(True)
+        self._key_timer.setInterval(KEY_GESTURE_PAUSE_MS)
+        self._key_timer.timeout.connect(self._end_key_gesture)
         self._show(self.value())
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self.slider:
+            if event.type() == QEvent.Type.Wheel and not self.slider.hasFocus():
+                event.ignore()  # the wheel scrolls the panel; it moves a slider only after a click or Tab on it
+                return True
+            if event.type() == QEvent.Type.FocusOut:
+                self._end_key_gesture()
+        return super().eventFilter(obj, event)
+
+    def _on_pressed(self) -> None:
+        self._end_key_gesture()
+        self.gesture_started.emit()
+
+    def _end_key_gesture(self) -> None:
+        self._key_timer.stop()
+        if self._key_gesture:
+            self._key_gesture = False
+            self.gesture_finished.emit()
 
     def value(self) -> float:
         return self.lo + (self.hi - self.lo) * self.slider.value() / self.steps
@@ -83,10 +112,12 @@ class _ValueSlider(QWidget):
         self._show(value)
         if self.slider.isSliderDown():
             self.value_changed.emit(value)
-        else:  # keyboard, wheel or a click on the groove: one gesture per change
-            self.gesture_started.emit()
+        else:  # keyboard, wheel or a click on the groove: changes in quick succession make one gesture
+            if not self._key_gesture:
+                self._key_gesture = True
+                self.gesture_started.emit()
             self.value_changed.emit(value)
-            self.gesture_finished.emit()
+            self._key_timer.start()
 
 
 class LatentPanel(QWidget):
