@@ -124,6 +124,8 @@ class Document(QObject):
         self._layers: list[Layer] = []
         self._active_id = ""
         self.path: Path | None = None  # the file the document came from, if any
+        # Save Project must not overwrite ``path`` (another program's file with things these layers cannot keep)
+        self.keep_file = False
         self.model_path: Path | None = None  # the model file the document's GAN layers were last made with
         # Pivotal-tuning weights by the key GAN layers name in ``GanState.pti_weights``: document content that is
         # saved with the project, kept across undo (an undone layer may come back) and replaced by ``reset_to``.
@@ -209,6 +211,7 @@ class Document(QObject):
         self._layers = list(layers)
         self._active_id = self._layers[-1].id if self._layers else ""
         self.path = path
+        self.keep_file = False
         self.pti_weights = dict(pti_weights or {})
         self.undo_stack.setClean()
         self.reset.emit()
@@ -217,6 +220,7 @@ class Document(QObject):
 
     def set_path(self, path: Path | None) -> None:
         """The file the document now belongs to (after Save As)."""
+        self.keep_file = False
         if path != self.path:
             self.path = path
             self.path_changed.emit()

@@ -714,17 +714,18 @@ class MainWindow(QMainWindow):
     def save_project(self) -> bool:
         """File > Save Project (Ctrl+S): to the project's own .ora file, or, for a document that has none yet (a new
         one, an opened picture), to a file the user chooses (Save Project As)."""
-        if self.doc.path is not None and self.doc.path.suffix.lower() == ".ora":
+        if self.doc.path is not None and self.doc.path.suffix.lower() == ".ora" and not self.doc.keep_file:
             return self._save_project_to(self.doc.path)
         return self.save_project_as()
 
     def save_project_as(self) -> bool:
         """File > Save Project As: OpenRaster with our latents and masks, to a chosen file."""
-        start = (
-            str(self.doc.path.with_suffix(".ora"))
-            if self.doc.path is not None
-            else str(Path(self.settings.last_folder("project")) / "untitled.ora")
-        )
+        if self.doc.path is None:
+            start = str(Path(self.settings.last_folder("project")) / "untitled.ora")
+        elif self.doc.keep_file:  # (another program's file: not offered for overwriting)
+            start = str(self.doc.path.with_name(f"{self.doc.path.stem}-edited.ora"))
+        else:
+            start = str(self.doc.path.with_suffix(".ora"))
         path, _ = QFileDialog.getSaveFileName(self, "Save project", start, "OpenRaster project (*.ora)")
         if not path:
             return False

@@ -40,6 +40,7 @@ class LoadedProject(NamedTuple):
     model_path: str | None
     warnings: list[str]
     pti_weights: dict[str, PtiWeights]  # by the (new) keys the layers' ``GanState.pti_weights`` name
+    losses: tuple[str, ...] = ()  # what the file has that the layers cannot keep (``OraDocument.losses``)
 
 
 def save_project(
@@ -161,7 +162,9 @@ def load_project(
             except (KeyError, ValueError, OSError) as e:
                 warnings.append(f"layer {ol.name!r}: mask could not be restored ({e})")
         layers.append(layer)
-    return LoadedProject(doc.width, doc.height, layers, meta.get("model_path"), warnings, pti_weights)
+    return LoadedProject(
+        doc.width, doc.height, layers, meta.get("model_path"), warnings, pti_weights, tuple(doc.losses)
+    )
 
 
 def _same_model(gan: Mapping, model_name: str, model_path: str | Path | None) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -45,6 +46,9 @@ class OraDocument:
     layers: list[OraLayer]  # bottom to top (the editor's order); the file lists them top to bottom
     extras: dict[str, bytes] = dataclasses.field(default_factory=dict)  # name (under gan-editor/) -> bytes
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # What another program's file has that these layers cannot keep (blend modes, groups, pixels outside the
+    # picture): shown as well as possible, lost when the file is written again.
+    losses: list[str] = dataclasses.field(default_factory=list)
 
 
 class OraError(ValueError):
@@ -167,7 +171,8 @@ def read_ora(path: str | Path) -> OraDocument:
         if not (0 < width and 0 < height and width * height <= MAX_LAYER_PIXELS):
             raise OraError(f"{path.name}: invalid image size {width}x{height}")
         layers: list[OraLayer] = []
-        for el in root.iter("layer"):
+        losses: dict[str, list[str]] = {"blend": [], "group": [], "outside": []}
+        for el, visible, group_opacity in _walk_layers(root, losses["group"]):
             name = el.get("name", "layer")
             src = el.get("src", "")
             try:
@@ -182,18 +187,31 @@ def read_ora(path: str | Path) -> OraDocument:
                 warnings.append(f"layer {name!r} could not be read ({type(e).__name__}: {e}); skipped")
                 continue
             attrs = {k: v for k, v in el.attrib.items() if k.startswith("gan-editor-")}
+            if el.get("composite-op", "svg:src-over") != "svg:src-over":
+                losses["blend"].append(f"{name} ({el.get('composite-op', '').removeprefix('svg:')})")
+            h, w = pixels.shape[:2]
+            if x < 0 or y < 0 or x + w > width or y + h > height:
+                losses["outside"].append(name)
             layers.append(
                 OraLayer(
                     name=name,
                     pixels=pixels,
                     x=x,
                     y=y,
-                    opacity=min(max(opacity, 0.0), 1.0),
-                    visible=el.get("visibility", "visible") != "hidden",
+                    opacity=min(max(opacity, 0.0), 1.0) * group_opacity,
+                    visible=visible and el.get("visibility", "visible") != "hidden",
                     attrs=attrs,
                 )
             )
         layers.reverse()  # bottom first
+        lost = []
+        if losses["blend"]:
+            lost.append("blend modes, shown as Normal: " + ", ".join(losses["blend"]))
+        if losses["group"]:
+            lost.append("layer groups, flattened into a list (their visibility and opacity applied): "
+                        + ", ".join(losses["group"]))  # fmt: skip
+        if losses["outside"]:
+            lost.append("pixels outside the picture, cut off: " + ", ".join(losses["outside"]))
         extras: dict[str, bytes] = {}
         for n in sorted(names):
             if n.startswith(EXTRA_DIR) and not n.endswith("/"):
@@ -203,4 +221,29 @@ def read_ora(path: str | Path) -> OraDocument:
                     warnings.append(f"{n} could not be read ({e}); skipped")
     if not layers and root.find(".//layer") is not None:
         warnings.append("no layer could be read")
-    return OraDocument(width=width, height=height, layers=layers, extras=extras, warnings=warnings)
+    return OraDocument(width=width, height=height, layers=layers, extras=extras, warnings=warnings, losses=lost)
+
+
+def _walk_layers(
+    parent: ET.Element, groups: list[str], *, depth: int = 0, visible: bool = True, opacity: float = 1.0
+) -> Iterator[tuple[ET.Element, bool, float]]:
+    """The ``layer`` elements under ``parent`` (the ``image`` element at first), top first, with the visibility
+    and opacity of the stacks they are in; the names of nested stacks (groups, below the image's own stack) are
+    added to ``groups``."""
+    for el in parent:
+        if el.tag == "layer":
+            yield el, visible, opacity
+        elif el.tag == "stack":
+            if depth >= 1:
+                groups.append(el.get("name", "group"))
+            try:
+                stack_opacity = min(max(float(el.get("opacity", "1")), 0.0), 1.0)
+            except ValueError:
+                stack_opacity = 1.0
+            yield from _walk_layers(
+                el,
+                groups,
+                depth=depth + 1,
+                visible=visible and el.get("visibility", "visible") != "hidden",
+                opacity=opacity * stack_opacity,
+            )

@@ -991,3 +991,24 @@ def test_slider_keys_in_a_row_are_one_undo_step_and_the_wheel_needs_focus(qtbot,
     qtbot.keyClick(slider, Qt.Key.Key_Left)
     window.layers_panel.list.setFocus()  # leaving the slider ends its key gesture at once
     assert stack.count() == count + 2 and stack.undoText() == "Direction first: +0.04"
+
+
+def test_another_programs_ora_opens_with_what_it_loses_named_and_is_not_overwritten(make_window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+    from test_ora import _foreign_ora
+
+    path = _foreign_ora(tmp_path / "krita.ora")
+    before = path.read_bytes()
+    window = make_window()
+    assert window.open_project(path)
+    box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
+    assert "blend modes" in box.text() and "leaves this file as it is" in box.text()
+    box.done(0)
+    assert not window.doc.layers[-1].visible  # the layer of the hidden group
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: asked.append(a[2]) or ("", ""))
+    assert not window.save_project()  # Ctrl+S asks for a file instead of overwriting krita.ora
+    assert asked == [str(tmp_path / "krita-edited.ora")] and path.read_bytes() == before
+    assert window._save_project_to(tmp_path / "mine.ora")
+    asked.clear()
+    assert window.save_project() and asked == []  # our own file from now on

@@ -110,3 +110,47 @@ def test_extra_names_cannot_escape(tmp_path):
     doc.extras = {"../evil": b"x"}
     with pytest.raises(ValueError):
         write_ora(tmp_path / "e.ora", doc)
+
+
+def _foreign_ora(path):
+    """An .ora as Krita writes one: a hidden group, a group at half opacity, a multiply layer, an offset layer."""
+    import io
+
+    from PIL import Image
+
+    def png(color, size):
+        buf = io.BytesIO()
+        Image.new("RGBA", size, color).save(buf, format="PNG")
+        return buf.getvalue()
+
+    stack = """<?xml version='1.0' encoding='UTF-8'?>
+<image w="8" h="6" version="0.0.1"><stack>
+  <stack name="hidden group" visibility="hidden"><layer name="in hidden" src="data/a.png"/></stack>
+  <stack name="half group" opacity="0.5"><layer name="in half" src="data/b.png" opacity="0.8"/></stack>
+  <layer name="multiplied" src="data/c.png" composite-op="svg:multiply"/>
+  <layer name="big" src="data/d.png" x="-2" y="-1"/>
+</stack></image>"""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "image/openraster", zipfile.ZIP_STORED)
+        z.writestr("stack.xml", stack)
+        z.writestr("data/a.png", png((255, 0, 0, 255), (8, 6)))
+        z.writestr("data/b.png", png((0, 255, 0, 255), (8, 6)))
+        z.writestr("data/c.png", png((0, 0, 255, 255), (8, 6)))
+        z.writestr("data/d.png", png((9, 9, 9, 255), (12, 8)))
+    return path
+
+
+def test_another_programs_groups_blend_modes_and_overhangs_are_shown_and_named(tmp_path):
+    doc = read_ora(_foreign_ora(tmp_path / "krita.ora"))
+    by_name = {layer.name: layer for layer in doc.layers}
+    assert [layer.name for layer in doc.layers] == ["big", "multiplied", "in half", "in hidden"]  # bottom first
+    assert not by_name["in hidden"].visible  # hidden with its group
+    assert by_name["in half"].opacity == pytest.approx(0.4) and by_name["in half"].visible
+    assert (by_name["big"].x, by_name["big"].y) == (-2, -1)
+    assert len(doc.losses) == 3 and doc.warnings == []
+    assert "multiplied (multiply)" in doc.losses[0]
+    assert "hidden group, half group" in doc.losses[1]
+    assert doc.losses[2].endswith("cut off: big")
+    ours = _doc()
+    write_ora(tmp_path / "ours.ora", ours)
+    assert read_ora(tmp_path / "ours.ora").losses == []  # our own files lose nothing

@@ -510,7 +510,13 @@ class EditorController(QObject):
             self.error.emit("Cannot open project", f"{path.name}: no layer could be read. " + " ".join(warnings))
             return False
         self.doc.reset_to(project.width, project.height, layers, path=path, pti_weights=project.pti_weights)
+        self.doc.keep_file = bool(project.losses)
         warnings += self._register_pti()
+        if project.losses:
+            warnings.append(
+                f"{path.name} has things this editor cannot keep: " + "; ".join(project.losses) + ". Saving keeps "
+                "what you see here, so Save Project asks for a file name and leaves this file as it is."
+            )
         if warnings:
             self.error.emit("Project opened with problems", "\n".join(warnings))
         self.status.emit(f"Opened {path.name} ({len(layers)} layers)")
