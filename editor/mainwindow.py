@@ -212,7 +212,9 @@ class MainWindow(QMainWindow):
                 action.setShortcut(shortcut)
         if tip:
             action.setStatusTip(tip)
-            action.setToolTip(tip)
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        label = tip or text.replace("&", "").rstrip("…")
+        action.setToolTip(f"{label} ({keys})" if keys and not label.endswith(")") else label)
         action.setCheckable(checkable)
         if checkable:
             action.toggled.connect(slot)
@@ -291,7 +293,7 @@ class MainWindow(QMainWindow):
             lambda on: on and self.brush.set_erase(False),
             shortcut=K("B"),
             icon_name="brush",
-            tip="Brush: paint the mask (B)",
+            tip="Brush: paint the mask",
             checkable=True,
         )
         self.act_erase = a(
@@ -299,7 +301,7 @@ class MainWindow(QMainWindow):
             lambda on: on and self.brush.set_erase(True),
             shortcut=K("E"),
             icon_name="eraser",
-            tip="Brush: erase the mask (E)",
+            tip="Brush: erase the mask",
             checkable=True,
         )
         self.act_bigger = a("&Bigger Brush", self.brush.bigger, shortcut=K("]"))
@@ -405,9 +407,13 @@ class MainWindow(QMainWindow):
 
     def _create_menus(self) -> None:
         mb = self.menuBar()
-        _fill(mb.addMenu("&File"), [self.act_new, self.act_open, self.act_open_project, self.act_import,
-                                    self.act_open_model, None, self.act_save_project, self.act_save_project_as,
-                                    self.act_export, self.act_export_layer, None, self.act_quit])  # fmt: skip
+        file_menu = mb.addMenu("&File")
+        _fill(file_menu, [self.act_new, self.act_open, self.act_open_project])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        _fill(file_menu, [self.act_import, self.act_open_model, None, self.act_save_project,
+                          self.act_save_project_as, self.act_export, self.act_export_layer, None,
+                          self.act_quit])  # fmt: skip
         _fill(mb.addMenu("&Edit"), [self.act_undo, self.act_redo, None, self.act_clear_mask, self.act_invert_mask])
         _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller,
                                      self.act_harder, self.act_softer])  # fmt: skip
@@ -455,8 +461,12 @@ class MainWindow(QMainWindow):
         self.hardness_slider.setObjectName("brush-hardness")
         self.hardness_slider.setRange(0, 100)
         self.hardness_slider.setFixedWidth(110)
-        self.hardness_slider.setToolTip("Brush hardness: soft edge at 0, hard edge at 100")
+        self.hardness_slider.setToolTip("Brush hardness: soft edge at 0, hard edge at 100 ({ and } change it)")
         bt.addWidget(self.hardness_slider)
+        self.hardness_label = QLabel()
+        self.hardness_label.setObjectName("brush-hardness-value")
+        self.hardness_label.setMinimumWidth(self.hardness_label.fontMetrics().horizontalAdvance(" 100 %"))
+        bt.addWidget(self.hardness_label)
         bt.addSeparator()
         bt.addAction(self.act_clear_mask)
         bt.addAction(self.act_invert_mask)
@@ -532,6 +542,7 @@ class MainWindow(QMainWindow):
             w.blockSignals(True)
             w.setValue(v)
             w.blockSignals(False)
+        self.hardness_label.setText(f" {round(b.hardness * 100)} %")
         self.settings.brush_size = b.size
         self.settings.brush_hardness = b.hardness
 
@@ -708,6 +719,7 @@ class MainWindow(QMainWindow):
             ok = self.editor.open_image(path)
         if ok:
             self.settings.set_last_folder("image", path)
+            self.settings.add_recent_file(path)
             self.canvas.zoom_to_fit()
         return ok
 
@@ -738,6 +750,7 @@ class MainWindow(QMainWindow):
             ok = self.editor.save_project(path)
         if ok:
             self.settings.set_last_folder("project", path)
+            self.settings.add_recent_file(path)
         return ok
 
     def open_project_dialog(self) -> None:
@@ -752,7 +765,32 @@ class MainWindow(QMainWindow):
     def open_project(self, path: str | Path) -> bool:
         """Open an .ora project (no questions asked; errors are shown)."""
         with self.busy(f"Opening {Path(path).name}..."):
-            return self.editor.open_project(path)
+            ok = self.editor.open_project(path)
+        if ok:
+            self.settings.add_recent_file(path)
+            self.canvas.zoom_to_fit()
+        return ok
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files()
+        for path in recent:
+            act = self.recent_menu.addAction(Path(path).name)
+            act.setToolTip(path)
+            act.setStatusTip(path)
+            act.triggered.connect(lambda _checked=False, p=path: self.open_recent(p))
+        if not recent:
+            self.recent_menu.addAction("No recent files").setEnabled(False)
+
+    def open_recent(self, path: str) -> bool:
+        """File > Open Recent: a project or a picture opened or saved earlier."""
+        if not Path(path).is_file():
+            self.settings.remove_recent_file(path)
+            self.show_error("Cannot open file", f"{path} is no longer there; it was removed from the recent files.")
+            return False
+        if path.lower().endswith(".ora"):
+            return self.confirm_discard() and self.open_project(path)
+        return self.open_image(path)
 
     def choose_import(self) -> None:
         """File > Import Image as Layer."""

@@ -10,6 +10,7 @@ ORGANIZATION = "gan-editor"
 APPLICATION = "GAN Editor"
 FOLDER_KINDS = ("image", "model", "export", "project")
 DEFAULT_AUTOSAVE_INTERVAL = 30.0  # seconds
+MAX_RECENT = 10
 
 
 class Settings:
@@ -64,6 +65,20 @@ class Settings:
             raise ValueError(f"unknown folder kind {kind!r}")
         p = Path(path)
         self.q.setValue(f"folders/{kind}", str(p if p.is_dir() else p.parent))
+
+    def recent_files(self) -> list[str]:
+        """Pictures and projects opened or saved lately, newest first (at most ``MAX_RECENT``)."""
+        value = self.q.value("recent/files", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [str(v) for v in items if v][:MAX_RECENT]
+
+    def add_recent_file(self, path: str | Path) -> None:
+        """Put ``path`` first in the recent files."""
+        path = str(Path(path).absolute())
+        self.q.setValue("recent/files", [path, *[p for p in self.recent_files() if p != path]][:MAX_RECENT])
+
+    def remove_recent_file(self, path: str | Path) -> None:
+        self.q.setValue("recent/files", [p for p in self.recent_files() if p != str(path)])
 
     def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
         """(geometry, dock/toolbar state) saved at the last exit."""

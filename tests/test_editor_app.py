@@ -1012,3 +1012,30 @@ def test_another_programs_ora_opens_with_what_it_loses_named_and_is_not_overwrit
     assert window._save_project_to(tmp_path / "mine.ora")
     asked.clear()
     assert window.save_project() and asked == []  # our own file from now on
+
+
+def test_recent_files_reopen_pictures_and_projects(make_window, tmp_path):
+    window = make_window()
+    Image.new("RGB", (20, 10), (0, 200, 0)).save(tmp_path / "a.png")
+    assert window.open_image(tmp_path / "a.png")
+    assert window._save_project_to(tmp_path / "a.ora")
+    window.editor.new_document(30, 30)
+    window._fill_recent_menu()
+    assert [a.text() for a in window.recent_menu.actions()] == ["a.ora", "a.png"]
+    window.recent_menu.actions()[0].trigger()
+    assert window.doc.size == (20, 10) and window.doc.path == tmp_path / "a.ora"
+    (tmp_path / "a.png").unlink()
+    assert not window.open_recent(str(tmp_path / "a.png"))  # gone: said so, and dropped from the list
+    box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
+    assert "no longer there" in box.text()
+    assert window.settings.recent_files() == [str(tmp_path / "a.ora")]
+
+
+def test_import_says_when_a_picture_was_scaled_down(make_window, tmp_path):
+    window = make_window()
+    window.editor.new_document(100, 50)
+    Image.new("RGB", (400, 100), (0, 0, 200)).save(tmp_path / "wide.png")
+    assert window.editor.import_image(tmp_path / "wide.png")
+    assert window.statusBar().currentMessage() == (
+        "Imported wide.png scaled down to 100 x 25 (25%) to fit the 100 x 50 picture"
+    )

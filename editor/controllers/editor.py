@@ -214,6 +214,15 @@ class EditorController(QObject):
         pixels = fit_image(rgba, self.doc.width, self.doc.height)
         layer = make_raster_layer(self.doc.width, self.doc.height, name=path.stem, pixels=pixels)
         self.doc.add_layer(layer, text=f"Import {path.name}")
+        h, w = rgba.shape[:2]
+        if w > self.doc.width or h > self.doc.height:
+            scale = min(self.doc.width / w, self.doc.height / h)
+            self.status.emit(
+                f"Imported {path.name} scaled down to {max(1, round(w * scale))} x {max(1, round(h * scale))} "
+                f"({scale:.0%}) to fit the {self.doc.width} x {self.doc.height} picture"
+            )
+        else:
+            self.status.emit(f"Imported {path.name} as a layer")
         return True
 
     def export_png(self, path: str | Path, *, what: str = "flattened") -> bool:

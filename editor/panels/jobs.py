@@ -105,6 +105,7 @@ class JobsPanel(QWidget):
         self.empty.setWordWrap(True)
         self.empty.setEnabled(False)
         self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setToolTip("Remove finished, failed and cancelled jobs from the list")
         self.clear_button.clicked.connect(self.clear_finished)
         bottom = QHBoxLayout()
         bottom.addStretch(1)

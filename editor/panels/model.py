@@ -53,6 +53,7 @@ class ModelPanel(QWidget):
         self.form.setContentsMargins(0, 0, 0, 0)
         self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.open_button = QPushButton(icon("open-model"), "Open model…")
+        self.open_button.setToolTip("Load a GAN model, or add a direction file to the loaded one (Ctrl+Shift+M)")
         self.open_button.clicked.connect(self.open_requested)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
