@@ -555,3 +555,17 @@ def test_pickle_with_an_impossible_length_gives_a_clear_error(tmp_path):
     p.write_bytes(b"\x80\x04\x8d" + (2**64 - 1).to_bytes(8, "little") + b".")  # BINUNICODE8, length 2**64-1
     with pytest.raises(ModelFileError):
         load_any(p)
+
+
+@pytest.mark.parametrize("low_byte", [0x80, 0x28])  # a pickle's first opcode: b"\x80" (protocol 2+) and b"("
+def test_safetensors_whose_header_length_looks_like_a_pickle_opcode(tmp_path, low_byte):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "x.safetensors"
+    for pad in range(400):  # metadata of some length gives a header length with that low byte
+        save_file({"t": torch.zeros(2)}, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[0] == low_byte:
+            break
+    else:
+        pytest.fail("no padding gave the wanted header length")
+    assert detect_format(path) == "safetensors"

@@ -194,7 +194,9 @@ class LayersPanel(QWidget):
         item = self._item(layer_id)
         if item is not None:
             self._updating = True
-            item.setIcon(QIcon(pixmap))
+            ic = QIcon(pixmap)
+            ic.addPixmap(pixmap, QIcon.Mode.Selected)  # true colours on the selected row (no highlight tint)
+            item.setIcon(ic)
             self._updating = False
 
     def set_active(self, layer_id: str) -> None:

@@ -55,14 +55,22 @@ def detect_format(path: str | Path) -> str:
         raise ModelFileError(f"{path}: no such file") from None
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read ({e})") from None
+    if len(head) >= 9 and head[8:9] == b"{":
+        # safetensors: a little-endian u64 header length, then the JSON header. Tested first: the length's low
+        # byte can be anything, including a pickle opcode (a 0x80 there made valid files look like pickles).
+        header_len = int.from_bytes(head[:8], "little")
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        if 2 <= header_len <= size - 8:
+            return "safetensors"
     if head[:4] == b"PK\x03\x04":
         return "torch"
     if head[:1] == b"\x80":
         return "torch" if head[2:14] == _TORCH_LEGACY_MAGIC else "pickle"
     if head[:1] and head[:1] in b"(}])cI":  # protocol 0/1 pickles start with a plain opcode
         return "pickle"
-    if len(head) >= 9 and head[8:9] == b"{":
-        return "safetensors"
     if path.suffix.lower() in (".safetensors", ".pkl", ".pt", ".pth"):
         what = "empty" if not head else "damaged (or not a model at all): its first bytes fit no model format"
         raise ModelFileError(f"{path.name} is not a readable {path.suffix.lower()} model file: it is {what}")
