@@ -102,6 +102,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from ganmodels.generate import make_grid, parse_seeds, seeds_to_ws, synthesize, to_uint8
     from ganmodels.importers import load_any
 
+    _check_output(args.out, suffixes=IMAGE_OUT, what="a picture")
     device = choose_device(args.device)
     model = load_any(args.model or _default_model(), device=device)
     seeds = parse_seeds(args.seeds)
@@ -125,10 +126,29 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output(out: str | Path, *, suffixes: tuple[str, ...], what: str, inputs: Sequence[str | Path] = ()) -> Path:
+    """An output path the user gave: it must end in one of ``suffixes`` and must not be one of the ``inputs``
+    (a command never writes over what it reads)."""
+    path = Path(out)
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"{path.name}: the output must be {what} ({' or '.join(suffixes)})")
+    for src in inputs:
+        if src and Path(src).exists() and path.exists() and path.resolve() == Path(src).resolve():
+            raise ValueError(f"{path.name} is also the input: choose another output file")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name ({' or '.join(suffixes)})")
+    return path
+
+
+IMAGE_OUT = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     import torch
 
     from ganmodels.importers import convert
+
+    _check_output(args.output, suffixes=(".safetensors",), what="a model file", inputs=[args.input])
 
     out, notes = convert(args.input, args.output, dtype=torch.float16 if args.fp16 else None)
     for note in notes:
@@ -238,6 +258,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     from ganmodels.trainreport import SnapshotReporter
 
+    run_dir = Path(args.out)
+    # (before the processes of a torchrun meet: none has written anything yet)
+    if not args.resume and run_dir.is_dir() and any(run_dir.iterdir()):
+        held = latest_checkpoint(run_dir) is not None or (run_dir / "training_options.json").exists()
+        raise ValueError(
+            f"{run_dir} already holds a training run: continue it with --resume {run_dir}, or choose another --out"
+            if held
+            else f"{run_dir} is not empty: a new run needs a new (or empty) folder"
+        )
     rank, world, device = init_distributed()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -283,6 +312,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.out)
     if resume is not None:
         state = load_checkpoint(resume, device=device, channels_last=args.channels_last)
+        if state.config.G.img_resolution != dataset.resolution:
+            raise ValueError(
+                f"{resume.name} is a {state.config.G.img_resolution} px run; {args.data} holds "
+                f"{dataset.resolution} px pictures"
+            )
         if rank == 0:
             print(f"resumed {resume} at {state.cur_nimg / 1000:.3f} kimg, step {state.step}")
         changes = {
@@ -412,7 +446,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             if stop.requested:  # (with several processes each rank stops; rank 0 saves)
                 if prog.checkpoint is None and reporter is not None:
                     reporter(state, save_run_snapshot(state, run_dir, dataset))
-                print(f"stopped at {state.cur_nimg / 1000:.1f} kimg; continue with --resume {run_dir}", file=sys.stderr)
+                print(
+                    f"stopped at {state.cur_nimg / 1000:.1f} kimg; continue with: "
+                    f"ganmodels train {args.data} --out {run_dir} --resume {run_dir}",
+                    file=sys.stderr,
+                )
                 break
     bar.close()
     if torch.distributed.is_initialized():
@@ -431,6 +469,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ganmodels.modelfile import save_model
     from ganmodels.training import latest_checkpoint, load_checkpoint
 
+    _check_output(args.out, suffixes=(".safetensors",), what="a model file")
     ckpt = Path(args.run)
     if ckpt.is_dir():
         found = latest_checkpoint(ckpt)
@@ -479,6 +518,9 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from ganmodels.inversion import invert, pivotal_tuning, render
     from ganmodels.latents import save_latent
 
+    _check_output(args.out, suffixes=(".npz",), what="a latent file")
+    if args.png:
+        _check_output(args.png, suffixes=IMAGE_OUT, what="a picture", inputs=[args.image])
     model, device = _load(args)
     image = _read_image(args.image)
     mask = load_mask(args.mask, size=image.shape[:2]) if args.mask else None
@@ -539,12 +581,18 @@ def _resolve_direction(spec: str, model, extra: dict):
         raise ValueError(f"direction {spec!r} must look like NAME=STRENGTH, e.g. sefa:3=2.0")
     name, strength = spec.rsplit("=", 1)
     layers = None
-    if "@" in name:
-        name, rng = name.split("@", 1)
-        a, b = rng.split("-", 1)
-        layers = (int(a), int(b) + 1)
+    try:
+        float(strength)
+        if "@" in name:
+            name, rng = name.split("@", 1)
+            a, b = rng.split("-", 1)
+            layers = (int(a), int(b) + 1)
+    except ValueError:
+        raise ValueError(f"direction {spec!r} must look like NAME=STRENGTH, e.g. sefa:3=2 or pca:1@0-3=-1.5") from None
     if ":" in name:
         method, idx = name.split(":", 1)
+        if not idx.isdigit() or int(idx) >= model.w_dim:
+            raise ValueError(f"direction index {idx!r} must be a number from 0 to {model.w_dim - 1}")
         k = int(idx) + 1
         if method == "sefa":
             d = sefa(model.G, layers=layers, k=k)[k - 1]
@@ -574,8 +622,17 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from ganmodels.inversion import render
     from ganmodels.latents import load_latent
 
+    _check_output(args.out, suffixes=IMAGE_OUT, what="a picture")
+    ws, noise, info = load_latent(args.latent)
+    made_with = info.get("model_file") if isinstance(info, dict) else None
+    if args.model is None and made_with and Path(made_with).is_file():
+        args.model = made_with  # the model that made the latent, when it is still there
     model, device = _load(args)
-    ws, noise, _info = load_latent(args.latent)
+    if made_with and model.path is not None and Path(made_with).name != model.path.name:
+        print(f"note: {Path(args.latent).name} was made with {Path(made_with).name}; rendering with {model.path.name}")
+    if noise is not None and not _noise_fits(model.G, noise):
+        print("note: the latent's noise maps do not fit this model; rendering without them")
+        noise = None
     if ws.shape[1:] != (model.num_ws, model.w_dim):
         raise ValueError(
             f"latent shape {list(ws.shape)} does not fit {model.name} ([1, {model.num_ws}, {model.w_dim}])"
@@ -593,12 +650,27 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _noise_fits(G, noise: dict) -> bool:
+    """Whether a latent file's noise maps are those of G's noise layers (same names and sizes)."""
+    from ganmodels.inversion import noise_layers
+
+    layers = noise_layers(G)
+    if set(noise) != set(layers):
+        return False
+    return all(tuple(v.shape) == tuple(layers[n].noise_const.shape) for n, v in noise.items())
+
+
 def cmd_directions(args: argparse.Namespace) -> int:
     import torch
 
     from ganmodels.components import resave_with
     from ganmodels.directions import ganspace, save_directions, sefa
 
+    if args.into_model:
+        _native_model(args.model or str(_default_model()), "--into-model (it copies the model file)")
+        _check_output(args.into_model, suffixes=(".safetensors",), what="a model file")
+    if args.out:
+        _check_output(args.out, suffixes=(".safetensors",), what="a direction file")
     model, _ = _load(args)
     layers = None
     if args.layers:
@@ -624,6 +696,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     from ganmodels.imageio import load_image_rgb, load_mask, save_png
     from ganmodels.inpainting import create_inpainter
 
+    _check_output(args.out, suffixes=(".png",), what="a PNG picture", inputs=[args.image, args.mask])
     image = load_image_rgb(args.image)
     mask = load_mask(args.mask, size=image.shape[:2])
     kwargs = {}
@@ -751,6 +824,7 @@ def cmd_train_inpainter(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    _native_model(args.model or str(_default_model()), "train-inpainter (it writes the inpainter into the model file)")
     model, device = _load(args)
     images = load_images(args.data)
     run_dir = Path(args.run_dir) if args.run_dir else None
@@ -826,6 +900,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    _native_model(args.model or str(_default_model()), "train-encoder (it writes the encoder into the model file)")
     model, device = _load(args)
     perceptual = load_perceptual(model, device=device)
     images = None
@@ -920,6 +995,36 @@ def _augment_policy(text: str) -> tuple[str, ...]:
     return ops
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _native_model(path: str | None, what: str) -> None:
+    """Commands that write into a model file need a native one: say how to make it before any work is done."""
+    from ganmodels.importers import detect_format
+
+    if path and detect_format(path) != "safetensors":
+        out = Path(path).with_suffix(".safetensors").name
+        raise ValueError(f"{Path(path).name} is not a native model file; {what} needs one: "
+                         f"ganmodels convert {path} {out}")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganmodels", description="GAN models: sample, train, invert, edit, inpaint.")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps; env GAN_EDITOR_DEVICE")
@@ -952,7 +1057,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="conditional models: draw every sample in this class (default: each seed draws one)",
     )
     s.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
-    s.add_argument("--cols", type=int, default=None)
+    s.add_argument("--cols", type=_positive_int, default=None)
     s.add_argument("--pad", type=int, default=0)
     s.add_argument("--out", default="grid.png")
     s.set_defaults(func=cmd_sample)
@@ -970,7 +1075,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster", help="label a dataset's pictures with k-means classes (for conditional training, --cond)"
     )
     b.add_argument("data", help="dataset .npz or folder; the labels are written into it")
-    b.add_argument("--k", type=int, default=32, help="number of classes")
+    b.add_argument("--k", type=_positive_int, default=32, help="number of classes")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--preview", default=None, help="write a PNG with a row of pictures per class")
     b.add_argument(
@@ -1000,7 +1105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="condition G and D on the dataset's class labels (see 'dataset cluster'); samples draw a class too",
     )
     s.add_argument("--kimg", type=float, default=1000, help="train until this many thousand images")
-    s.add_argument("--batch", type=int, default=16)
+    s.add_argument("--batch", type=_positive_int, default=16)
     s.add_argument("--cbase", type=int, default=2048, help="channel base (channels = min(cbase / res, cmax))")
     s.add_argument("--cmax", type=int, default=128)
     s.add_argument("--map", type=int, default=2, help="mapping network depth")
@@ -1077,7 +1182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--snap-minutes", type=float, default=10.0)
     s.add_argument("--snap-kimg", type=float, default=None)
-    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    s.add_argument("--threads", type=_non_negative_int, default=0, help="torch CPU threads (0 = default)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_train)
 
@@ -1092,7 +1197,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("image")
     s.add_argument("--model", default=None, help="model file (default: the shipped model)")
     s.add_argument("--space", default="w+", choices=["w", "w+"])
-    s.add_argument("--steps", type=int, default=300)
+    s.add_argument("--steps", type=_positive_int, default=300)
     s.add_argument("--mask", default=None, help="PNG: white (or transparent) = ignore these pixels")
     s.add_argument(
         "--encoder", action="store_true", help="start from the model's encoder (W+), refine with the pixel loss"
@@ -1116,7 +1221,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("directions", help="find latent directions (SeFa closed form or GANSpace PCA)")
     s.add_argument("model", nargs="?")
     s.add_argument("--method", default="sefa", choices=["sefa", "ganspace"])
-    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--k", type=_positive_int, default=10)
     s.add_argument("--layers", default=None, help="ws range, e.g. 0-3 (inclusive)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=None, help="write a sidecar .safetensors")
@@ -1130,7 +1235,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", default="gan-inversion", help="gan-inversion, gan-inpainter, telea, ns, fsr-fast, fsr-best"
     )
     s.add_argument("--model", default=None)
-    s.add_argument("--steps", type=int, default=200, help="inversion steps (GAN methods)")
+    s.add_argument("--steps", type=_positive_int, default=200, help="inversion steps (GAN methods)")
     s.add_argument(
         "--tune-steps",
         type=int,
@@ -1155,7 +1260,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("model", nargs="?")
     s.add_argument("--data", required=True)
-    s.add_argument("--num", type=int, default=2000)
+    s.add_argument("--num", type=_positive_int, default=2000)
     s.add_argument("--truncation", type=float, default=1.0)
     s.add_argument("--inception", default=None, help="pt_inception-2015-12-05 weights file for standard FID")
     s.add_argument(
@@ -1173,8 +1278,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("model", nargs="?")
     s.add_argument("--data", required=True, help="domain dataset (.npz / folder), e.g. 256 px pictures")
-    s.add_argument("--steps", type=int, default=2000, help="total steps (a resumed run continues up to this)")
-    s.add_argument("--batch", type=int, default=8)
+    s.add_argument("--steps", type=_positive_int, default=2000, help="total steps (a resumed run continues up to this)")
+    s.add_argument("--batch", type=_positive_int, default=8)
     s.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 8)")
     s.add_argument("--channels", type=int, default=32)
     s.add_argument("--lr", type=float, default=2e-4)
@@ -1183,7 +1288,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--snap-minutes", type=float, default=10.0)
     s.add_argument("--preview-every", type=int, default=50)
     s.add_argument("--eval-images", type=int, default=50, help="held-out images scored at each snapshot")
-    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    s.add_argument("--threads", type=_non_negative_int, default=0, help="torch CPU threads (0 = default)")
     s.add_argument("--fresh", action="store_true", help="ignore the model's inpainter and the run's snapshot")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=None, help="output model file (default: overwrite the input)")
@@ -1191,8 +1296,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train-encoder", help="train the model's e4e-style encoder on its own samples")
     s.add_argument("model", nargs="?")
-    s.add_argument("--steps", type=int, default=2000)
-    s.add_argument("--batch", type=int, default=16)
+    s.add_argument("--steps", type=_positive_int, default=2000)
+    s.add_argument("--batch", type=_positive_int, default=16)
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument(
         "--fresh", action="store_true", help="start from scratch instead of the snapshot / the existing encoder"
@@ -1203,7 +1308,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", default=None, help="keep a resumable snapshot here (the run resumes from it unless --fresh)"
     )
     s.add_argument("--snap-minutes", type=float, default=10.0)
-    s.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    s.add_argument("--threads", type=_non_negative_int, default=0, help="torch CPU threads (0 = default)")
     s.add_argument(
         "--data",
         default=None,
@@ -1224,17 +1329,34 @@ def build_parser() -> argparse.ArgumentParser:
         "which only starts the inversion, moves by about 0.3%%)",
     )
     s.set_defaults(func=cmd_train_encoder)
+    for name, sp in sub.choices.items():  # the global options also work after the sub-command's name
+        given = sp._option_string_actions
+        if "--device" not in given:
+            sp.add_argument("--device", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        if "--quiet" not in given:
+            sp.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        if "--threads" not in given and name not in ("info", "dataset", "convert", "export"):
+            sp.add_argument("--threads", type=_non_negative_int, default=0, help="torch CPU threads (0 = default)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ganmodels`` console script."""
+    from safetensors import SafetensorError
+
     args = build_parser().parse_args(argv)
     t0 = time.monotonic()
     try:
+        if getattr(args, "threads", 0):
+            import torch
+
+            torch.set_num_threads(args.threads)
         rc = args.func(args)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except SafetensorError as e:  # (a file given as a snapshot or model that is not one)
+        print(f"error: not a readable .safetensors file ({e})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -182,7 +182,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if raw.get("format") != FORMAT:
         raise ModelFileError(
             f"{path.name} is a safetensors file but not a gan-editor model (format={raw.get('format')!r}); "
-            "use 'ganmodels convert' for other checkpoints"
+            "use 'ganmodels export' for a training snapshot, 'ganmodels convert' for other checkpoints"
         )
     out: dict[str, Any] = {"format": raw["format"], "generator_kind": raw.get("generator_kind", "stylegan2")}
     for key in ("generator_config", "card", "directions", "components"):

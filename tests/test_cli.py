@@ -137,6 +137,14 @@ def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file, 
     assert np.array_equal(np.asarray(Image.open(e0)), np.asarray(Image.open(rec)))  # strength 0 = identity
     assert not np.array_equal(np.asarray(Image.open(e1)), np.asarray(Image.open(rec)))
     assert main(["--quiet", "edit", str(latent), "--model", str(tiny_model_file), "--direction", "nope=1"]) == 2
+    assert main(["--quiet", "edit", str(latent), "--direction", "sefa:999=1"]) == 2
+    assert "direction index '999' must be a number from 0 to 31" in capsys.readouterr().err
+    # Without --model, edit renders with the model that made the latent (not the shipped one), as invert did.
+    e2 = tmp_path / "e2.png"
+    assert main(["--quiet", "edit", str(latent), "--direction", "sefa:0=0", "--out", str(e2), "--threads", "1"]) == 0
+    assert np.array_equal(np.asarray(Image.open(e2)), np.asarray(Image.open(rec)))
+    assert main(["edit", str(latent), "--out", str(tmp_path / "e.npz")]) == 2  # not a picture
+    assert "the output must be a picture" in capsys.readouterr().err
 
     with_dirs = tmp_path / "with_dirs.safetensors"
     side = tmp_path / "dirs.safetensors"
@@ -162,6 +170,10 @@ def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file, 
 
     enc = tmp_path / "enc.safetensors"
     run = ["--batch", "4", "--out", str(enc), "--run-dir", str(tmp_path / "enc-run"), "--threads", "1"]
+    pkl = tmp_path / "other.pkl"
+    pkl.write_bytes(b"\x80\x04N.")  # any checkpoint that is not a native model file
+    assert main(["--quiet", "train-encoder", str(pkl), "--steps", "2", *run]) == 2  # refused before training
+    assert f"ganmodels convert {pkl} other.safetensors" in capsys.readouterr().err and not enc.exists()
     assert main(["--quiet", "train-encoder", str(with_dirs), "--steps", "2", *run]) == 0
     assert load_model(enc).card["encoder"]["steps"] == 2
     assert main(["--quiet", "train-encoder", str(with_dirs), "--steps", "3", *run]) == 0  # resumes at step 2
@@ -256,6 +268,14 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
         main([*args, "--augment-policy", "color,spin"])
     assert main([*args, "--xflip", "--augment", "ada", "--augment-policy", "color,translation"]) == 0
     assert (run / "fakes-latest.png").exists() and (run / "model-latest.safetensors").exists()
+    snapshots = sorted(run.glob("snapshot-*"))
+    assert main(args) == 2  # a new run in the old one's folder would mix and prune their snapshots
+    assert f"already holds a training run: continue it with --resume {run}" in capsys.readouterr().err
+    assert sorted(run.glob("snapshot-*")) == snapshots
+    assert main([*args[:4], str(src), *args[5:]]) == 2  # nor into a folder of other files
+    assert "is not empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: --batch must be at least 1
+        main([*args, "--batch", "0"])
     options = json.loads((run / "training_options.json").read_text())
     assert options["xflip"] is True and options["config"]["augment_policy"] == ["color", "translation"]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -300,6 +320,18 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     assert main(["--quiet", "export", str(run), "--out", str(out), "--fp16"]) == 0
     m = load_model(out)
     assert m.card["kimg"] == 0.028 and "discriminator" in m.components
+    assert main(["--quiet", "export", str(run), "--out", str(tmp_path / "model.png")]) == 2
+    assert "the output must be a model file (.safetensors)" in capsys.readouterr().err
+    assert main(["--quiet", "convert", str(out), str(out)]) == 2  # never over its own input
+    assert "is also the input" in capsys.readouterr().err and load_model(out).card["kimg"] == 0.028
+    assert main(["--quiet", "info", str(latest_checkpoint(run))]) == 2
+    assert "use 'ganmodels export' for a training snapshot" in capsys.readouterr().err
+    # Resuming on pictures of another size says so (instead of a matrix error)
+    data16 = tmp_path / "data16.npz"
+    assert main(["--quiet", "dataset", "build", str(src), "--res", "32", "--out", str(data16)]) == 0
+    np.savez(data16, images=np.zeros([4, 16, 16, 3], np.uint8))
+    assert main([*args[:2], str(data16), *args[3:-2], "--resume", str(run), "--kimg", "0.04"]) == 2
+    assert "is a 32 px run; " in capsys.readouterr().err
 
 
 def test_ctrl_c_stops_training_between_steps_with_a_snapshot(tmp_path, monkeypatch, capsys):
@@ -323,7 +355,9 @@ def test_ctrl_c_stops_training_between_steps_with_a_snapshot(tmp_path, monkeypat
     args = ["--quiet", "train", str(data), "--out", str(run), "--kimg", "10", "--batch", "4", "--cbase", "128"]
     args += ["--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--precision", "fp32"]
     assert main(args) == 0
-    assert "stopped at 0.0 kimg" in capsys.readouterr().err
+    assert f"stopped at 0.0 kimg; continue with: ganmodels train {data} --out {run} --resume {run}" in (
+        capsys.readouterr().err
+    )
     state = load_checkpoint(latest_checkpoint(run))
     assert state.step == 3 and state.cur_nimg == 12  # the state after a whole step, nothing lost
     assert (run / "fakes-latest.png").exists()
