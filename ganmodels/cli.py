@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -193,6 +194,10 @@ def cmd_dataset_cluster(args: argparse.Namespace) -> int:
     from ganmodels.dataset import load_images, load_labels, save_labels
     from ganmodels.generate import make_grid
 
+    if args.preview:
+        _check_output(args.preview, suffixes=(".png",), what="a PNG picture")
+        if not Path(args.preview).absolute().parent.is_dir():
+            raise ValueError(f"{Path(args.preview).absolute().parent} does not exist: no place for the preview")
     images = load_images(args.data)
     coarse = 0
     if args.refine:
@@ -319,6 +324,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         if rank == 0:
             print(f"resumed {resume} at {state.cur_nimg / 1000:.3f} kimg, step {state.step}")
+        if state.cur_nimg >= args.kimg * 1000:
+            raise ValueError(
+                f"the run is at {state.cur_nimg / 1000:.3f} kimg already: give a --kimg above that to train on"
+            )
         changes = {
             "augment_policy": args.augment_policy,
             "diversity_weight": args.diversity,
@@ -776,12 +785,15 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         fake_labels = torch.cat(fake_labels)
     else:
         classes, real_labels, fake_labels = 1, np.zeros(len(reals), np.int64), np.zeros(len(fakes), np.int64)
-    result["diversity_ratio"] = round(
-        diversity_ratio(
-            intra_class_distance(fakes, fake_labels, classes), intra_class_distance(reals, real_labels, classes)
-        ),
-        3,
-    )
+    try:
+        result["diversity_ratio"] = round(
+            diversity_ratio(
+                intra_class_distance(fakes, fake_labels, classes), intra_class_distance(reals, real_labels, classes)
+            ),
+            3,
+        )
+    except ValueError as e:  # too few pictures per class: the other metrics still count
+        print(f"note: diversity_ratio left out ({e}; a larger --num helps)", file=sys.stderr)
     if args.inception:
         from ganmodels.inception import InceptionFeatures, load_fid_inception
 
@@ -796,6 +808,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             print(f"error: --features: {args.features} has no discriminator", file=sys.stderr)
             return 2
         extractor = DiscriminatorFeatures(D) if D is not None else None
+    if extractor is None:
+        print("note: FID / KID / precision / recall left out: the model has no discriminator to take features from "
+              "(give --features MODEL or --inception WEIGHTS)", file=sys.stderr)  # fmt: skip
     if extractor is not None:
         fr = compute_features(extractor, reals)
         ff = compute_features(extractor, fakes)
@@ -1015,6 +1030,33 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _multiple_of_8(text: str) -> int:
+    value = _positive_int(text)
+    if value % 8:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 8, got {value}")
+    return value
+
+
 def _native_model(path: str | None, what: str) -> None:
     """Commands that write into a model file need a native one: say how to make it before any work is done."""
     from ganmodels.importers import detect_format
@@ -1058,12 +1100,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
     s.add_argument("--cols", type=_positive_int, default=None)
-    s.add_argument("--pad", type=int, default=0)
+    s.add_argument("--pad", type=_non_negative_int, default=0, help="pixels between the pictures")
     s.add_argument("--out", default="grid.png")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("dataset", help="training data tools")
-    dsub = s.add_subparsers(dest="dataset_command", required=True)
+    dsub = s.add_subparsers(dest="dataset_command", required=True, metavar="{build,cluster}")
     b = dsub.add_parser("build", help="build a training set from an image folder or zip")
     b.add_argument("src")
     b.add_argument("--res", type=int, required=True, choices=[32, 64, 128, 256, 512, 1024])
@@ -1104,7 +1146,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="condition G and D on the dataset's class labels (see 'dataset cluster'); samples draw a class too",
     )
-    s.add_argument("--kimg", type=float, default=1000, help="train until this many thousand images")
+    s.add_argument("--kimg", type=_positive_float, default=1000, help="train until this many thousand images")
     s.add_argument("--batch", type=_positive_int, default=16)
     s.add_argument("--cbase", type=int, default=2048, help="channel base (channels = min(cbase / res, cmax))")
     s.add_argument("--cmax", type=int, default=128)
@@ -1203,7 +1245,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder", action="store_true", help="start from the model's encoder (W+), refine with the pixel loss"
     )
     s.add_argument("--pti", type=int, default=0, help="pivotal tuning steps after inversion (0 = off)")
-    s.add_argument("--ms-ssim", type=float, default=0.0, help="MS-SSIM loss weight")
+    s.add_argument("--ms-ssim", type=_non_negative_float, default=0.0, help="MS-SSIM loss weight")
     s.add_argument("--no-perceptual", action="store_true", help="no discriminator-feature loss")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="latent.npz")
@@ -1280,7 +1322,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="domain dataset (.npz / folder), e.g. 256 px pictures")
     s.add_argument("--steps", type=_positive_int, default=2000, help="total steps (a resumed run continues up to this)")
     s.add_argument("--batch", type=_positive_int, default=8)
-    s.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 8)")
+    s.add_argument("--crop", type=_multiple_of_8, default=128, help="training crop size (multiple of 8)")
     s.add_argument("--channels", type=int, default=32)
     s.add_argument("--lr", type=float, default=2e-4)
     s.add_argument("--adv-weight", type=float, default=0.01, help="patch-discriminator loss weight (0: L1 only)")
@@ -1330,6 +1372,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_train_encoder)
     for name, sp in sub.choices.items():  # the global options also work after the sub-command's name
+        sp.formatter_class = argparse.ArgumentDefaultsHelpFormatter  # help shows the defaults
         given = sp._option_string_actions
         if "--device" not in given:
             sp.add_argument("--device", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -1352,6 +1395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             torch.set_num_threads(args.threads)
         rc = args.func(args)
+    except BrokenPipeError:  # (output piped into e.g. head, which stopped reading): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

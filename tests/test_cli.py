@@ -581,3 +581,27 @@ def test_train_without_noise_inputs(tmp_path):
     ws = m.G.mapping(torch.randn([2, 8]), None)
     a, b = (m.G.synthesis(ws, noise_mode=mode) for mode in ("random", "const"))
     assert torch.equal(a, b)  # nothing random is left in the picture
+
+
+def test_cli_checks_options_and_outputs_before_working(tmp_path, tiny_model_file, capsys):
+    data = tmp_path / "d.npz"
+    images = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    np.savez(data, images=images)
+    for bad in (["--kimg", "-1"], ["--batch", "-2"], ["--threads", "-1"]):
+        with pytest.raises(SystemExit):
+            main(["--quiet", "train", str(data), "--out", str(tmp_path / "r"), *bad])
+        assert "must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train-inpainter", str(tiny_model_file), "--data", str(data), "--crop", "30"])
+    assert "must be a multiple of 8" in capsys.readouterr().err
+    # dataset cluster checks where its preview goes before it writes labels into the dataset
+    assert main(["--quiet", "dataset", "cluster", str(data), "--k", "2", "--preview", "/nonexistent/p.png"]) == 2
+    assert "no place for the preview" in capsys.readouterr().err
+    assert "labels" not in np.load(data).files
+    with pytest.raises(SystemExit):
+        main(["dataset"])
+    assert "{build,cluster}" in capsys.readouterr().err
+    # the options shared by all commands also work after the command's name
+    out = tmp_path / "g.png"
+    assert main(["sample", str(tiny_model_file), "--seeds", "0-1", "--out", str(out), "--quiet", "--threads", "1"]) == 0
+    assert out.exists() and capsys.readouterr().err == ""
