@@ -1010,6 +1010,21 @@ def _augment_policy(text: str) -> tuple[str, ...]:
     return ops
 
 
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that names each option's default, unless it has none or the text already speaks of it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            text
+            and "default" not in text
+            and action.default not in (None, False, argparse.SUPPRESS)
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -1372,7 +1387,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_train_encoder)
     for name, sp in sub.choices.items():  # the global options also work after the sub-command's name
-        sp.formatter_class = argparse.ArgumentDefaultsHelpFormatter  # help shows the defaults
+        sp.formatter_class = _DefaultsHelpFormatter
         given = sp._option_string_actions
         if "--device" not in given:
             sp.add_argument("--device", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
