@@ -1018,7 +1018,9 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
         if (
             text
             and "default" not in text
-            and action.default not in (None, False, argparse.SUPPRESS)
+            and action.default is not None
+            and action.default is not False
+            and action.default != argparse.SUPPRESS
             and action.option_strings
         ):
             text += " (default: %(default)s)"
@@ -1114,9 +1116,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="conditional models: draw every sample in this class (default: each seed draws one)",
     )
     s.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
-    s.add_argument("--cols", type=_positive_int, default=None)
+    s.add_argument("--cols", type=_positive_int, default=None, help="pictures per row (default: a square grid)")
     s.add_argument("--pad", type=_non_negative_int, default=0, help="pixels between the pictures")
-    s.add_argument("--out", default="grid.png")
+    s.add_argument("--out", default="grid.png", help="the grid picture to write")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("dataset", help="training data tools")
