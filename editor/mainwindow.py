@@ -104,6 +104,8 @@ class MainWindow(QMainWindow):
         self.ask_before_discarding = True  # tests turn the "discard changes?" question off
         self.worker_stuck = False  # set when closing could not stop a background job
         self._shown_once = False
+        self._layout_restored = False
+        self._card_fitted = False  # the Model panel was sized to the first model card
 
         # Models
         self.runner = runner if runner is not None else JobRunner(self)
@@ -517,13 +519,29 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1360, 860)
-        if state is not None:
-            self.restoreState(state)
+        self._layout_restored = state is not None and self.restoreState(state)
 
     # ----------------------------------------------------------------------------------------------------------
     # Reactions
 
+    def _fit_model_dock(self) -> None:
+        """Without a saved layout, the first model card is shown whole (the Model panel scrolls only on small
+        screens); History and Jobs share the rest."""
+        if self._layout_restored or self._card_fitted or not self.session.loaded or not self.isVisible():
+            return
+        self._card_fitted = True
+        width = self.docks["Model"].widget().width()  # the scroll area's, which the card gets without a scroll bar
+        layout = self.model_panel.layout()
+        hfw = layout.hasHeightForWidth()
+        card = layout.totalHeightForWidth(width) if hfw else self.model_panel.sizeHint().height()
+        card += self.docks["Model"].height() - self.docks["Model"].widget().height() + 8  # + the title bar
+        rest = max(180, self.docks["Model"].height() + self.docks["History"].height() + self.docks["Jobs"].height()
+                   - card)  # fmt: skip
+        self.resizeDocks([self.docks[n] for n in ("Model", "History", "Jobs")], [card, rest * 2 // 3, rest // 3],
+                         Qt.Orientation.Vertical)  # fmt: skip
+
     def _on_model_changed(self) -> None:
+        QTimer.singleShot(0, self._fit_model_dock)
         self.model_panel.show_card(self.session.card_info())
         loaded = self.session.loaded
         needs_model = [self.act_sample, self.act_random_sample, self.act_invert, self.act_invert_pti]
@@ -630,6 +648,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._shown_once:
             self._shown_once = True
+            QTimer.singleShot(0, self._fit_model_dock)
             QTimer.singleShot(0, self.canvas.zoom_to_fit)
             self.canvas.setFocus()  # Space-pan and the brush keys work at once
 

@@ -1039,3 +1039,13 @@ def test_import_says_when_a_picture_was_scaled_down(make_window, tmp_path):
     assert window.statusBar().currentMessage() == (
         "Imported wide.png scaled down to 100 x 25 (25%) to fit the 100 x 50 picture"
     )
+
+
+def test_the_window_fits_a_small_screen_with_a_model_loaded(qtbot, make_window, tiny_model_file):
+    window = make_window(model=tiny_model_file)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.minimumSizeHint().height() <= 600  # the Model and Latent panels scroll instead
+    window.resize(800, 600)
+    qtbot.waitUntil(lambda: window.height() == 600)
+    assert window.canvas.height() > 200
