@@ -110,7 +110,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     classes = None
     if args.class_index is not None:
         if not 0 <= args.class_index < model.G.c_dim:
-            print(f"error: --class: {model.name} has {model.G.c_dim} classes", file=sys.stderr)
+            print(
+                f"error: --class: {model.name} has {model.G.c_dim} classes, numbered 0 to {model.G.c_dim - 1}"
+                if model.G.c_dim
+                else f"error: --class: {model.name} is not conditional (it has no classes)",
+                file=sys.stderr,
+            )
             return 2
         classes = [args.class_index]
     images = []

@@ -17,14 +17,17 @@ def parse_seeds(text: str) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if "-" in part[1:]:
-            a, b = part.split("-", 1) if not part.startswith("-") else (part, "")
-            lo, hi = int(a), int(b)
-            if hi < lo:
-                raise ValueError(f"bad seed range {part!r}")
-            seeds.extend(range(lo, hi + 1))
-        else:
-            seeds.append(int(part))
+        try:
+            if "-" in part[1:]:
+                a, b = part.split("-", 1) if not part.startswith("-") else (part, "")
+                lo, hi = int(a), int(b)
+            else:
+                lo = hi = int(part)
+        except ValueError:
+            raise ValueError(f"seeds {text!r}: give whole numbers and ranges, e.g. 0-15 or 1,5,9") from None
+        if hi < lo:
+            raise ValueError(f"bad seed range {part!r}")
+        seeds.extend(range(lo, hi + 1))
     if not seeds:
         raise ValueError("no seeds given")
     return seeds

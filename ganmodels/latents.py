@@ -38,8 +38,13 @@ def load_latent(path: str | Path) -> tuple[torch.Tensor, dict[str, torch.Tensor]
             ws = torch.from_numpy(f["ws"]).float()
             noise = {k[len("noise/") :]: torch.from_numpy(f[k]).float() for k in f.files if k.startswith("noise/")}
             info = json.loads(str(f["info"])) if "info" in f.files else {}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not a latent file") from None
     except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"{path.name} is not a latent file ({e})") from None
+        why = "it holds no ws array" if isinstance(e, KeyError) else "not a .npz written by 'ganmodels invert'"
+        raise ValueError(f"{path.name} is not a latent file ({why})") from None
     if ws.ndim == 2:
         ws = ws[None]
     if ws.ndim != 3:

@@ -15,6 +15,10 @@ from ganmodels.generate import parse_seeds
 
 def test_parse_seeds():
     assert parse_seeds("0-3,7, 10-11") == [0, 1, 2, 3, 7, 10, 11]
+    with pytest.raises(ValueError, match="give whole numbers and ranges"):
+        parse_seeds("abc")
+    with pytest.raises(ValueError, match="bad seed range '5-3'"):
+        parse_seeds("5-3")
 
 
 def test_sample_writes_valid_png(tmp_path, tiny_model_file):

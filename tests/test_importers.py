@@ -569,3 +569,9 @@ def test_safetensors_whose_header_length_looks_like_a_pickle_opcode(tmp_path, lo
     else:
         pytest.fail("no padding gave the wanted header length")
     assert detect_format(path) == "safetensors"
+
+
+def test_other_zip_files_are_named_for_what_they_are(tmp_path):
+    np.savez(tmp_path / "data.npz", images=np.zeros([1, 4, 4, 3], np.uint8))
+    with pytest.raises(ModelFileError, match=r"data\.npz is a NumPy \.npz .* not a model"):
+        load_any(tmp_path / "data.npz")

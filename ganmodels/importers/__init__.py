@@ -66,6 +66,9 @@ def detect_format(path: str | Path) -> str:
         if 2 <= header_len <= size - 8:
             return "safetensors"
     if head[:4] == b"PK\x03\x04":
+        other = {".npz": "a NumPy .npz (a dataset or a latent file)", ".ora": "an OpenRaster project"}
+        if path.suffix.lower() in other:
+            raise ModelFileError(f"{path.name} is {other[path.suffix.lower()]}, not a model")
         return "torch"
     if head[:1] == b"\x80":
         return "torch" if head[2:14] == _TORCH_LEGACY_MAGIC else "pickle"
