@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QShowEvent
+from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeyEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
+    QColorDialog,
     QDockWidget,
     QFileDialog,
     QFrame,
@@ -135,6 +136,8 @@ class MainWindow(QMainWindow):
         self.editor = EditorController(self.doc, self.runner, self.session, self)
         self.editor.confirm_downscale = self.confirm_downscale
         self.canvas_controller = CanvasController(self.doc, self.canvas, self.brush, self)
+        if self.settings.mask_color is not None:
+            self.canvas_controller.set_mask_tint(self.settings.mask_color)
         self.layers_controller = LayersController(self.doc, self.layers_panel, self)
         self.latent_controller = LatentController(self.doc, self.runner, self.session, self.latent_panel, self)
         self.jobs_controller = JobsController(self.runner, self.jobs_panel, self)
@@ -338,6 +341,7 @@ class MainWindow(QMainWindow):
             tip="Show the selected layer's mask as a red tint",
         )
         self.act_show_mask.setChecked(True)
+        self.act_mask_color = a("Mask &Colour…", self.choose_mask_color, tip="Colour of the mask overlay")
         self.act_about = a("&About GAN Editor", self.show_about)
         self.act_invert = a(
             "&Invert Picture into GAN Layer",
@@ -429,7 +433,7 @@ class MainWindow(QMainWindow):
         _fill(self.generate_menu.addMenu("&Inpaint Mask"), list(self.inpaint_actions.values()))
         view = mb.addMenu("&View")
         _fill(view, [self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit, self.act_zoom_100, None,
-                     self.act_show_mask, None])  # fmt: skip
+                     self.act_show_mask, self.act_mask_color, None])  # fmt: skip
         panels = view.addMenu("&Panels")
         for dock in self.docks.values():
             panels.addAction(dock.toggleViewAction())
@@ -619,6 +623,15 @@ class MainWindow(QMainWindow):
             op()
         except ValueError as e:
             self.show_status(f"{str(e)[:1].upper()}{str(e)[1:]}.")
+
+    def choose_mask_color(self) -> None:
+        """View > Mask Colour: a colour that stands out on the picture (remembered)."""
+        r, g, b = self.canvas_controller.mask_tint
+        color = QColorDialog.getColor(QColor(r, g, b), self, "Mask colour")
+        if color.isValid():
+            rgb = (color.red(), color.green(), color.blue())
+            self.canvas_controller.set_mask_tint(rgb)
+            self.settings.mask_color = rgb
 
     def show_shortcuts(self) -> None:
         """Help > Keyboard Shortcuts: every menu command with a key, and the canvas's own keys and gestures."""

@@ -66,6 +66,21 @@ class Settings:
         p = Path(path)
         self.q.setValue(f"folders/{kind}", str(p if p.is_dir() else p.parent))
 
+    @property
+    def mask_color(self) -> tuple[int, int, int] | None:
+        """The mask overlay's colour chosen in View > Mask Colour (None: the default red)."""
+        value = str(self.q.value("view/mask_color", "") or "")
+        if len(value) == 7 and value.startswith("#"):
+            try:
+                return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
+            except ValueError:
+                return None
+        return None
+
+    @mask_color.setter
+    def mask_color(self, rgb: tuple[int, int, int]) -> None:
+        self.q.setValue("view/mask_color", "#{:02x}{:02x}{:02x}".format(*rgb))
+
     def recent_files(self) -> list[str]:
         """Pictures and projects opened or saved lately, newest first (at most ``MAX_RECENT``)."""
         value = self.q.value("recent/files", [])

@@ -11,7 +11,7 @@ import torch
 from conftest import tiny_generator
 from PIL import Image
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, QSettings, Qt
-from PySide6.QtGui import QKeySequence, QWheelEvent
+from PySide6.QtGui import QImage, QKeySequence, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 from qt_helpers import drag_slider, window_factory
 
@@ -1049,3 +1049,23 @@ def test_the_window_fits_a_small_screen_with_a_model_loaded(qtbot, make_window, 
     window.resize(800, 600)
     qtbot.waitUntil(lambda: window.height() == 600)
     assert window.canvas.height() > 200
+
+
+def test_mask_colour_is_chosen_and_remembered(make_window, monkeypatch, tmp_path):
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QColorDialog
+
+    window = make_window()
+    window.editor.new_document(8, 8)
+    mask = np.zeros([8, 8], np.float32)
+    mask[2, 3] = 1.0
+    window.doc.set_mask(window.doc.active_id, mask)
+    monkeypatch.setattr(QColorDialog, "getColor", lambda *a: QColor(0, 200, 255))
+    window.act_mask_color.trigger()
+    overlay = window.canvas.mask_item.image.convertToFormat(QImage.Format.Format_RGBA8888)
+    pixel = overlay.pixelColor(3, 2)
+    shown = np.array([pixel.red(), pixel.green(), pixel.blue()])  # (50 % premultiplied: rounding)
+    assert np.abs(shown - [0, 200, 255]).max() <= 2 and overlay.pixelColor(0, 0).alpha() == 0
+    assert window.settings.mask_color == (0, 200, 255)
+    again = make_window()  # the next start uses it
+    assert again.canvas_controller.mask_tint == (0, 200, 255)

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QPointF, QTimer, Signal
 from editor.brush import BrushSettings
 from editor.canvas import CanvasView
 from editor.document import Document
-from editor.qtimage import display_qimage, mask_to_overlay, rgb_to_qimage
+from editor.qtimage import MASK_TINT, display_qimage, mask_to_overlay, rgb_to_qimage
 from editor.raster import Rect, StrokeSpacer, resize
 
 PREVIEW_MAX_SIDE = 1024  # job previews are resized to at most this (the canvas scales the rest)
@@ -30,6 +30,7 @@ class CanvasController(QObject):
         self._stroke: object | None = None
         self._stroke_layer = ""
         self._overlay_layer = ""
+        self.mask_tint: tuple[int, int, int] = MASK_TINT  # the overlay's colour
         self._dirty: set[str] = set()
         self._structure_dirty = True
         self._timer = QTimer(self)
@@ -99,10 +100,15 @@ class CanvasController(QObject):
         self._rebuild_overlay()
         self.view.set_paint_enabled(self.doc.active_layer is not None)
 
+    def set_mask_tint(self, rgb: tuple[int, int, int]) -> None:
+        """Show masks in another colour (one that stands out on the picture)."""
+        self.mask_tint = tuple(int(min(max(c, 0), 255)) for c in rgb)  # type: ignore[assignment]
+        self._rebuild_overlay()
+
     def _rebuild_overlay(self) -> None:
         layer = self.doc.active_layer
         self._overlay_layer = layer.id if layer is not None else ""
-        self.view.set_mask_overlay(mask_to_overlay(layer.mask) if layer is not None else None)
+        self.view.set_mask_overlay(mask_to_overlay(layer.mask, tint=self.mask_tint) if layer is not None else None)
         self.view.set_paint_enabled(layer is not None)
 
     def _on_mask_changed(self, layer_id: str, rect: Rect | None) -> None:
@@ -114,7 +120,7 @@ class CanvasController(QObject):
         if rect is None:
             self._rebuild_overlay()
         elif not rect.empty:
-            self.view.update_mask_overlay(rect, mask_to_overlay(layer.mask[rect.slices]))
+            self.view.update_mask_overlay(rect, mask_to_overlay(layer.mask[rect.slices], tint=self.mask_tint))
 
     def _on_brush_changed(self) -> None:
         self.view.set_brush_diameter(self.brush.size)
