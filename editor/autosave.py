@@ -56,6 +56,7 @@ class RecoveryFile:
     original_path: Path | None  # the file the document came from (None: never saved)
     saved_at: float  # seconds since the epoch
     pid: int  # the process that wrote it
+    keep_file: bool = False  # the original is another program's file Save must not overwrite (Document.keep_file)
 
     def remove(self) -> None:
         """Delete the project, the sidecar and any half-written temporary files."""
@@ -106,6 +107,7 @@ def read_recovery_info(info: Path) -> RecoveryFile:
         original_path=Path(original) if original else None,
         saved_at=float(data["saved_at"]),
         pid=int(data["pid"]),
+        keep_file=bool(data.get("keep_file", False)),
     )
 
 
@@ -143,6 +145,7 @@ class _Snapshot:
     pti_weights: dict[str, PtiWeights]
     model_path: str | None
     original_path: str | None
+    keep_file: bool
 
 
 class Autosaver(QObject):
@@ -213,6 +216,7 @@ class Autosaver(QObject):
         """Take over a recovered autosave just opened into the document: the document gets its original path back
         and is marked modified, is autosaved as this session's, and the crashed session's files are removed."""
         self.doc.set_path(rec.original_path)
+        self.doc.keep_file = rec.keep_file
         self.doc.undo_stack.resetClean()  # no state of the history is saved anywhere
         if self.save_now():
             rec.remove()
@@ -226,6 +230,7 @@ class Autosaver(QObject):
             dict(doc.pti_weights),
             str(doc.model_path) if doc.model_path else None,
             str(doc.path) if doc.path is not None else None,
+            doc.keep_file,
         )
 
     def _write(self, snap: _Snapshot) -> bool:
@@ -246,6 +251,7 @@ class Autosaver(QObject):
                 "format": FORMAT,
                 "document": self.document_path.name,
                 "original_path": snap.original_path,
+                "keep_file": snap.keep_file,
                 "saved_at": time.time(),
                 "pid": os.getpid(),
             }

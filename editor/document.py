@@ -273,7 +273,10 @@ class Document(QObject):
         lower = self._layers[index - 1]
         hidden = [layer.name for layer in (lower, upper) if not layer.visible]
         if hidden:
-            raise ValueError(f"{' and '.join(hidden)} {'is' if len(hidden) == 1 else 'are'} hidden: show it to merge")
+            one = len(hidden) == 1
+            raise ValueError(
+                f"{' and '.join(hidden)} {'is' if one else 'are'} hidden: show {'it' if one else 'them'} to merge"
+            )
         pixels = composite([(lower.pixels, lower.opacity), (upper.pixels, upper.opacity)], self._width, self._height)
         merged = make_raster_layer(self._width, self._height, name=lower.name, pixels=pixels)
         merged.mask[:] = np.maximum(lower.mask, upper.mask)

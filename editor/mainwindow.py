@@ -338,7 +338,7 @@ class MainWindow(QMainWindow):
             self.canvas.set_mask_visible,
             shortcut=K("Ctrl+H"),
             checkable=True,
-            tip="Show the selected layer's mask as a red tint",
+            tip="Show the selected layer's mask as a tint (View > Mask Colour picks it)",
         )
         self.act_show_mask.setChecked(True)
         self.act_mask_color = a("Mask &Colour…", self.choose_mask_color, tip="Colour of the mask overlay")
@@ -622,7 +622,7 @@ class MainWindow(QMainWindow):
         try:
             op()
         except ValueError as e:
-            self.show_status(f"{str(e)[:1].upper()}{str(e)[1:]}.")
+            self.show_status(f"Cannot do that: {e}.")
 
     def choose_mask_color(self) -> None:
         """View > Mask Colour: a colour that stands out on the picture (remembered)."""
@@ -681,6 +681,7 @@ class MainWindow(QMainWindow):
     def confirm_discard(self) -> bool:
         """Ask before replacing a document that has unsaved changes: Save (then go on if it was saved), Discard or
         Cancel."""
+        self.latent_panel.end_key_gestures()  # a slider change made just now counts as a change
         if not self.ask_before_discarding or self.doc.undo_stack.isClean():
             return True
         buttons = QMessageBox.StandardButton
@@ -778,6 +779,7 @@ class MainWindow(QMainWindow):
         return self._save_project_to(path)
 
     def _save_project_to(self, path: str | Path) -> bool:
+        self.latent_panel.end_key_gestures()  # (a slider change made just now is saved too)
         with self.busy(f"Saving {Path(path).name}..."):
             ok = self.editor.save_project(path)
         if ok:
@@ -877,6 +879,7 @@ class MainWindow(QMainWindow):
 
     def choose_export(self, what: str) -> None:
         """File > Export: the flattened image (``what="flattened"``) or the selected layer (``"layer"``)."""
+        self.latent_panel.end_key_gestures()
         stem = self.doc.path.stem if self.doc.path is not None else "untitled"
         if what == "layer" and self.doc.active_layer is not None:
             stem = f"{stem}-{safe_file_stem(self.doc.active_layer.name)}"
@@ -953,6 +956,9 @@ class MainWindow(QMainWindow):
         if not self.confirm_discard():
             event.ignore()
             return
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
         self.autosave.close()  # a clean exit (or the changes were discarded): nothing to recover
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()

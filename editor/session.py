@@ -67,11 +67,15 @@ class ModelSession(QObject):
                 raise ValueError(f"{path.name}: direction {name!r} {problem}; was it made for another model?")
         added = {}
         for name, d in loaded.items():
+            if any(e.layers == d.layers and torch.equal(e.vector, d.vector) for e in m.directions.values()):
+                continue  # (the same file added again)
             shown, n = name, 1
             while shown in m.directions or shown in added:
                 n += 1
                 shown = f"{name} ({path.stem})" if n == 2 else f"{name} ({path.stem} {n})"
             added[shown] = dataclasses.replace(d, name=shown)
+        if not added:
+            raise ValueError(f"The directions of {path.name} are loaded already.")
         m.directions = {**m.directions, **added}  # (a new dict: renders that hold the old one are unaffected)
         self.directions_changed.emit()
         return list(added)

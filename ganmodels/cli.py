@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import sys
 import time
@@ -270,13 +271,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.out)
     # (before the processes of a torchrun meet: none has written anything yet)
-    if not args.resume and run_dir.is_dir() and any(run_dir.iterdir()):
-        held = latest_checkpoint(run_dir) is not None or (run_dir / "training_options.json").exists()
-        raise ValueError(
-            f"{run_dir} already holds a training run: continue it with --resume {run_dir}, or choose another --out"
-            if held
-            else f"{run_dir} is not empty: a new run needs a new (or empty) folder"
-        )
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        held = latest_checkpoint(run_dir)
+        source = Path(args.resume).absolute() if args.resume else None
+        from_here = source is not None and (source == run_dir.absolute() or source.parent == run_dir.absolute())
+        if not args.resume:
+            raise ValueError(
+                f"{run_dir} already holds a training run: continue it with --resume {run_dir}, or choose another --out"
+                if held is not None
+                else f"{run_dir} is not empty: a new run needs a new (or empty) folder"
+            )
+        if held is not None and not from_here:  # its snapshots and the resumed run's would be pruned together
+            raise ValueError(f"{run_dir} holds another run's snapshots: resume into a new (or empty) folder")
     rank, world, device = init_distributed()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -460,9 +466,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             if stop.requested:  # (with several processes each rank stops; rank 0 saves)
                 if prog.checkpoint is None and reporter is not None:
                     reporter(state, save_run_snapshot(state, run_dir, dataset))
+                q = shlex.quote
                 print(
-                    f"stopped at {state.cur_nimg / 1000:.1f} kimg; continue with: "
-                    f"ganmodels train {args.data} --out {run_dir} --resume {run_dir}",
+                    f"stopped at {state.cur_nimg / 1000:.1f} kimg; continue with: ganmodels train {q(str(args.data))} "
+                    f"--out {q(str(run_dir))} --resume {q(str(run_dir))} --kimg {args.kimg:g} (and the same --threads"
+                    " or torchrun options)",
                     file=sys.stderr,
                 )
                 break
@@ -483,7 +491,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ganmodels.modelfile import save_model
     from ganmodels.training import latest_checkpoint, load_checkpoint
 
-    _check_output(args.out, suffixes=(".safetensors",), what="a model file")
+    _check_output(args.out, suffixes=(".safetensors",), what="a model file", inputs=[args.run])
     ckpt = Path(args.run)
     if ckpt.is_dir():
         found = latest_checkpoint(ckpt)
@@ -512,7 +520,10 @@ def _load(args: argparse.Namespace):
     from ganmodels.importers import load_any
 
     device = choose_device(args.device)
-    return load_any(args.model or _default_model(), device=device), device
+    model = load_any(args.model or _default_model(), device=device)
+    for note in getattr(model, "notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    return model, device
 
 
 def _read_image(path: str):
@@ -566,7 +577,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
             weights = t.weights
     info = {
         "model": model.name,
-        "model_file": str(model.path),
+        "model_file": str(Path(model.path).resolve()) if model.path else None,
         "psnr": last.psnr,
         "space": args.space,
         "steps": args.steps,
@@ -844,6 +855,8 @@ def cmd_train_inpainter(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.out:
+        _check_output(args.out, suffixes=(".safetensors",), what="a model file")
     _native_model(args.model or str(_default_model()), "train-inpainter (it writes the inpainter into the model file)")
     model, device = _load(args)
     images = load_images(args.data)
@@ -920,6 +933,8 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.out:
+        _check_output(args.out, suffixes=(".safetensors",), what="a model file")
     _native_model(args.model or str(_default_model()), "train-encoder (it writes the encoder into the model file)")
     model, device = _load(args)
     perceptual = load_perceptual(model, device=device)
@@ -1393,14 +1408,16 @@ def build_parser() -> argparse.ArgumentParser:
         "which only starts the inversion, moves by about 0.3%%)",
     )
     s.set_defaults(func=cmd_train_encoder)
-    for name, sp in sub.choices.items():  # the global options also work after the sub-command's name
+    nested = [sp for sp in sub.choices["dataset"]._actions if isinstance(sp, argparse._SubParsersAction)]
+    parsers = [*sub.choices.items(), *(item for action in nested for item in action.choices.items())]
+    for name, sp in parsers:  # the global options also work after the sub-command's name
         sp.formatter_class = _DefaultsHelpFormatter
         given = sp._option_string_actions
         if "--device" not in given:
             sp.add_argument("--device", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         if "--quiet" not in given:
             sp.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        if "--threads" not in given and name not in ("info", "dataset", "convert", "export"):
+        if "--threads" not in given and name not in ("info", "dataset", "convert", "export", "build"):
             sp.add_argument("--threads", type=_non_negative_int, default=0, help="torch CPU threads (0 = default)")
     return p
 

@@ -66,6 +66,7 @@ class GanModel:
     directions: dict[str, Direction] = dataclasses.field(default_factory=dict)
     components: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     path: Path | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)  # what was left out on loading, for the user
 
     @property
     def name(self) -> str:
@@ -275,17 +276,18 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanMo
         raise ModelFileError(f"{path.name}: weights do not match its config: {'; '.join(problems)}")
     G.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()})
     G.eval().requires_grad_(False).to(device)
-    directions = {}
+    directions, notes = {}, []
     for name, info in meta["directions"].items():
         if name not in dir_vectors:
             raise ModelFileError(f"{path.name}: direction {name!r} has no vector")
         try:
             d = Direction.from_meta(name, dir_vectors[name].float(), info)
+            problem = direction_problem(d, w_dim=G.w_dim, num_ws=G.num_ws)
         except (TypeError, ValueError, IndexError, AttributeError) as e:
-            raise ModelFileError(f"{path.name}: direction {name!r} is not described properly ({e})") from None
-        problem = direction_problem(d, w_dim=G.w_dim, num_ws=G.num_ws)
-        if problem is not None:
-            raise ModelFileError(f"{path.name}: direction {name!r} {problem}")
+            problem = f"is not described properly ({e})"
+        if problem is not None:  # the model is fine without it
+            notes.append(f"direction {name!r} left out: it {problem}")
+            continue
         directions[name] = d
     return GanModel(
         G=G,
@@ -294,4 +296,5 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanMo
         directions=directions,
         components=meta["components"],
         path=path,
+        notes=notes,
     )

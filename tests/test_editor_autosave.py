@@ -363,3 +363,19 @@ def test_quitting_while_a_job_runs_exits_with_code_0(tmp_path):
     assert proc.returncode == 0, out + err
     assert "CLOSING 1" in out and "EXITED 0 False" in out  # it quit with the job running, and the worker stopped
     assert "QThread: Destroyed" not in err  # (Qt aborts the process when a running QThread is destroyed)
+
+
+def test_a_recovered_foreign_ora_is_still_not_overwritten_by_save(qtbot, doc, tmp_path):
+    from editor.autosave import read_recovery_info
+
+    folder = tmp_path / "recovery"
+    doc.reset_to(W, H, [make_raster_layer(W, H)], path=tmp_path / "krita.ora")
+    doc.keep_file = True  # as EditorController.open_project marks another program's file
+    saver = Autosaver(doc, folder, interval=0.05)
+    doc.add_layer(make_raster_layer(W, H))
+    qtbot.waitUntil(lambda: saver.exists, timeout=3000)
+    rec = read_recovery_info(saver.info_path)
+    assert rec.keep_file and rec.original_path == tmp_path / "krita.ora"
+    other = Document(W, H)
+    Autosaver(other, tmp_path / "recovery2", interval=60).adopt(rec)
+    assert other.path == tmp_path / "krita.ora" and other.keep_file

@@ -270,6 +270,8 @@ class EditorController(QObject):
             self.error.emit("Cannot open model", f"{Path(path).name}: {e}")
             return False
         self.status.emit(f"Loaded model {model.name} ({model.resolution} px) on {self.session.device_text}")
+        if model.notes:
+            self.error.emit("Model opened with problems", "\n".join(model.notes))
         return True
 
     def generate(

@@ -9,6 +9,7 @@ behind ever-newer requests). The runner drops any result that is not the newest 
 from __future__ import annotations
 
 import dataclasses
+import html
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -117,7 +118,14 @@ class LatentController(QObject):
         self._layer_id = layer.id
         g = layer.gan
         seed = f" · seed {g.seed}" if g.seed is not None else ""
-        self.panel.show_layer(f"<b>{layer.name}</b>{seed}")
+        model = self.session.model
+        missing = [n for n, v in g.strengths.items() if v and model is not None and n not in model.directions]
+        note = (
+            f"<br><i>Not in the loaded model (open its direction file): {html.escape(', '.join(missing))}</i>"
+            if missing
+            else ""
+        )
+        self.panel.show_layer(f"<b>{html.escape(layer.name)}</b>{seed}{note}")
         if self._gesture is None:
             self.panel.set_values(seed=g.seed, truncation=g.truncation, strengths=dict(g.strengths))
 

@@ -27,7 +27,7 @@ STRENGTH_RANGE = 3.0  # sliders span [-3, 3] * the direction's scale
 SLIDER_STEPS = 300  # integer slider positions per side
 TRUNCATION_MAX = 1.5
 MAX_SEED = 2**31 - 1
-KEY_GESTURE_PAUSE_MS = 800  # keyboard / wheel changes closer together than this are one undo step
+KEY_GESTURE_PAUSE_MS = 600  # keyboard / wheel changes closer together than this are one undo step
 NO_SEED = "\u2014"  # shown as the seed of a GAN layer that has none (an inverted picture)
 
 
@@ -197,8 +197,14 @@ class LatentPanel(QWidget):
     # ----------------------------------------------------------------------------------------------------------
     # Called by the controller
 
+    def end_key_gestures(self) -> None:
+        """Finish a pending keyboard / wheel change now (before a save, an export or closing), so it is recorded."""
+        for slider in [self.truncation, *self.sliders.values()]:
+            slider._end_key_gesture()
+
     def set_directions(self, directions: list[DirectionInfo], *, model_loaded: bool = True) -> None:
         """One slider per direction, in the given order."""
+        self.end_key_gestures()  # (a slider about to go still owes its gesture's end)
         while self.directions_grid.count():
             w = self.directions_grid.takeAt(0).widget()
             if w is not None:
