@@ -668,5 +668,6 @@ def test_resuming_from_a_snapshot_uses_the_class_labels_stored_in_it(tmp_path, c
     x2, _ = toy_images(20)
     other = tmp_path / "other.npz"
     _write_npz(other, list(x2), [str(i) for i in range(20)], [False] * 20, xflip=False)
-    assert main(["--quiet", "train", str(other), "--out", str(out), "--resume", str(snap), *common]) == 2
+    out2 = tmp_path / "resumed2"
+    assert main(["--quiet", "train", str(other), "--out", str(out2), "--resume", str(snap), *common]) == 2
     assert "for 32 pictures" in capsys.readouterr().err
