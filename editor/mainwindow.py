@@ -83,7 +83,7 @@ CANVAS_KEYS = [
     ("Zoom at the pointer", "Ctrl + wheel"),
     ("Paint the mask / erase with the brush", "Left drag (B / E picks)"),
     ("Delete the selected layer", "Delete (Layers panel)"),
-    ("Latent slider in finer steps", "arrow keys on a focused slider"),
+    ("Move a latent slider that has the focus", "arrow keys, Page Up / Page Down"),
 ]
 
 
