@@ -348,6 +348,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             "ema_kimg": args.ema_kimg,
             "r1_gamma": args.gamma,
         }
+        fixed = [
+            f"--{dest.replace('_', '-')}"
+            for dest in _RUN_FIXED_OPTIONS
+            if getattr(args, dest, None) != _train_default(dest)
+        ]
+        if fixed and rank == 0:
+            print(f"note: {', '.join(fixed)} ignored: a resumed run keeps what it started with")
         changes = {k: v for k, v in changes.items() if v is not None and v != getattr(state.config, k)}
         if changes:  # options a run may change as it goes (the snapshot records the new ones)
             try:
@@ -1016,6 +1023,17 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------
+
+
+# train options a run fixes when it starts (a resume ignores them; --lr, --gamma ... may change)
+_RUN_FIXED_OPTIONS = ("batch", "cbase", "cmax", "map", "z_dim", "w_dim", "loss", "pl_weight", "augment", "cond",
+                      "no_noise", "spectral_norm", "seed")  # fmt: skip
+
+
+def _train_default(dest: str) -> Any:
+    """The default of one ``train`` option."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["train"].get_default(dest)
 
 
 def _augment_policy(text: str) -> tuple[str, ...]:

@@ -292,7 +292,9 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "-1"]) == 2
     assert "diversity_weight must be >= 0" in capsys.readouterr().err
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.024", "--diversity", "2", "--d-recon", "0.5"]) == 0
-    assert "changed diversity_weight to 2.0, d_recon_weight to 0.5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "changed diversity_weight to 2.0, d_recon_weight to 0.5" in out
+    assert "note: --batch, --cbase, --cmax, --z-dim, --w-dim ignored: a resumed run keeps what it started with" in out
     options = json.loads((run / "training_options.json").read_text())
     assert options["xflip"] is True  # kept without --xflip
     assert options["config"]["diversity_weight"] == 2.0
