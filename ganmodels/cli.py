@@ -451,7 +451,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     reporter = SnapshotReporter(run_dir, dataset=dataset, data_name=str(args.data), xflip=xflip) if rank == 0 else None
     if reporter is not None:
         reporter.write_config(state)
-    bar = _tqdm(total=args.kimg, initial=state.cur_nimg / 1000, unit="kimg", disable=args.quiet or rank != 0)
+    bar = _tqdm(  # counted in whole images (kimg fractions drifted: 0.036000000000000004/0.064)
+        total=round(args.kimg * 1000),
+        initial=state.cur_nimg,
+        unit="img",
+        unit_scale=True,
+        disable=args.quiet or rank != 0,
+    )
     last = state.cur_nimg
     with _StopBetweenSteps() as stop:
         for prog in train(
@@ -465,7 +471,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         ):
             if reporter is not None:
                 reporter.log(prog)
-            bar.update((state.cur_nimg - last) / 1000)
+            bar.update(state.cur_nimg - last)
             last = state.cur_nimg
             bar.set_postfix(
                 G=f"{prog.losses['G']:.3f}", D=f"{prog.losses['D']:.3f}", p=f"{prog.augment_p:.2f}", refresh=False
