@@ -190,6 +190,17 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
         print(f"skipped {len(report.skipped)} unreadable files:")
         for name, reason in report.skipped:
             print(f"  {name}: {reason}")
+    shown = 10
+    if report.duplicate_of:
+        print("dropped as duplicates (the same picture after resizing):")
+        for name, kept in report.duplicate_of[:shown]:
+            print(f"  {name} (same as {kept})")
+        if len(report.duplicate_of) > shown:
+            print(f"  ... and {len(report.duplicate_of) - shown} more")
+    if report.not_pictures:
+        more = f" and {len(report.not_pictures) - shown} more" if len(report.not_pictures) > shown else ""
+        print(f"left out {len(report.not_pictures)} files that are not pictures: "
+              f"{', '.join(report.not_pictures[:shown])}{more}")  # fmt: skip
     return 0
 
 

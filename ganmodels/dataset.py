@@ -105,6 +105,8 @@ class BuildReport:
     resolution: int
     skipped: tuple[tuple[str, str], ...]
     duplicates: int  # exact duplicates (after resizing) that were dropped
+    duplicate_of: tuple[tuple[str, str], ...] = ()  # (dropped file, the kept file it repeats)
+    not_pictures: tuple[str, ...] = ()  # files of the source that are not pictures (e.g. a .zip in a folder), left out
 
 
 def _is_hidden(name: str) -> bool:
@@ -114,6 +116,25 @@ def _is_hidden(name: str) -> bool:
 
 def _has_image_suffix(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def list_other_files(src: str | Path) -> list[str]:
+    """Files of a source folder or .zip that :func:`list_sources` leaves out for not being pictures (hidden files
+    excepted), so a build can say what it did not read."""
+    src = Path(src)
+    names: list[str] = []
+    if src.is_dir():
+        for root, dirs, files in os.walk(src):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            rel_root = Path(root).relative_to(src)
+            names += [(rel_root / f).as_posix() for f in files]
+    elif src.is_file() and src.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(src) as zf:
+                names = [i.filename for i in zf.infolist() if not i.is_dir()]
+        except (zipfile.BadZipFile, OSError):
+            return []
+    return sorted(n for n in names if not _has_image_suffix(n) and not _is_hidden(n))
 
 
 def list_sources(src: str | Path) -> list[str]:
@@ -335,7 +356,7 @@ def _build(
     seen: dict[bytes, str] = {}
     images: list[np.ndarray] = []  # [R, R, 3] each
     kept_names: list[str] = []
-    duplicates = 0
+    duplicates: list[tuple[str, str]] = []
     yield BuildProgress(0, total, 0, (), f"found {total} image files")
 
     source = _Source(src)
@@ -350,7 +371,7 @@ def _build(
             else:
                 key = hashlib.blake2b(arr.tobytes(), digest_size=16).digest()
                 if dedup and key in seen:
-                    duplicates += 1
+                    duplicates.append((name, seen[key]))
                     yield BuildProgress(done, total, len(images), skipped_t, f"{name}: duplicate of {seen[key]}")
                     continue
                 seen.setdefault(key, name)
@@ -378,7 +399,15 @@ def _build(
         _write_npz(out, images, all_names, flipped, xflip=xflip)
     else:
         _write_folder(out, images, all_names, flipped, resolution=resolution, xflip=xflip)
-    yield BuildReport(out, len(all_names), resolution, skipped_t, duplicates)
+    yield BuildReport(
+        out,
+        len(all_names),
+        resolution,
+        skipped_t,
+        len(duplicates),
+        duplicate_of=tuple(duplicates),
+        not_pictures=tuple(list_other_files(src)),
+    )
 
 
 def _temp_name(out: Path) -> Path:

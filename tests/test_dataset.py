@@ -283,9 +283,12 @@ def test_dedup_drops_exact_duplicates_after_resizing(tmp_path: Path) -> None:
     solid(RED, (40, 24)).save(src / "c.png")  # different file, same pixels at 8 px
     solid(GREEN, (16, 16)).save(src / "d.png")
 
+    (src / "more.zip").write_bytes(b"PK")  # a zip or a note in the folder is not read: the report says so
+    (src / "notes.txt").write_text("x")
     progress, report = run(build_dataset(src, resolution=8, out=tmp_path / "d.npz"))
     assert report.count == 2
-    assert report.duplicates == 2
+    assert report.duplicates == 2 and report.duplicate_of == (("b.png", "a.png"), ("c.png", "a.png"))
+    assert report.not_pictures == ("more.zip", "notes.txt")
     assert any("duplicate of a.png" in p.message for p in progress)
     with np.load(tmp_path / "d.npz") as z:
         assert z["names"].tolist() == ["a.png", "d.png"]
