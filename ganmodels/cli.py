@@ -677,7 +677,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if args.model is None and made_with and Path(made_with).is_file():
         args.model = made_with  # the model that made the latent, when it is still there
     model, device = _load(args)
-    if made_with and model.path is not None and Path(made_with).name != model.path.name:
+    if made_with and model.path is not None and Path(made_with).resolve() != Path(model.path).resolve():
         print(f"note: {Path(args.latent).name} was made with {Path(made_with).name}; rendering with {model.path.name}")
     if noise is not None and not _noise_fits(model.G, noise):
         print("note: the latent's noise maps do not fit this model; rendering without them")
