@@ -156,26 +156,36 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._restore_layout()
         app = QApplication.instance()
-        if app is not None:
-            app.installEventFilter(self)  # Space pans over the canvas wherever the keyboard focus is
+        if isinstance(app, QApplication):  # Space pans over the canvas wherever the keyboard focus is
+            app.focusChanged.connect(self._watch_focus)
 
     # ----------------------------------------------------------------------------------------------------------
     # Construction
 
+    def _watch_focus(self, old: QWidget | None, new: QWidget | None) -> None:
+        """Only the widget with the keyboard focus is watched for Space (see eventFilter); no filter sees the
+        canvas's own stream of mouse events."""
+        if old is not None:
+            with contextlib.suppress(RuntimeError):  # (already deleted)
+                old.removeEventFilter(self)
+        if (
+            new is not None
+            and new is not self.canvas
+            and new.window() is self
+            and not isinstance(new, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))
+        ):
+            new.installEventFilter(self)
+
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         """Space with the pointer over the canvas starts panning, as in other painting programs, even while a
         panel has the keyboard focus (where Space would toggle a layer's visibility or press a button); text
-        fields keep their spaces."""
+        fields keep their spaces (they are not watched)."""
         if (
             event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
             and event.key() == Qt.Key.Key_Space
             and not event.isAutoRepeat()
             and event.modifiers() == Qt.KeyboardModifier.NoModifier
-            and isinstance(obj, QWidget)
-            and obj.window() is self
-            and obj is not self.canvas
-            and not isinstance(obj, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))
             and self.canvas.is_hovered()
         ):
             self.canvas.start_space_pan()
@@ -957,8 +967,9 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         app = QApplication.instance()
-        if app is not None:
-            app.removeEventFilter(self)
+        if isinstance(app, QApplication):
+            with contextlib.suppress(RuntimeError, TypeError):
+                app.focusChanged.disconnect(self._watch_focus)
         self.autosave.close()  # a clean exit (or the changes were discarded): nothing to recover
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
