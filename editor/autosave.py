@@ -215,8 +215,7 @@ class Autosaver(QObject):
     def adopt(self, rec: RecoveryFile) -> None:
         """Take over a recovered autosave just opened into the document: the document gets its original path back
         and is marked modified, is autosaved as this session's, and the crashed session's files are removed."""
-        self.doc.set_path(rec.original_path)
-        self.doc.keep_file = rec.keep_file
+        self.doc.set_path(rec.original_path, keep_file=rec.keep_file)
         self.doc.undo_stack.resetClean()  # no state of the history is saved anywhere
         if self.save_now():
             rec.remove()

@@ -200,9 +200,10 @@ class Document(QObject):
         *,
         path: Path | None = None,
         pti_weights: Mapping[str, PtiWeights] | None = None,
+        keep_file: bool = False,
     ) -> None:
         """Start over with new content (File > New / Open) and the tuned weights its layers use; clears the
-        history."""
+        history. ``keep_file``: ``path`` must not be overwritten by Save (see ``keep_file`` in ``__init__``)."""
         for layer in layers:
             if layer.size != (width, height):
                 raise ValueError(f"layer {layer.name!r} is {layer.size}, the document is {(width, height)}")
@@ -211,16 +212,16 @@ class Document(QObject):
         self._layers = list(layers)
         self._active_id = self._layers[-1].id if self._layers else ""
         self.path = path
-        self.keep_file = False
+        self.keep_file = keep_file
         self.pti_weights = dict(pti_weights or {})
         self.undo_stack.setClean()
         self.reset.emit()
         self.layers_changed.emit()
         self.active_changed.emit(self._active_id)
 
-    def set_path(self, path: Path | None) -> None:
-        """The file the document now belongs to (after Save As)."""
-        self.keep_file = False
+    def set_path(self, path: Path | None, *, keep_file: bool = False) -> None:
+        """The file the document now belongs to (after Save As, or a recovery)."""
+        self.keep_file = keep_file
         if path != self.path:
             self.path = path
             self.path_changed.emit()

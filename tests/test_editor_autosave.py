@@ -369,8 +369,8 @@ def test_a_recovered_foreign_ora_is_still_not_overwritten_by_save(qtbot, doc, tm
     from editor.autosave import read_recovery_info
 
     folder = tmp_path / "recovery"
-    doc.reset_to(W, H, [make_raster_layer(W, H)], path=tmp_path / "krita.ora")
-    doc.keep_file = True  # as EditorController.open_project marks another program's file
+    # as EditorController.open_project opens another program's file
+    doc.reset_to(W, H, [make_raster_layer(W, H)], path=tmp_path / "krita.ora", keep_file=True)
     saver = Autosaver(doc, folder, interval=0.05)
     doc.add_layer(make_raster_layer(W, H))
     qtbot.waitUntil(lambda: saver.exists, timeout=3000)

@@ -520,8 +520,14 @@ class EditorController(QObject):
         if not layers:
             self.error.emit("Cannot open project", f"{path.name}: no layer could be read. " + " ".join(warnings))
             return False
-        self.doc.reset_to(project.width, project.height, layers, path=path, pti_weights=project.pti_weights)
-        self.doc.keep_file = bool(project.losses)
+        self.doc.reset_to(
+            project.width,
+            project.height,
+            layers,
+            path=path,
+            pti_weights=project.pti_weights,
+            keep_file=bool(project.losses),
+        )
         warnings += self._register_pti()
         if project.losses:
             warnings.append(
