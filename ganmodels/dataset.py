@@ -118,12 +118,11 @@ def _has_image_suffix(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def list_other_files(src: str | Path) -> list[str]:
-    """Files of a source folder or .zip that :func:`list_sources` leaves out for not being pictures (hidden files
-    excepted), so a build can say what it did not read."""
-    src = Path(src)
-    names: list[str] = []
+def _source_files(src: Path) -> list[str] | None:
+    """Every non-hidden file of a folder (recursive, '/'-separated relative paths; symlinked folders not followed)
+    or of a .zip (member names); None when ``src`` is neither."""
     if src.is_dir():
+        names = []
         for root, dirs, files in os.walk(src):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             rel_root = Path(root).relative_to(src)
@@ -132,9 +131,17 @@ def list_other_files(src: str | Path) -> list[str]:
         try:
             with zipfile.ZipFile(src) as zf:
                 names = [i.filename for i in zf.infolist() if not i.is_dir()]
-        except (zipfile.BadZipFile, OSError):
-            return []
-    return sorted(n for n in names if not _has_image_suffix(n) and not _is_hidden(n))
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DatasetError(f"cannot read zip file {src}: {e}") from e
+    else:
+        return None
+    return sorted(n for n in names if not _is_hidden(n))
+
+
+def list_other_files(src: str | Path) -> list[str]:
+    """Files of a source folder or .zip that :func:`list_sources` leaves out for not being pictures (hidden files
+    excepted), so a build can say what it did not read."""
+    return [n for n in _source_files(Path(src)) or [] if not _has_image_suffix(n)]
 
 
 def list_sources(src: str | Path) -> list[str]:
@@ -144,23 +151,9 @@ def list_sources(src: str | Path) -> list[str]:
     with '.') and macOS ``__MACOSX`` resource forks are left out. Symlinked folders are not followed.
     """
     src = Path(src)
-    if src.is_dir():
-        names = []
-        for root, dirs, files in os.walk(src):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            rel_root = Path(root).relative_to(src)
-            for f in files:
-                name = (rel_root / f).as_posix()
-                if _has_image_suffix(f) and not _is_hidden(name):
-                    names.append(name)
-        return sorted(names)
-    if src.is_file() and src.suffix.lower() == ".zip":
-        try:
-            with zipfile.ZipFile(src) as zf:
-                members = [i.filename for i in zf.infolist() if not i.is_dir()]
-        except (zipfile.BadZipFile, OSError) as e:
-            raise DatasetError(f"cannot read zip file {src}: {e}") from e
-        return sorted(m for m in members if _has_image_suffix(m) and not _is_hidden(m))
+    names = _source_files(src)
+    if names is not None:
+        return [n for n in names if _has_image_suffix(n)]
     if not src.exists():
         raise DatasetError(f"source {src} does not exist")
     raise DatasetError(f"source {src} must be a folder or a .zip file of images")
