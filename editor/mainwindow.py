@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._restore_layout()
         app = QApplication.instance()
+        self._watching_focus = isinstance(app, QApplication)
         if isinstance(app, QApplication):  # Space pans over the canvas wherever the keyboard focus is
             app.focusChanged.connect(self._watch_focus)
 
@@ -967,9 +968,9 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         app = QApplication.instance()
-        if isinstance(app, QApplication):
-            with contextlib.suppress(RuntimeError, TypeError):
-                app.focusChanged.disconnect(self._watch_focus)
+        if isinstance(app, QApplication) and self._watching_focus:  # (closeEvent can come twice)
+            self._watching_focus = False
+            app.focusChanged.disconnect(self._watch_focus)
         self.autosave.close()  # a clean exit (or the changes were discarded): nothing to recover
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
