@@ -1,6 +1,8 @@
 """The canvas: a QGraphicsView showing the document's layers over a checkerboard, with the active layer's mask
 as a red tint, zoom / pan and a brush outline. Each layer is one item holding a premultiplied 8-bit image, so Qt
-composites them (with opacity) only where the view repaints; changing one layer converts only that layer.
+composites them (with opacity and blend mode) only where the view repaints; changing one layer converts only that
+layer. While a visible layer blends other than Normal, the layers are drawn as one isolated group (an offscreen
+pass), so that modes mix with the layers below and never with the checkerboard.
 It knows nothing of the document: ``CanvasController`` feeds it images and turns its stroke signals into
 document commands.
 
@@ -26,7 +28,15 @@ from PySide6.QtGui import (
     QTransform,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QFrame, QGraphicsItem, QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsEffect,
+    QGraphicsItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from editor.raster import Rect
 
@@ -37,6 +47,21 @@ CHECKER_LIGHT, CHECKER_DARK = QColor(204, 204, 204), QColor(153, 153, 153)
 CHECKER_TILE = 8  # screen pixels
 MASK_Z = 1e6  # the mask overlay is drawn above every layer
 PREVIEW_Z = MASK_Z - 1  # a running job's preview: above the layers, below the mask
+_CM = QPainter.CompositionMode
+COMPOSITION_MODES = {  # ganmodels.blending's modes as Qt draws them (the same W3C formulas)
+    "normal": _CM.CompositionMode_SourceOver,
+    "multiply": _CM.CompositionMode_Multiply,
+    "screen": _CM.CompositionMode_Screen,
+    "overlay": _CM.CompositionMode_Overlay,
+    "darken": _CM.CompositionMode_Darken,
+    "lighten": _CM.CompositionMode_Lighten,
+    "color-dodge": _CM.CompositionMode_ColorDodge,
+    "color-burn": _CM.CompositionMode_ColorBurn,
+    "hard-light": _CM.CompositionMode_HardLight,
+    "soft-light": _CM.CompositionMode_SoftLight,
+    "difference": _CM.CompositionMode_Difference,
+    "exclusion": _CM.CompositionMode_Exclusion,
+}
 
 
 def checker_brush(tile: int = CHECKER_TILE) -> QBrush:
@@ -56,6 +81,7 @@ class ImageItem(QGraphicsItem):
     def __init__(self, parent: QGraphicsItem | None = None) -> None:
         super().__init__(parent)
         self._image = QImage()
+        self.blend = "normal"  # a key of COMPOSITION_MODES
 
     @property
     def image(self) -> QImage:
@@ -88,7 +114,38 @@ class ImageItem(QGraphicsItem):
         exposed = option.exposedRect.toAlignedRect().intersected(self._image.rect())
         if exposed.isEmpty():
             return
+        if self.blend != "normal":
+            painter.setCompositionMode(COMPOSITION_MODES[self.blend])
         painter.drawImage(exposed, self._image, exposed)
+
+
+class LayerGroup(QGraphicsItem):
+    """The parent of the layer items; draws nothing itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        pass
+
+
+class IsolateEffect(QGraphicsEffect):
+    """Draws its item and children offscreen (on transparency) and then over the view: blend modes inside the
+    group mix only with the group's own layers."""
+
+    def draw(self, painter: QPainter) -> None:
+        offset = QPoint()
+        pixmap = self.sourcePixmap(Qt.CoordinateSystem.DeviceCoordinates, offset)  # (fills in offset)
+        if pixmap.isNull():
+            return
+        transform = painter.worldTransform()
+        painter.setWorldTransform(QTransform())
+        painter.drawPixmap(offset, pixmap)
+        painter.setWorldTransform(transform)
 
 
 class CanvasView(QGraphicsView):
@@ -107,6 +164,8 @@ class CanvasView(QGraphicsView):
         self._scene = QGraphicsScene(self)
         self.setScene(self._scene)
         self.layer_items: dict[str, ImageItem] = {}
+        self.layer_group = LayerGroup()
+        self._scene.addItem(self.layer_group)
         self.mask_item = ImageItem()
         self.mask_item.setZValue(MASK_Z)
         self._scene.addItem(self.mask_item)
@@ -157,20 +216,36 @@ class CanvasView(QGraphicsView):
         for z, layer_id in enumerate(layer_ids):
             item = self.layer_items.get(layer_id)
             if item is None:
-                item = self.layer_items[layer_id] = ImageItem()
-                self._scene.addItem(item)
+                item = self.layer_items[layer_id] = ImageItem(self.layer_group)
                 created.append(layer_id)
             item.setZValue(z)
+        self._update_isolation()
         return created
 
     def set_layer_image(self, layer_id: str, image: QImage) -> None:
         """A layer's pixels (premultiplied)."""
         self.layer_items[layer_id].set_image(image)
 
-    def set_layer_props(self, layer_id: str, *, visible: bool, opacity: float) -> None:
+    def set_layer_props(self, layer_id: str, *, visible: bool, opacity: float, blend: str = "normal") -> None:
         item = self.layer_items[layer_id]
         item.setVisible(visible)
         item.setOpacity(opacity)
+        if blend not in COMPOSITION_MODES:
+            raise ValueError(f"unknown blend mode {blend!r}")
+        if blend != item.blend:
+            item.blend = blend
+            item.update()
+        self._update_isolation()
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the layers are drawn as an isolated group (some visible layer blends other than Normal)."""
+        return self.layer_group.graphicsEffect() is not None
+
+    def _update_isolation(self) -> None:
+        need = any(item.isVisible() and item.blend != "normal" for item in self.layer_items.values())
+        if need != self.isolated:
+            self.layer_group.setGraphicsEffect(IsolateEffect() if need else None)  # (the item owns it)
 
     def render_document(self) -> QImage:
         """The visible layers composited at 100 % (no checkerboard, no mask), as Qt draws them."""
@@ -181,6 +256,7 @@ class CanvasView(QGraphicsView):
         for item in sorted(self.layer_items.values(), key=lambda i: i.zValue()):
             if item.isVisible() and not item.image.isNull():
                 p.setOpacity(item.opacity())
+                p.setCompositionMode(COMPOSITION_MODES[item.blend])
                 p.drawImage(0, 0, item.image)
         p.end()
         return image

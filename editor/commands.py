@@ -79,10 +79,10 @@ class MoveLayerCommand(QUndoCommand):
 
 
 class SetLayerPropertyCommand(QUndoCommand):
-    """Change name, visible or opacity. Commands with the same non-None ``merge_key`` on the same layer and
+    """Change name, visible, opacity or blend mode. Commands with the same non-None ``merge_key`` on the same layer and
     property merge (one undo step per slider drag)."""
 
-    PROPERTIES = ("name", "visible", "opacity")
+    PROPERTIES = ("name", "visible", "opacity", "blend")
 
     def __init__(
         self, doc: Document, layer_id: str, name: str, value: Any, *, text: str, merge_key: object = None

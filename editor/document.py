@@ -1,8 +1,8 @@
 """The document model: layers, masks and an undo stack. No widgets.
 
 Layer pixels are float32 [H, W, 4] RGBA with **straight** (non-premultiplied) alpha, the convention of the image
-files and of ``ganmodels.imageio``; ``flatten`` composites with "over" and per-layer opacity. Masks are float32
-[H, W] with 1 = fill (the area inpainting will repaint). Every layer has the document's size.
+files and of ``ganmodels.imageio``; ``flatten`` composites with "over", per-layer opacity and blend modes. Masks
+are float32 [H, W] with 1 = fill (the area inpainting will repaint). Every layer has the document's size.
 
 Every change goes through a ``QUndoCommand`` pushed on ``Document.undo_stack`` (see ``editor.commands``): the
 public methods below only build commands. The private ``_``-methods are the primitive edits commands call; they
@@ -27,6 +27,7 @@ from PySide6.QtGui import QUndoStack
 from editor import commands
 from editor.latent import GanState
 from editor.raster import Dab, Rect, blank_rgba, composite, over_background
+from ganmodels.blending import BLEND_MODES, blend_label
 
 if TYPE_CHECKING:
     from editor.pti import PtiWeights
@@ -51,6 +52,7 @@ class Layer:
     visible: bool = True
     opacity: float = 1.0
     gan: GanState | None = None
+    blend: str = "normal"  # how it mixes with the layers below (``ganmodels.blending.BLEND_MODES``)
 
     def __post_init__(self) -> None:
         if self.kind not in LAYER_KINDS:
@@ -61,6 +63,8 @@ class Layer:
             raise ValueError(f"layer mask {self.mask.shape} does not match pixels {self.pixels.shape[:2]}")
         if (self.kind == "gan") != (self.gan is not None):
             raise ValueError("GAN layers need a GanState and raster layers must not have one")
+        if self.blend not in BLEND_MODES:
+            raise ValueError(f"blend mode must be one of {BLEND_MODES}, got {self.blend!r}")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -111,7 +115,7 @@ class Document(QObject):
     """An image made of layers (bottom first), with undo."""
 
     layers_changed = Signal()  # layers added, removed or reordered
-    layer_changed = Signal(str)  # name, visibility, opacity or latent state of one layer
+    layer_changed = Signal(str)  # name, visibility, opacity, blend mode or latent state of one layer
     layer_pixels_changed = Signal(str)
     mask_changed = Signal(str, object)  # layer id, changed Rect (None = whole mask)
     active_changed = Signal(str)  # "" when no layer is active
@@ -182,7 +186,9 @@ class Document(QObject):
     def flatten(self) -> np.ndarray:
         """Visible layers composited bottom to top: straight-alpha RGBA float32 [H, W, 4]."""
         return composite(
-            ((layer.pixels, layer.opacity) for layer in self._layers if layer.visible), self._width, self._height
+            ((layer.pixels, layer.opacity, layer.blend) for layer in self._layers if layer.visible),
+            self._width,
+            self._height,
         )
 
     def flatten_rgb(self, background: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
@@ -278,8 +284,11 @@ class Document(QObject):
             raise ValueError(
                 f"{' and '.join(hidden)} {'is' if one else 'are'} hidden: show {'it' if one else 'them'} to merge"
             )
-        pixels = composite([(lower.pixels, lower.opacity), (upper.pixels, upper.opacity)], self._width, self._height)
+        pixels = composite(
+            [(lower.pixels, lower.opacity), (upper.pixels, upper.opacity, upper.blend)], self._width, self._height
+        )
         merged = make_raster_layer(self._width, self._height, name=lower.name, pixels=pixels)
+        merged.blend = lower.blend
         merged.mask[:] = np.maximum(lower.mask, upper.mask)
         self._replace_layers([lower.id, upper.id], merged, index - 1, text="Merge down")
         return merged
@@ -328,6 +337,15 @@ class Document(QObject):
                 commands.SetLayerPropertyCommand(
                     self, layer_id, "opacity", opacity, text="Layer opacity", merge_key=gesture
                 )
+            )
+
+    def set_blend(self, layer_id: str, mode: str) -> None:
+        """Set a layer's blend mode (one of ``BLEND_MODES``)."""
+        if mode not in BLEND_MODES:
+            raise ValueError(f"unknown blend mode {mode!r}")
+        if mode != self.layer(layer_id).blend:
+            self.undo_stack.push(
+                commands.SetLayerPropertyCommand(self, layer_id, "blend", mode, text=f"Blend mode {blend_label(mode)}")
             )
 
     def set_pixels(

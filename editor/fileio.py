@@ -84,6 +84,7 @@ def layer_metadata(layer: Layer) -> dict[str, Any]:
         "kind": layer.kind,
         "visible": layer.visible,
         "opacity": layer.opacity,
+        "blend": layer.blend,
     }
     if layer.gan is not None:
         out["gan"] = layer.gan.to_metadata()

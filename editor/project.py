@@ -66,6 +66,7 @@ def save_project(
                 pixels=layer.pixels,
                 opacity=layer.opacity,
                 visible=layer.visible,
+                blend=layer.blend,
                 attrs={"gan-editor-kind": layer.kind, "gan-editor-index": str(i)},
             )
         )
@@ -152,6 +153,7 @@ def load_project(
             layer = make_raster_layer(doc.width, doc.height, name=ol.name, pixels=pixels)
         layer.visible = ol.visible
         layer.opacity = ol.opacity
+        layer.blend = ol.blend
         if "mask" in entry:
             try:
                 mask = _from_npy(doc.extras[entry["mask"]]).astype(np.float32)

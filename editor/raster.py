@@ -13,6 +13,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from ganmodels.blending import blended_source
 from ganmodels.imageio import float_to_uint8
 
 
@@ -64,22 +65,30 @@ def blank_rgba(width: int, height: int, color: Sequence[float] = (0.0, 0.0, 0.0,
     return out
 
 
-def composite(layers: Iterable[tuple[np.ndarray, float]], width: int, height: int) -> np.ndarray:
-    """Porter-Duff "over" of straight-alpha RGBA layers, bottom first: (pixels [H, W, 4], opacity) pairs.
+def composite(
+    layers: Iterable[tuple[np.ndarray, float] | tuple[np.ndarray, float, str]], width: int, height: int
+) -> np.ndarray:
+    """Porter-Duff "over" of straight-alpha RGBA layers, bottom first: (pixels [H, W, 4], opacity) pairs, or
+    (pixels, opacity, blend mode) triples (``ganmodels.blending``; the stack starts transparent, so a mode acts
+    only where something lies below).
 
     Returns straight-alpha float32 [H, W, 4]; fully transparent pixels have RGB 0. (Accumulates premultiplied
-    colour in contiguous buffers reused across layers: ~5 passes over the image per layer.)
+    colour in contiguous buffers reused across layers: ~5 passes over the image per Normal layer.)
     """
     rgb = np.zeros([height, width, 3], np.float32)  # premultiplied
     alpha = np.zeros([height, width, 1], np.float32)
     a = np.empty([height, width, 1], np.float32)
     tmp = np.empty([height, width, 3], np.float32)
     tmp_a = np.empty([height, width, 1], np.float32)
-    for pixels, opacity in layers:
+    for pixels, opacity, *mode in layers:
         if opacity <= 0:
             continue
+        src = pixels[..., :3]
+        if mode and mode[0] != "normal":
+            backdrop = rgb / np.maximum(alpha, np.float32(1e-12))  # straight colour below (0 where nothing is)
+            src = blended_source(mode[0], backdrop, alpha, src)
         np.multiply(pixels[..., 3:4], np.float32(opacity), out=a)
-        np.subtract(pixels[..., :3], rgb, out=tmp)  # rgb' = rgb + a (src - rgb)
+        np.subtract(src, rgb, out=tmp)  # rgb' = rgb + a (src - rgb)
         tmp *= a
         rgb += tmp
         np.subtract(1.0, alpha, out=tmp_a)  # alpha' = alpha + a (1 - alpha)

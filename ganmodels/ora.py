@@ -20,6 +20,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 from PIL import Image
 
+from ganmodels.blending import ORA_OPS, blended_source, mode_from_ora
 from ganmodels.imageio import float_to_uint8
 
 MIMETYPE = b"image/openraster"
@@ -36,6 +37,7 @@ class OraLayer:
     y: int = 0
     opacity: float = 1.0
     visible: bool = True
+    blend: str = "normal"  # a mode of ganmodels.blending (the composite-op attribute)
     attrs: dict[str, str] = dataclasses.field(default_factory=dict)  # extra XML attributes (ours: gan-editor-*)
 
 
@@ -64,7 +66,7 @@ def _png_bytes(arr: np.ndarray) -> bytes:
 
 
 def composite(doc: OraDocument) -> np.ndarray:
-    """Flatten visible layers with source-over and their opacity: float32 [H, W, 4], straight alpha."""
+    """Flatten visible layers with their blend modes and opacity: float32 [H, W, 4], straight alpha."""
     out = np.zeros((doc.height, doc.width, 4), np.float32)
     empty = True  # nothing drawn yet: the first layer is copied, not blended (the usual opaque background)
     for layer in doc.layers:
@@ -86,7 +88,8 @@ def composite(doc: OraDocument) -> np.ndarray:
         sa = src[..., 3:4] * layer.opacity
         da = dst[..., 3:4]
         oa = sa + da * (1 - sa)
-        rgb = (src[..., :3] * sa + dst[..., :3] * da * (1 - sa)) / np.maximum(oa, 1e-8)
+        src_rgb = blended_source(layer.blend, dst[..., :3], da, src[..., :3])
+        rgb = (src_rgb * sa + dst[..., :3] * da * (1 - sa)) / np.maximum(oa, 1e-8)
         dst[..., :3] = np.where(oa > 0, rgb, 0)
         dst[..., 3:4] = oa
     return out
@@ -108,7 +111,7 @@ def write_ora(path: str | Path, doc: OraDocument) -> Path:
             "y": str(layer.y),
             "opacity": f"{layer.opacity:.4f}",
             "visibility": "visible" if layer.visible else "hidden",
-            "composite-op": "svg:src-over",
+            "composite-op": ORA_OPS[layer.blend],
         }
         attrs.update(layer.attrs)
         ET.SubElement(stack, "layer", attrs)
@@ -187,8 +190,10 @@ def read_ora(path: str | Path) -> OraDocument:
                 warnings.append(f"layer {name!r} could not be read ({type(e).__name__}: {e}); skipped")
                 continue
             attrs = {k: v for k, v in el.attrib.items() if k.startswith("gan-editor-")}
-            if el.get("composite-op", "svg:src-over") != "svg:src-over":
-                losses["blend"].append(f"{name} ({el.get('composite-op', '').removeprefix('svg:')})")
+            op = el.get("composite-op", "svg:src-over")
+            blend = mode_from_ora(op)
+            if blend is None:
+                losses["blend"].append(f"{name} ({op.removeprefix('svg:')})")
             h, w = pixels.shape[:2]
             if x < 0 or y < 0 or x + w > width or y + h > height:
                 losses["outside"].append(name)
@@ -200,6 +205,7 @@ def read_ora(path: str | Path) -> OraDocument:
                     y=y,
                     opacity=min(max(opacity, 0.0), 1.0) * group_opacity,
                     visible=visible and el.get("visibility", "visible") != "hidden",
+                    blend=blend or "normal",
                     attrs=attrs,
                 )
             )

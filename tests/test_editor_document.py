@@ -7,7 +7,8 @@ import pytest
 
 from editor.document import Document, make_gan_layer, make_raster_layer
 from editor.latent import GanState
-from editor.raster import Dab, Rect, StrokeSpacer, composite, dab_alpha, stamp_dabs
+from editor.raster import Dab, Rect, StrokeSpacer, composite, dab_alpha, stamp_dabs, to_display
+from ganmodels.blending import BLEND_MODES
 
 W, H = 64, 48
 
@@ -104,12 +105,12 @@ def test_clear_and_invert_mask_undo(doc):
 
 
 def _snapshot(doc: Document):
-    return [(layer.id, layer.name, layer.visible, layer.opacity) for layer in doc.layers], doc.active_id
+    return [(layer.id, layer.name, layer.visible, layer.opacity, layer.blend) for layer in doc.layers], doc.active_id
 
 
 @pytest.mark.parametrize(
     "edit",
-    ["add", "delete", "duplicate", "move", "rename", "visibility", "opacity"],
+    ["add", "delete", "duplicate", "move", "rename", "visibility", "opacity", "blend"],
 )
 def test_layer_edits_are_undoable(doc, edit):
     top = make_raster_layer(W, H, name="Top", fill=(1, 0, 0, 0.5))
@@ -140,6 +141,10 @@ def test_layer_edits_are_undoable(doc, edit):
     elif edit == "opacity":
         doc.set_opacity(top.id, 0.25)
         assert doc.layer(top.id).opacity == 0.25
+    elif edit == "blend":
+        doc.set_blend(top.id, "multiply")
+        assert doc.layer(top.id).blend == "multiply"
+        assert doc.undo_stack.undoText() == "Blend mode Multiply"
     assert _snapshot(doc) != before
     after = _snapshot(doc)
     assert doc.undo_stack.count() == 1
@@ -178,6 +183,72 @@ def test_flatten_is_straight_alpha_over_with_opacity(doc):
     np.testing.assert_allclose(top[0, 0], [0.25 / 0.75, 0, 0.5 / 0.75, 0.75], atol=1e-6)
 
 
+def _rgba(color, alpha=1.0, size=(W, H)):
+    px = np.zeros([size[1], size[0], 4], np.float32)
+    px[..., :3], px[..., 3] = color, alpha
+    return px
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [  # top (0.5, 0.25, 1.0) over an opaque backdrop (0.8, 0.4, 0.2), by the W3C formulas worked by hand
+        ("normal", [0.5, 0.25, 1.0]),
+        ("multiply", [0.4, 0.1, 0.2]),
+        ("screen", [0.9, 0.55, 1.0]),
+        ("overlay", [0.8, 0.2, 0.4]),  # hard-light with the roles swapped: screen above 0.5, multiply below
+        ("darken", [0.5, 0.25, 0.2]),
+        ("lighten", [0.8, 0.4, 1.0]),
+        ("color-dodge", [1.0, 0.4 / 0.75, 1.0]),
+        ("color-burn", [0.6, 0.0, 0.2]),
+        ("hard-light", [0.8, 0.2, 1.0]),
+        ("soft-light", [0.8, 0.28, 0.448]),  # blue: Cb <= 1/4, so D(Cb) = ((16 Cb - 12) Cb + 4) Cb
+        ("difference", [0.3, 0.15, 0.8]),
+        ("exclusion", [0.5, 0.45, 0.8]),
+    ],
+)
+def test_blend_modes_mix_with_the_layers_below(doc, mode, expected):
+    doc.add_layer(make_raster_layer(W, H, name="backdrop", pixels=_rgba((0.8, 0.4, 0.2))))
+    top = make_raster_layer(W, H, name="top", pixels=_rgba((0.5, 0.25, 1.0)))
+    doc.add_layer(top)
+    doc.set_blend(top.id, mode)
+    np.testing.assert_allclose(doc.flatten()[0, 0], [*expected, 1.0], atol=1e-6)
+    # At half opacity the mixed colour is composited over the backdrop with source-over.
+    doc.set_opacity(top.id, 0.5)
+    np.testing.assert_allclose(doc.flatten()[0, 0, :3], 0.5 * np.array(expected) + 0.5 * np.array([0.8, 0.4, 0.2]),
+                               atol=1e-6)  # fmt: skip
+
+
+def test_a_blend_mode_over_transparency_shows_the_layer_as_normal():
+    half = _rgba((0.9, 0.1, 0.1), 0.5, size=(2, 1))
+    half[0, 1, 3] = 0.0  # right: nothing below
+    top = _rgba((0.2, 0.6, 0.4), 1.0, size=(2, 1))
+    out = composite([(half, 1.0), (top, 1.0, "multiply")], 2, 1)
+    np.testing.assert_allclose(out[0, 1], [0.2, 0.6, 0.4, 1.0], atol=1e-6)  # as Normal where nothing is below
+    # left: Cs' = (1 - ab) Cs + ab (Cb Cs) with ab = 0.5, then over the half-transparent backdrop
+    mixed = 0.5 * np.array([0.2, 0.6, 0.4]) + 0.5 * np.array([0.9, 0.1, 0.1]) * [0.2, 0.6, 0.4]
+    np.testing.assert_allclose(out[0, 0], [*mixed, 1.0], atol=1e-6)
+    with pytest.raises(ValueError, match="unknown blend mode"):
+        composite([(half, 1.0), (top, 1.0, "hue")], 2, 1)
+
+
+def test_merge_down_bakes_the_upper_blend_mode_and_keeps_the_lower_one(doc):
+    lower = make_raster_layer(W, H, name="lower", pixels=_rgba((0.8, 0.4, 0.2)))
+    doc.add_layer(lower)
+    doc.set_blend(lower.id, "multiply")
+    upper = make_raster_layer(W, H, name="upper", pixels=_rgba((0.5, 0.25, 1.0)))
+    doc.add_layer(upper)
+    doc.set_blend(upper.id, "multiply")
+    before = doc.flatten()
+    merged = doc.merge_down(upper.id)
+    assert merged.blend == "multiply"
+    np.testing.assert_allclose(merged.pixels[0, 0], [0.4, 0.1, 0.2, 1.0], atol=1e-6)  # multiply, baked in
+    # multiplying is associative: the merged layer shows over the white background as both did
+    np.testing.assert_allclose(doc.flatten(), before, atol=1e-6)
+    doc.undo_stack.undo()
+    assert [(la.name, la.blend) for la in doc.layers] == [("Background", "normal"), ("lower", "multiply"),
+                                                          ("upper", "multiply")]  # fmt: skip
+
+
 def test_set_latent_preview_then_commit_is_one_undo_step(doc):
     state = GanState("m#1", None, "m", np.zeros([4, 8]), Rect(0, 0, W, W), seed=1)
     pixels0 = np.zeros([H, W, 4], np.float32)
@@ -203,3 +274,35 @@ def test_layers_must_match_the_document(doc):
     with pytest.raises(ValueError):
         doc.set_pixels(doc.active_id, np.zeros([H, W, 3], np.float32))
     assert doc.undo_stack.count() == 0
+
+
+@pytest.mark.parametrize("mode", BLEND_MODES)
+def test_the_canvas_blends_as_the_document_composites(qapp, mode):
+    """Qt draws the layers on the canvas (premultiplied 8 bit); export and jobs use ``composite``: the two must
+    agree for every mode, over backdrops of any alpha and at part opacity."""
+    from PySide6.QtGui import QImage, QPainter
+
+    from editor.canvas import COMPOSITION_MODES
+
+    rng = np.random.default_rng(0)
+    size = 64
+    below = rng.random((size, size, 4)).astype(np.float32)
+    below[..., 3] = np.where(rng.random((size, size)) < 0.3, 0, rng.random((size, size)))
+    below[:8, :, 3] = 1.0
+    above = rng.random((size, size, 4)).astype(np.float32)
+
+    def qimage(rgba):
+        return QImage(to_display(rgba).tobytes(), size, size, QImage.Format.Format_RGBA8888_Premultiplied).copy()
+
+    image = QImage(size, size, QImage.Format.Format_RGBA8888_Premultiplied)
+    image.fill(0)
+    painter = QPainter(image)
+    painter.drawImage(0, 0, qimage(below))
+    painter.setOpacity(0.8)
+    painter.setCompositionMode(COMPOSITION_MODES[mode])
+    painter.drawImage(0, 0, qimage(above))
+    painter.end()
+    drawn = np.frombuffer(image.constBits(), np.uint8).reshape(size, size, 4).astype(np.float32)
+    ours = to_display(composite([(below, 1.0), (above, 0.8, mode)], size, size)).astype(np.float32)
+    err = np.abs(drawn - ours)  # in 1/255 steps
+    assert err.mean() < 0.6 and np.percentile(err, 99.5) <= 2.0 and (err > 3).mean() < 0.005

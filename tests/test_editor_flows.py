@@ -16,7 +16,7 @@ from editor.document import make_raster_layer
 from editor.jobs import render_ws
 from editor.latent import state_effective_ws
 from editor.qtimage import qimage_to_rgba
-from editor.raster import Rect, resize, to_uint8
+from editor.raster import Rect, resize, to_display, to_uint8
 from tests.test_editor_app import make_window, sample_window  # noqa: F401 - fixture re-use
 
 
@@ -209,18 +209,19 @@ def test_project_round_trip(make_window, tiny_model_file, tmp_path):  # noqa: F8
     paint = make_raster_layer(16, 16, name="paint", pixels=rng.random([16, 16, 4]).astype(np.float32))
     doc.add_layer(paint)
     doc.set_opacity(paint.id, 0.5)
+    doc.set_blend(paint.id, "soft-light")
     mask = np.zeros((16, 16), np.float32)
     mask[2:5, 3:7] = 0.75
     doc.set_mask(paint.id, mask)
-    before = [(la.name, la.kind, la.opacity, la.visible) for la in doc.layers]
+    before = [(la.name, la.kind, la.opacity, la.visible, la.blend) for la in doc.layers]
     gan_ws = next(la for la in doc.layers if la.kind == "gan").gan.ws.copy()
     path = tmp_path / "p.ora"
     assert window.editor.save_project(path)
     assert doc.undo_stack.isClean()
     window.editor.new_document(16, 16)
     assert window.editor.open_project(path)
-    after = [(la.name, la.kind, round(la.opacity, 4), la.visible) for la in doc.layers]
-    assert after == [(n, k, round(o, 4), v) for n, k, o, v in before]
+    after = [(la.name, la.kind, round(la.opacity, 4), la.visible, la.blend) for la in doc.layers]
+    assert after == [(n, k, round(o, 4), v, b) for n, k, o, v, b in before]
     gan = next(la for la in doc.layers if la.kind == "gan")
     assert np.array_equal(gan.gan.ws, gan_ws) and gan.gan.seed == 6 and gan.gan.model_key
     reopened = next(la for la in doc.layers if la.name == "paint")
@@ -301,6 +302,42 @@ def test_canvas_draws_a_job_preview_over_the_layers(qtbot, make_window):  # noqa
     window.canvas_controller.show_preview(None, None)
     assert colour_at(16, 16) == "#ffffff" and not window.canvas.preview_item.isVisible()
     assert len(window.doc.layers) == 1 and window.doc.undo_stack.count() == 0  # never part of the document
+
+
+def test_blend_mode_box_changes_the_layer_and_the_canvas_mixes_only_with_layers_below(qtbot, make_window):  # noqa: F811
+    window = make_window()
+    window.editor.new_document(32, 32)
+    doc = window.doc
+    backdrop = np.zeros([32, 32, 4], np.float32)
+    backdrop[:, :16] = [0.5, 0.5, 1.0, 1.0]  # left half light blue, right half transparent
+    doc.set_pixels(doc.layers[0].id, backdrop)
+    grey = make_raster_layer(32, 32, name="grey", pixels=np.full([32, 32, 4], [0.5, 0.5, 0.5, 1.0], np.float32))
+    doc.add_layer(grey)
+    window.resize(600, 500)
+    window.show()
+    qtbot.waitExposed(window)
+    window.canvas.zoom_100()
+    box = window.layers_panel.blend
+    assert box.isEnabled() and box.currentData() == "normal"
+
+    def colour_at(x: float, y: float) -> str:
+        window.canvas_controller.refresh()
+        pos = window.canvas.mapFromScene(QPointF(x, y))
+        return window.canvas.viewport().grab().toImage().pixelColor(pos).name()
+
+    assert colour_at(8, 16) == colour_at(24, 16) == "#808080"
+    box.setCurrentIndex(box.findData("multiply"))
+    box.activated.emit(box.currentIndex())  # as a choice in the box does
+    assert doc.layer(grey.id).blend == "multiply" and doc.undo_stack.undoText() == "Blend mode Multiply"
+    assert window.canvas.isolated
+    assert colour_at(8, 16) == "#404080"  # multiplied with the blue below
+    assert colour_at(24, 16) == "#808080"  # nothing below: as Normal, not multiplied with the checkerboard
+    shown = window.canvas.render_document()
+    expected = to_display(doc.flatten())  # the canvas draws what the document composites (Qt's own maths)
+    got = np.frombuffer(shown.constBits(), np.uint8).reshape(32, 32, 4)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    doc.undo_stack.undo()
+    assert box.currentData() == "normal" and not window.canvas.isolated and colour_at(8, 16) == "#808080"
 
 
 def test_invert_shows_live_previews_on_the_canvas_then_removes_them(qtbot, make_window, tiny_model_file):  # noqa: F811

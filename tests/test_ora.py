@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 
 import numpy as np
@@ -75,6 +76,31 @@ def test_merged_image_shows_the_composite_and_reuses_an_opaque_top_layer(tmp_pat
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), float_to_uint8(doc.layers[0].pixels))
 
 
+def test_blend_modes_round_trip_as_svg_composite_ops_and_show_in_the_merged_image(tmp_path):
+    from ganmodels.blending import BLEND_MODES
+
+    background = np.full((2, 2, 4), 0.5, np.float32)
+    background[..., 3] = 1.0
+    layers = [OraLayer("background", background)]
+    rng = np.random.default_rng(1)
+    for mode in BLEND_MODES:
+        layers.append(OraLayer(mode, rng.random((2, 2, 4)).astype(np.float32), blend=mode, opacity=0.7))
+    doc = OraDocument(width=2, height=2, layers=layers)
+    p = write_ora(tmp_path / "modes.ora", doc)
+    with zipfile.ZipFile(p) as z:
+        xml = z.read("stack.xml").decode()
+    assert 'composite-op="svg:color-dodge"' in xml and 'composite-op="svg:src-over"' in xml
+    back = read_ora(p)
+    assert [layer.blend for layer in back.layers] == ["normal", *BLEND_MODES] and back.losses == []
+    # The merged image is the editor's compositor's picture (modes included).
+    from editor.raster import composite as editor_composite
+
+    expected = editor_composite([(la.pixels, la.opacity, la.blend) for la in doc.layers], 2, 2)
+    np.testing.assert_allclose(composite(doc), expected, atol=1e-5)
+    flat = composite(OraDocument(width=2, height=2, layers=[dataclasses.replace(la, blend="normal") for la in layers]))
+    assert np.abs(composite(doc) - flat).max() > 0.1  # (the modes change the picture)
+
+
 def test_composite_respects_opacity_visibility_and_offset():
     doc = _doc()
     out = composite(doc)
@@ -113,7 +139,8 @@ def test_extra_names_cannot_escape(tmp_path):
 
 
 def _foreign_ora(path):
-    """An .ora as Krita writes one: a hidden group, a group at half opacity, a multiply layer, an offset layer."""
+    """An .ora as Krita writes one: a hidden group, a group at half opacity, a hue and a multiply layer, an offset
+    layer."""
     import io
 
     from PIL import Image
@@ -127,6 +154,7 @@ def _foreign_ora(path):
 <image w="8" h="6" version="0.0.1"><stack>
   <stack name="hidden group" visibility="hidden"><layer name="in hidden" src="data/a.png"/></stack>
   <stack name="half group" opacity="0.5"><layer name="in half" src="data/b.png" opacity="0.8"/></stack>
+  <layer name="hued" src="data/c.png" composite-op="svg:hue"/>
   <layer name="multiplied" src="data/c.png" composite-op="svg:multiply"/>
   <layer name="big" src="data/d.png" x="-2" y="-1"/>
 </stack></image>"""
@@ -143,12 +171,14 @@ def _foreign_ora(path):
 def test_another_programs_groups_blend_modes_and_overhangs_are_shown_and_named(tmp_path):
     doc = read_ora(_foreign_ora(tmp_path / "krita.ora"))
     by_name = {layer.name: layer for layer in doc.layers}
-    assert [layer.name for layer in doc.layers] == ["big", "multiplied", "in half", "in hidden"]  # bottom first
+    assert [layer.name for layer in doc.layers] == ["big", "multiplied", "hued", "in half", "in hidden"]  # bottom first
+    assert by_name["multiplied"].blend == "multiply"  # a separable mode is kept
+    assert by_name["hued"].blend == "normal"  # a mode these layers lack shows as Normal, and is named
     assert not by_name["in hidden"].visible  # hidden with its group
     assert by_name["in half"].opacity == pytest.approx(0.4) and by_name["in half"].visible
     assert (by_name["big"].x, by_name["big"].y) == (-2, -1)
     assert len(doc.losses) == 3 and doc.warnings == []
-    assert "multiplied (multiply)" in doc.losses[0]
+    assert doc.losses[0] == "blend modes, shown as Normal: hued (hue)"
     assert "hidden group, half group" in doc.losses[1]
     assert doc.losses[2].endswith("cut off: big")
     ours = _doc()

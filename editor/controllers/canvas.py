@@ -66,7 +66,7 @@ class CanvasController(QObject):
             self._structure_dirty = False
             self._dirty |= set(self.view.set_layer_order([layer.id for layer in self.doc.layers]))
             for layer in self.doc.layers:
-                self.view.set_layer_props(layer.id, visible=layer.visible, opacity=layer.opacity)
+                self.view.set_layer_props(layer.id, visible=layer.visible, opacity=layer.opacity, blend=layer.blend)
         for layer_id in self._dirty:
             layer = self.doc.find(layer_id)
             if layer is not None:
@@ -81,7 +81,7 @@ class CanvasController(QObject):
     def _on_layer_changed(self, layer_id: str) -> None:
         layer = self.doc.find(layer_id)
         if layer is not None and layer_id in self.view.layer_items:
-            self.view.set_layer_props(layer_id, visible=layer.visible, opacity=layer.opacity)
+            self.view.set_layer_props(layer_id, visible=layer.visible, opacity=layer.opacity, blend=layer.blend)
 
     def _on_pixels_changed(self, layer_id: str) -> None:
         self._dirty.add(layer_id)

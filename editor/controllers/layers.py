@@ -8,17 +8,19 @@ from PySide6.QtGui import QPixmap
 from editor.document import Document, Layer, make_raster_layer
 from editor.panels.layers import THUMB, LayerRow, LayersPanel
 from editor.qtimage import thumbnail
+from ganmodels.blending import blend_label
 
 THUMB_DELAY_MS = 150  # thumbnails of changing layers are redrawn at most this often
 
 
 def _tooltip(layer: Layer) -> str:
+    blend = f", blend {blend_label(layer.blend)}" if layer.blend != "normal" else ""
     if layer.gan is None:
-        return f"{layer.name}: raster layer"
+        return f"{layer.name}: raster layer{blend}"
     g = layer.gan
     seed = f", seed {g.seed}" if g.seed is not None else ""
     edits = f", {len(g.strengths)} direction edit(s)" if g.strengths else ""
-    return f"{layer.name}: GAN layer ({g.model_name}{seed}, truncation {g.truncation:.2f}{edits})"
+    return f"{layer.name}: GAN layer ({g.model_name}{seed}, truncation {g.truncation:.2f}{edits}){blend}"
 
 
 class LayersController(QObject):
@@ -46,13 +48,14 @@ class LayersController(QObject):
         panel.rename_requested.connect(doc.rename_layer)
         panel.visibility_requested.connect(doc.set_visible)
         panel.opacity_requested.connect(self._on_opacity)
+        panel.blend_requested.connect(doc.set_blend)
         panel.active_requested.connect(doc.set_active)
         self._on_reset()
 
     def refresh(self, *_args: object) -> None:
         """Show the document's layers."""
         rows = [
-            LayerRow(layer.id, layer.name, layer.visible, layer.opacity, layer.kind, _tooltip(layer))
+            LayerRow(layer.id, layer.name, layer.visible, layer.opacity, layer.kind, _tooltip(layer), layer.blend)
             for layer in self.doc.layers
         ]
         self.panel.set_layers(rows, self.doc.active_id)

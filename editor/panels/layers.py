@@ -1,5 +1,5 @@
 """Layers panel (view only): a list with thumbnails (top layer first), visibility checkboxes, rename by
-double-click, reorder by drag, an opacity slider and add / delete / duplicate / move buttons.
+double-click, reorder by drag, a blend mode box, an opacity slider and add / delete / duplicate / move buttons.
 
 It emits requests; ``LayersController`` turns them into document commands and calls ``set_layers`` back."""
 
@@ -11,6 +11,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from editor.icons import icon
+from ganmodels.blending import BLEND_MODES, blend_label
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 THUMB = 40
@@ -38,6 +40,7 @@ class LayerRow:
     opacity: float
     kind: str
     tooltip: str = ""
+    blend: str = "normal"
 
 
 class _LayerList(QListWidget):
@@ -71,6 +74,7 @@ class LayersPanel(QWidget):
     rename_requested = Signal(str, str)
     visibility_requested = Signal(str, bool)
     opacity_requested = Signal(str, float, object)  # id, opacity, gesture token (None = single step)
+    blend_requested = Signal(str, str)  # id, blend mode
     active_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -97,6 +101,13 @@ class LayersPanel(QWidget):
         self.list.setToolTip("Layers, top first: click to select, double-click or F2 to rename, drag to reorder, "
                              "the box shows or hides, Delete removes")  # fmt: skip
 
+        self.blend = QComboBox()
+        self.blend.setObjectName("layer-blend")
+        for mode in BLEND_MODES:
+            self.blend.addItem(blend_label(mode), mode)
+        self.blend.setToolTip("Blend mode of the selected layer: how it mixes with the layers below")
+        self.blend.activated.connect(self._on_blend)
+
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setObjectName("layer-opacity")
         self.opacity.setRange(0, 100)
@@ -121,6 +132,9 @@ class LayersPanel(QWidget):
             "layer-delete", "Delete layer", lambda: self._emit_for_current(self.delete_requested)
         )
 
+        blend_row = QHBoxLayout()
+        blend_row.addWidget(QLabel("Blend"))
+        blend_row.addWidget(self.blend, 1)
         opacity_row = QHBoxLayout()
         opacity_row.addWidget(QLabel("Opacity"))
         opacity_row.addWidget(self.opacity, 1)
@@ -132,6 +146,7 @@ class LayersPanel(QWidget):
         buttons.addWidget(self.delete_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(blend_row)
         layout.addLayout(opacity_row)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
@@ -237,13 +252,15 @@ class LayersPanel(QWidget):
     def _sync_controls(self) -> None:
         row = self._row(self.current_id())
         has = row is not None
-        for w in (self.opacity, self.opacity_spin, self.duplicate_button, self.delete_button):
+        for w in (self.blend, self.opacity, self.opacity_spin, self.duplicate_button, self.delete_button):
             w.setEnabled(has)
         ids = self.row_ids()
         self.up_button.setEnabled(has and ids.index(row.id) > 0)
         self.down_button.setEnabled(has and ids.index(row.id) < len(ids) - 1)
         if has and self._gesture is None:
             self._set_opacity_widgets(round(row.opacity * 100))
+        if has:
+            self.blend.setCurrentIndex(max(self.blend.findData(row.blend), 0))
 
     def _set_opacity_widgets(self, value: int) -> None:
         for w in (self.opacity, self.opacity_spin):
@@ -297,6 +314,11 @@ class LayersPanel(QWidget):
         layer_id = self.current_id()
         if layer_id:
             self.opacity_requested.emit(layer_id, value / 100.0, self._gesture)
+
+    def _on_blend(self, index: int) -> None:
+        layer_id = self.current_id()
+        if layer_id:
+            self.blend_requested.emit(layer_id, self.blend.itemData(index))
 
     def _on_opacity_spin(self, value: int) -> None:
         self.opacity.setValue(value)
