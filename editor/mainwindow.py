@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         app = QApplication.instance()
         self._watching_focus = isinstance(app, QApplication)
+        self._close_when_idle = False  # a close asked for while a file was being read or written
         if isinstance(app, QApplication):  # Space pans over the canvas wherever the keyboard focus is
             app.focusChanged.connect(self._watch_focus)
 
@@ -727,8 +728,9 @@ class MainWindow(QMainWindow):
 
     @contextlib.contextmanager
     def busy(self, message: str) -> Iterator[None]:
-        """A wait cursor and ``message`` in the status bar while the GUI thread reads or writes a file (a 6000 x 4000
-        picture takes seconds); the status bar is repainted at once, without running other events meanwhile."""
+        """A wait cursor and ``message`` in the status bar while a file is read or written (a 6000 x 4000 picture
+        takes seconds; the file work itself runs off the GUI thread, see ``editor.offthread``). A close asked for
+        meanwhile happens afterwards."""
         self.statusBar().showMessage(message)
         self.statusBar().repaint()
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
@@ -738,6 +740,9 @@ class MainWindow(QMainWindow):
             QApplication.restoreOverrideCursor()
             if self.statusBar().currentMessage() == message:
                 self.statusBar().clearMessage()
+            if self._close_when_idle and not self.editor.file_io_busy:
+                self._close_when_idle = False
+                QTimer.singleShot(0, self.close)
 
     def new_document(self) -> None:
         """File > New: ask for a size and background, then start over."""
@@ -964,6 +969,10 @@ class MainWindow(QMainWindow):
     # ----------------------------------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.editor.file_io_busy:  # (a file is being written: close once it is done)
+            event.ignore()
+            self._close_when_idle = True
+            return
         if not self.confirm_discard():
             event.ignore()
             return

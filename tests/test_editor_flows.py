@@ -3,18 +3,20 @@ layer, .ora project round trip."""
 
 from __future__ import annotations
 
+import threading
 import time
 import zipfile
 
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QTimer
 from PySide6.QtWidgets import QInputDialog
 
 from editor.document import make_raster_layer
 from editor.jobs import render_ws
 from editor.latent import state_effective_ws
+from editor.project import load_project
 from editor.qtimage import qimage_to_rgba
 from editor.raster import Rect, resize, to_display, to_uint8
 from tests.test_editor_app import make_window, sample_window  # noqa: F401 - fixture re-use
@@ -262,7 +264,8 @@ def test_failed_save_names_the_file_and_leaves_nothing_behind(make_window, tmp_p
     monkeypatch.setattr("zipfile.ZipFile.writestr", full_disk)
     assert not window.editor.save_project(target)
     assert messages[-1] == ("Save failed", f"cannot write {target} (No space left on device)")
-    assert target.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["p.ora"]
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != "settings.ini")  # (the window's settings)
+    assert target.read_bytes() == saved and left == ["p.ora"]
 
 
 def test_window_opens_a_foreign_checkpoint(make_window, tmp_path):  # noqa: F811
@@ -505,7 +508,7 @@ def test_pti_layers_survive_an_ora_round_trip(qtbot, make_window, tiny_model_fil
 def test_damaged_or_missing_tuned_weights_fall_back_to_the_base_model(tmp_path):
     from editor.document import make_gan_layer
     from editor.latent import GanState
-    from editor.project import load_project, save_project
+    from editor.project import save_project
     from editor.pti import PtiWeights
 
     def layer(key):
@@ -608,3 +611,47 @@ def test_a_reopened_layer_binds_only_to_the_model_it_was_made_with(make_window, 
     layer = next(la for la in window.doc.layers if la.kind == "gan")
     window.doc.set_active(layer.id)
     assert layer.gan.model_key == window.session.key and not latent.editor.isEnabled()
+
+
+def test_saving_keeps_the_window_painting_and_names_changes_made_meanwhile(qtbot, make_window, tmp_path, monkeypatch):  # noqa: F811
+    import editor.project
+
+    window = make_window()
+    window.show()
+    doc = window.doc
+    original = editor.project.save_project
+    on_writer = []
+
+    def slow_save(*args, **kwargs):  # a big project: the write takes a while
+        on_writer.append(threading.current_thread() is not threading.main_thread())
+        time.sleep(0.4)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(editor.project, "save_project", slow_save)
+    ticks = []
+    heartbeat = QTimer()
+    heartbeat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    heartbeat.start(10)
+    statuses = []
+    window.editor.status.connect(statuses.append)
+    path = tmp_path / "a.ora"
+    assert window.editor.save_project(path)
+    assert on_writer == [True] and len(ticks) >= 10  # the GUI thread ran its timers meanwhile
+    assert doc.undo_stack.isClean() and statuses[-1] == "Saved a.ora"
+
+    # A change that arrives while the file is written (here a timer; in the app a finished job) is not in the file,
+    # so the document stays unsaved and the status says so.
+    QTimer.singleShot(100, lambda: doc.add_layer(make_raster_layer(*doc.size, name="late")))
+    assert window.editor.save_project(path)
+    heartbeat.stop()
+    assert [la.name for la in doc.layers][-1] == "late" and not doc.undo_stack.isClean()
+    assert statuses[-1] == "Saved a.ora; what changed while it was written is not saved yet"
+    assert [la.name for la in load_project(path).layers] == ["Background"]
+
+    # Closing the window while a file is written waits for the file, then closes.
+    window.ask_before_discarding = False
+    doc.undo_stack.undo()
+    QTimer.singleShot(100, window.close)
+    assert window._save_project_to(path)
+    assert window.isVisible()  # not closed under the writer
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=2000)

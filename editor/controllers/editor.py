@@ -40,6 +40,7 @@ from editor.jobs import (
     render_ws,
 )
 from editor.latent import GanState, sample_name
+from editor.offthread import call_off_gui_thread
 from editor.pti import PtiWeights, new_pti_key, tuned_model
 from editor.qtimage import display_cache
 from editor.raster import Rect, centered_square, fit_image, place_rgb
@@ -145,6 +146,7 @@ class EditorController(QObject):
         self._backend_jobs: dict[int, _BackendJob] = {}
         self._generates: dict[int, int] = {}  # queued sample job id -> document generation when asked
         self._generation = 0  # bumped whenever the document is replaced
+        self._io_depth = 0  # file reads / writes running on a helper thread (see ``_off_gui_thread``)
         self._inpainted_from: dict[str, str] = {}  # inpaint result layer id -> the layer whose mask it filled
         self._pti_registered: set[str] = set()  # keys of tuned weights registered with the runner's models
         self._preview_job = 0  # the job whose preview is on the canvas (0: none)
@@ -176,16 +178,30 @@ class EditorController(QObject):
         self.doc.reset_to(width, height, [layer])
         self.status.emit(f"New image, {width} x {height}")
 
+    @property
+    def file_io_busy(self) -> bool:
+        """Whether a file is being read or written (the window must not close meanwhile)."""
+        return self._io_depth > 0
+
+    def _off_gui_thread(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` (a file read or write that touches no document state) on a helper thread, the window kept
+        painting (``editor.offthread``)."""
+        self._io_depth += 1
+        try:
+            return call_off_gui_thread(fn)
+        finally:
+            self._io_depth -= 1
+
     def _read_image(self, path: Path, title: str) -> np.ndarray | None:
         """Read a picture; over the size limit, ``confirm_downscale(message)`` decides whether to open it smaller."""
         try:
-            return read_image(path)
+            return self._off_gui_thread(lambda: read_image(path))
         except ImageTooLarge as e:
             if self.confirm_downscale is None:
                 self.error.emit(title, str(e))
             elif self.confirm_downscale(str(e)):
                 try:
-                    return read_image(path, downscale=True)
+                    return self._off_gui_thread(lambda: read_image(path, downscale=True))
                 except ImageFileError as e2:
                     self.error.emit(title, str(e2))
             else:  # the user said no: nothing to explain in a box
@@ -239,8 +255,9 @@ class EditorController(QObject):
             rgba, layers = self.doc.flatten(), [layer for layer in self.doc.layers if layer.visible]
         else:
             raise ValueError(f"what must be 'flattened' or 'layer', got {what!r}")
+        text = export_metadata(layers, what=what, size=self.doc.size)
         try:
-            write_png(path, rgba, text=export_metadata(layers, what=what, size=self.doc.size))
+            self._off_gui_thread(lambda: write_png(path, rgba, text=text))
         except ImageFileError as e:
             self.error.emit("Export failed", str(e))
             return False
@@ -474,18 +491,21 @@ class EditorController(QObject):
     # Projects (.ora)
 
     def save_project(self, path: str | Path) -> bool:
-        """Save all layers, masks and latents as OpenRaster; marks the document clean."""
+        """Save all layers, masks and latents as OpenRaster (written on a helper thread from a snapshot); marks the
+        document clean unless a job changed it meanwhile."""
         from editor.project import save_project
 
         path = Path(path)
+        doc = self.doc
+        # Pixels and tuned weights are values (replaced, never written in place); masks are copied.
+        layers = [dataclasses.replace(layer, mask=layer.mask.copy()) for layer in doc.layers]
+        size, pti_weights = doc.size, dict(doc.pti_weights)
+        model_path = str(doc.model_path) if doc.model_path else None
+        stack = doc.undo_stack
+        state = (stack.index(), stack.count(), self._generation)
         try:
-            save_project(
-                path,
-                self.doc.width,
-                self.doc.height,
-                list(self.doc.layers),
-                model_path=str(self.doc.model_path) if self.doc.model_path else None,
-                pti_weights=self.doc.pti_weights,
+            self._off_gui_thread(
+                lambda: save_project(path, *size, layers, model_path=model_path, pti_weights=pti_weights)
             )
         except OSError as e:  # (the message names the file asked for, not the temporary file it writes first)
             self.error.emit("Save failed", f"cannot write {path} ({e.strerror or e})")
@@ -493,9 +513,15 @@ class EditorController(QObject):
         except ValueError as e:
             self.error.emit("Save failed", f"{path.name}: {e}")
             return False
+        if self._generation != state[2]:  # (another document was opened meanwhile: it is not this file)
+            self.status.emit(f"Saved {path.name}")
+            return True
         self.doc.set_path(path)
-        self.doc.undo_stack.setClean()
-        self.status.emit(f"Saved {path.name}")
+        if (stack.index(), stack.count()) == state[:2]:
+            stack.setClean()
+            self.status.emit(f"Saved {path.name}")
+        else:
+            self.status.emit(f"Saved {path.name}; what changed while it was written is not saved yet")
         return True
 
     def open_project(self, path: str | Path) -> bool:
@@ -506,12 +532,15 @@ class EditorController(QObject):
 
         path = Path(path)
         model = self.session.model
+        key = self.session.key
         try:
-            project = load_project(
-                path,
-                model_key=self.session.key,
-                model_name=model.name if model is not None else "",
-                model_path=model.path if model is not None else None,
+            project = self._off_gui_thread(
+                lambda: load_project(
+                    path,
+                    model_key=key,
+                    model_name=model.name if model is not None else "",
+                    model_path=model.path if model is not None else None,
+                )
             )
         except (OraError, OSError) as e:
             self.error.emit("Cannot open project", str(e))
