@@ -1,5 +1,7 @@
 """Training throughput (img/s) at 64 px with R1, EMA and DiffAugment on: fp32 vs fp32+channels_last vs
-bf16 autocast vs bf16+channels_last, in one run, each as a ratio to fp32.
+bf16 autocast vs bf16+channels_last, in one run, each as a ratio to fp32; then bf16+channels_last once more with
+StyleGAN2's demodulation computed literally from [N, O, I, kh, kw] per-sample weights (as before 2026-12-02)
+instead of ``ganmodels.ops.demodulation_coefficients``.
 
     python bench/train_speed.py [--steps 12] [--cbase 2048] [--cmax 128] [--batch 16]
 """
@@ -11,6 +13,7 @@ import time
 
 import torch
 
+from ganmodels import ops
 from ganmodels.device import cpu_has_fast_bf16
 from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
 from ganmodels.training import TrainConfig, _Augmenter, new_state, train_step
@@ -55,6 +58,19 @@ def main() -> None:
         ips = images_per_second(cfg, steps=args.steps)
         base = base or ips
         print(f"{precision:>5} channels_last={cl!s:5}: {ips:6.2f} img/s  ratio to fp32 {ips / base:.2f}", flush=True)
+    best = ips
+    factored = ops.demodulation_coefficients
+
+    def literal(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        w = weight.unsqueeze(0) * styles.reshape(styles.shape[0], 1, -1, 1, 1)  # [N, O, I, kh, kw]
+        return (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+
+    ops.demodulation_coefficients = literal
+    try:
+        ips = images_per_second(cfg, steps=args.steps)
+    finally:
+        ops.demodulation_coefficients = factored
+    print(f" bf16 channels_last=True , literal demodulation: {ips:6.2f} img/s; factored is {best / ips:.2f}x faster")
 
 
 if __name__ == "__main__":

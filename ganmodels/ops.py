@@ -286,6 +286,18 @@ def conv2d_resample(
     return _conv(x, w, groups=groups, flip_weight=flip_weight)
 
 
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """StyleGAN2's demodulation 1 / ||w * s|| per sample and output channel, [O, I, kh, kw] x [N, I] -> [N, O].
+
+    sum_{i,k} (w[o,i,k] s[n,i])^2 = sum_i s[n,i]^2 sum_k w[o,i,k]^2: one [N, I] x [I, O] product in float32
+    instead of the [N, O, I, kh, kw] per-sample weights (for 128 channels at batch 32, 4.7 M values per layer,
+    whose multiplications were two thirds of a training step's time on the CPU).
+    """
+    with torch.autocast(styles.device.type, enabled=False):  # (a bf16 product would lose precision)
+        energy = styles.float().square() @ weight.float().square().sum(dim=[2, 3]).t()  # [N, O]
+    return (energy + 1e-8).rsqrt()
+
+
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -317,12 +329,13 @@ def modulated_conv2d(
 
     w = None
     dcoefs = None
-    if demodulate or fused_modconv:
+    if fused_modconv:
         w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, O, I, kh, kw]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
     if demodulate and fused_modconv:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
         w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)  # [N, O, I, kh, kw]
+    elif demodulate:
+        dcoefs = demodulation_coefficients(weight, styles)  # [N, O]
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)

@@ -49,3 +49,24 @@ def test_bias_act_inference_path_matches_autograd_path(act):
         fast = bias_act(x, b, act=act, gain=1.3, clamp=0.8)
     assert torch.equal(fast, ref.detach())
     assert torch.equal(x, x_before)  # the input itself is never written
+
+
+def test_demodulation_coefficients_equal_the_per_sample_weight_formula_with_gradients():
+    from ganmodels.ops import demodulation_coefficients
+
+    g = torch.Generator().manual_seed(3)
+    weight = torch.randn([6, 5, 3, 3], generator=g, requires_grad=True)
+    styles = torch.randn([4, 5], generator=g, requires_grad=True)
+    probe = torch.randn([4, 6], generator=g)
+    # StyleGAN2 eq. 3, literally: 1 / sqrt(sum over i, k of (w[o, i, k] s[n, i])^2)
+    w = weight.unsqueeze(0) * styles.reshape(4, 1, 5, 1, 1)  # [N, O, I, kh, kw]
+    ref = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+    ref_grads = torch.autograd.grad((ref * probe).sum(), [weight, styles])
+    ours = demodulation_coefficients(weight, styles)
+    grads = torch.autograd.grad((ours * probe).sum(), [weight, styles])
+    assert ours.shape == (4, 6) and torch.allclose(ours, ref, rtol=1e-5)
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # stays float32 under autocast (a bf16 product drifts)
+        assert demodulation_coefficients(weight, styles).dtype == torch.float32
+        assert torch.allclose(demodulation_coefficients(weight, styles), ref, rtol=1e-5)
