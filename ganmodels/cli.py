@@ -713,7 +713,7 @@ def cmd_directions(args: argparse.Namespace) -> int:
     import torch
 
     from ganmodels.components import resave_with
-    from ganmodels.directions import ganspace, save_directions, sefa
+    from ganmodels.directions import describe_directions, ganspace, save_directions, sefa
 
     if args.into_model:
         _native_model(args.model or str(_default_model()), "--into-model (it copies the model file)")
@@ -729,6 +729,8 @@ def cmd_directions(args: argparse.Namespace) -> int:
         dirs = sefa(model.G, layers=layers, k=args.k)
     else:
         dirs = ganspace(model.G, layers=layers, k=args.k, generator=torch.Generator().manual_seed(args.seed))
+    if args.describe:
+        dirs = describe_directions(model.G, dirs, seeds=max(args.describe, 2))
     for d in dirs:
         print(f"{d.name:>8}  layers {d.layers[0]}-{d.layers[1] - 1}  scale {d.scale:.3f}  {d.description}")
     if args.out:
@@ -1328,6 +1330,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=None, help="write a sidecar .safetensors")
     s.add_argument("--into-model", default=None, help="write a copy of the model with these directions added")
+    s.add_argument(
+        "--describe",
+        type=_non_negative_int,
+        default=16,
+        help="render this many samples to measure what each direction does (size, colour, position) for its "
+        "description, which the editor shows on the slider; 0: do not",
+    )
     s.set_defaults(func=cmd_directions)
 
     s = sub.add_parser("inpaint", help="fill the masked part of an image")

@@ -229,6 +229,103 @@ def labelled_direction(
 
 
 # --------------------------------------------------------------------------------------------------------------
+# What a direction does, measured
+
+
+# property -> (word when it grows, word when it shrinks)
+EFFECT_WORDS: dict[str, tuple[str, str]] = {
+    "size": ("larger", "smaller"),
+    "brightness": ("lighter", "darker"),
+    "saturation": ("more colourful", "greyer"),
+    "warmth": ("warmer", "cooler"),
+    "x": ("further right", "further left"),
+    "y": ("lower", "higher"),
+}
+
+
+def picture_properties(images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Simple properties of pictures [N, 3, H, W] in [-1, 1], each [N]: the subject's size (share of pixels that
+    differ from a white background), its brightness, saturation and warmth (red minus blue), and the position of
+    its centre (x, y in [0, 1]). Pictures with no white background count as all subject."""
+    rgb = ((images.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1)  # [N, H, W, 3]
+    mask = ((1 - rgb).amax(dim=3) > 0.1).float()  # [N, H, W]
+    area = mask.sum(dim=(1, 2)).clamp(min=1)  # [N]
+
+    def mean(v: torch.Tensor) -> torch.Tensor:  # [N, H, W] -> [N] over the subject
+        return (v * mask).sum(dim=(1, 2)) / area
+
+    h, w = mask.shape[1:]
+    ys = (torch.arange(h, dtype=torch.float32, device=rgb.device) + 0.5) / h
+    xs = (torch.arange(w, dtype=torch.float32, device=rgb.device) + 0.5) / w
+    lum = rgb @ torch.tensor([0.299, 0.587, 0.114], device=rgb.device)  # [N, H, W]
+    return {
+        "size": mask.mean(dim=(1, 2)),
+        "brightness": mean(lum),
+        "saturation": mean(rgb.amax(dim=3) - rgb.amin(dim=3)),
+        "warmth": mean(rgb[..., 0] - rgb[..., 2]),
+        "x": mean(xs.expand(h, w).expand_as(mask)),
+        "y": mean(ys[:, None].expand(h, w).expand_as(mask)),
+    }
+
+
+@torch.no_grad()
+def measure_effects(render: Any, ws: torch.Tensor, direction: Direction, *, strength: float = 2.0) -> dict[str, float]:
+    """How far ``direction`` moves each of :func:`picture_properties`, in standard deviations of that property
+    among the pictures of ``ws`` [N, num_ws, w_dim] (N >= 2), going from ``-strength`` to ``+strength`` slider units
+    (times the direction's scale); a property counts only where most pictures move the same way (else 0).
+    ``"pixels"`` is the mean change of a pixel between the two ends, in [0, 1] units.
+    ``render(ws) -> images [N, 3, H, W] in [-1, 1]``."""
+    if len(ws) < 2:
+        raise ValueError("measure a direction on at least two pictures")
+    base = picture_properties(render(ws))
+    low_images = render(direction.apply(ws, -strength * direction.scale))  # [N, 3, H, W]
+    high_images = render(direction.apply(ws, strength * direction.scale))
+    lo, hi = picture_properties(low_images), picture_properties(high_images)
+    out = {"pixels": float((high_images.float() - low_images.float()).abs().mean()) / 2}
+    for name in EFFECT_WORDS:
+        delta = hi[name] - lo[name]  # [N]
+        spread = float(base[name].std().clamp(min=1e-3))
+        agree = float((torch.sign(delta) == torch.sign(delta.mean())).float().mean())
+        out[name] = float(delta.mean()) / spread if agree >= 0.75 else 0.0
+    return out
+
+
+def describe_effects(effects: dict[str, float], *, threshold: float = 0.5, most: int = 3) -> str:
+    """Words for :func:`measure_effects`: 'right: larger, darker; left: smaller, lighter' (the slider's two ends);
+    where no simple property changes steadily, how much the picture changes."""
+    if effects.get("pixels", 1.0) < 0.03:
+        return "a subtle change"
+    moved = [k for k in EFFECT_WORDS if abs(effects.get(k, 0.0)) >= threshold]
+    strong = sorted(moved, key=lambda k: -abs(effects[k]))[:most]
+    if not strong:
+        if effects.get("pixels", 1.0) < 0.08:
+            return "changes details; no steady change of size, colour or position"
+        return "changes shape or kind; no steady change of size, colour or position"
+    right = [EFFECT_WORDS[k][0 if effects[k] > 0 else 1] for k in strong]
+    left = [EFFECT_WORDS[k][1 if effects[k] > 0 else 0] for k in strong]
+    return f"right: {', '.join(right)}; left: {', '.join(left)}"
+
+
+def describe_directions(
+    G: Any, directions: list[Direction], *, seeds: int = 16, truncation_psi: float = 0.7
+) -> list[Direction]:
+    """The directions with what each does (:func:`measure_effects` on ``seeds`` samples of G) put in front of
+    their descriptions."""
+    from ganmodels.generate import seeds_to_ws, synthesize
+
+    ws = seeds_to_ws(G, list(range(seeds)), truncation_psi=truncation_psi)  # [seeds, num_ws, w_dim]
+
+    def render(v: torch.Tensor) -> torch.Tensor:
+        return synthesize(G, v)
+
+    out = []
+    for d in directions:
+        words = describe_effects(measure_effects(render, ws, d))
+        out.append(dataclasses.replace(d, description=f"{words} ({d.description})" if d.description else words))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Sidecar files
 
 

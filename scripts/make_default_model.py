@@ -18,7 +18,7 @@ from PIL import Image
 
 from ganmodels.components import discriminator_component, resave_with
 from ganmodels.dataset import load_images, load_labels
-from ganmodels.directions import sefa
+from ganmodels.directions import describe_directions, sefa
 from ganmodels.generate import make_grid, seeds_to_ws, synthesize, to_uint8
 from ganmodels.metrics import (
     DiscriminatorFeatures,
@@ -130,6 +130,8 @@ def main() -> None:
                 description=f"SeFa direction {i + 1} of the {group} layers ({a}-{stop - 1})",
                 scale=d.scale,
             )
+    # What each does (size, colour, position), measured on samples: the editor shows it on the slider.
+    directions = {d.name: d for d in describe_directions(G, list(directions.values()))}
     components = {"discriminator": discriminator_component(state.D, state.config.D)}
     keep = Path(args.keep_from or args.out)
     quantize = []

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from ganmodels.directions import (
+    EFFECT_WORDS,
     Direction,
+    describe_directions,
+    describe_effects,
     ganspace,
     labelled_direction,
     load_directions,
+    measure_effects,
     save_directions,
     sefa,
     style_layers,
@@ -105,3 +111,48 @@ def test_sefa_on_stylegan3():
     dirs = sefa(G, k=3)
     V = torch.stack([d.vector for d in dirs])
     assert torch.allclose(V @ V.T, torch.eye(3), atol=1e-5)
+
+
+def _disc_renderer(ws: torch.Tensor) -> torch.Tensor:
+    """A stand-in generator: a grey disc on white whose radius follows ws[:, 0, 0] and whose darkness follows
+    ws[:, 0, 1]; the other coordinates change nothing. ws [N, 2, 4] -> [N, 3, 32, 32] in [-1, 1]."""
+    yy, xx = torch.meshgrid(torch.arange(32) + 0.5, torch.arange(32) + 0.5, indexing="ij")
+    dist = ((xx - 16) ** 2 + (yy - 16) ** 2).sqrt()  # [32, 32]
+    radius = (8 + 3 * ws[:, 0, 0]).clamp(1, 15)[:, None, None]  # [N, 1, 1]
+    disc = (dist < radius).float()  # [N, 32, 32]
+    value = (0.5 - 0.2 * ws[:, 0, 1]).clamp(0, 0.85)[:, None, None]
+    rgb = 1 - disc * (1 - value)  # [N, 32, 32]
+    return (rgb[:, None].expand(-1, 3, -1, -1)) * 2 - 1
+
+
+@pytest.mark.parametrize(
+    ("axis", "expected"),
+    [
+        (0, "right: larger; left: smaller"),
+        (1, "right: darker; left: lighter"),
+        (2, "a subtle change"),
+    ],
+)
+def test_measured_effects_name_what_a_direction_changes(axis, expected):
+    ws = torch.randn([12, 2, 4], generator=torch.Generator().manual_seed(0)) * 0.5
+    vector = torch.zeros(4)
+    vector[axis] = 1.0
+    d = Direction(name="d", vector=vector, layers=(0, 2), scale=0.5)
+    effects = measure_effects(_disc_renderer, ws, d)
+    assert set(effects) == {"pixels", *EFFECT_WORDS}
+    others = [abs(v) for k, v in effects.items() if k not in ("pixels", ("size", "brightness")[axis % 2])]
+    assert max(others) < 0.5  # position, saturation, warmth: unchanged (and the other of size / brightness)
+    assert describe_effects(effects) == expected
+    flipped = describe_effects(measure_effects(_disc_renderer, ws, dataclasses.replace(d, vector=-vector)))
+    if axis < 2:  # the other way round, the words swap ends
+        left, right = expected.removeprefix("right: ").split("; left: ")
+        assert flipped == f"right: {right}; left: {left}"
+
+
+def test_directions_command_describes_what_each_direction_does(tiny_G):
+    dirs = describe_directions(tiny_G, sefa(tiny_G, k=3), seeds=4)
+    assert len(dirs) == 3 and all(d.description.endswith(")") and "SeFa component" in d.description for d in dirs)
+    words = ("right:", "a subtle change", "changes details", "changes shape")
+    assert all(d.description.startswith(words) for d in dirs)
+    with pytest.raises(ValueError, match="at least two"):
+        measure_effects(_disc_renderer, torch.zeros([1, 2, 4]), dirs[0])
