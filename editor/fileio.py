@@ -89,6 +89,8 @@ def layer_metadata(layer: Layer) -> dict[str, Any]:
     if layer.gan is not None:
         out["gan"] = layer.gan.to_metadata()
         out["ws"] = encode_ws(layer.gan.ws)
+        if layer.gan.mix is not None:
+            out["gan"]["mix"]["ws"] = encode_ws(layer.gan.mix.ws)
     return out
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from editor.document import Layer, make_gan_layer, make_raster_layer
-from editor.latent import GanState
+from editor.latent import GanState, LatentMix
 from editor.pti import PtiWeights, new_pti_key, pti_from_bytes, pti_to_bytes
 from editor.raster import Rect
 from ganmodels.ora import OraDocument, OraLayer, read_ora, write_ora
@@ -77,6 +77,9 @@ def save_project(
         if layer.gan is not None:
             extras[f"layers/{i}-ws.npy"] = _npy(np.asarray(layer.gan.ws, np.float32))
             entry["gan"] = {**layer.gan.to_metadata(), "ws": f"layers/{i}-ws.npy", "pti_weights": None}
+            if layer.gan.mix is not None:
+                extras[f"layers/{i}-mix-ws.npy"] = _npy(np.asarray(layer.gan.mix.ws, np.float32))
+                entry["gan"]["mix"] = {**layer.gan.mix.to_metadata(), "ws": f"layers/{i}-mix-ws.npy"}
             key = layer.gan.pti_weights
             pti = (pti_weights or {}).get(key) if key else None
             if key and pti is not None:
@@ -145,6 +148,7 @@ def load_project(
                     strengths={str(k): float(v) for k, v in dict(gan.get("directions", {})).items()},
                     noise_mode=str(gan.get("noise_mode", "const")),
                     pti_weights=pti_keys.get(pti_file) if isinstance(pti_file, str) else None,
+                    mix=_mix(gan.get("mix"), doc.extras, ol.name, warnings),
                 )
                 layer = make_gan_layer(pixels, state, name=ol.name)
             except (KeyError, ValueError, TypeError, OSError) as e:
@@ -178,6 +182,22 @@ def _same_model(gan: Mapping, model_name: str, model_path: str | Path | None) ->
     if not stored or model_path is None or Path(stored) == Path(model_path):
         return True
     return not Path(stored).exists()
+
+
+def _mix(entry: object, extras: Mapping[str, bytes], name: str, warnings: list[str]) -> LatentMix | None:
+    """A layer's stored mix, or None (a damaged one is dropped with a warning: the layer shows without it)."""
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return LatentMix(
+            _from_npy(extras[entry["ws"]]).astype(np.float32),
+            source=str(entry.get("source", "")),
+            part=str(entry.get("part", "all")),
+            amount=float(entry.get("amount", 0.5)),
+        )
+    except (KeyError, ValueError, TypeError, OSError) as e:
+        warnings.append(f"layer {name!r}: its mix with another layer could not be restored ({e}); left out")
+        return None
 
 
 def _int(v: str | None) -> int | None:

@@ -101,6 +101,13 @@ def style_layers(G: Any) -> list[tuple[int, str, torch.nn.Module]]:
     return out
 
 
+def layer_groups(num_ws: int) -> dict[str, tuple[int, int]]:
+    """StyleGAN's usual split of the ws rows: coarse (4-8 px: pose, shape, kind), middle (16-32 px: features),
+    fine (64 px and up: colour, texture), as half-open row ranges; groups a small generator lacks are left out."""
+    bounds = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, num_ws)}
+    return {k: (a, min(b, num_ws)) for k, (a, b) in bounds.items() if a < min(b, num_ws)}
+
+
 def _check_layers(G: Any, layers: tuple[int, int] | None) -> tuple[int, int]:
     start, stop = layers if layers is not None else (0, G.num_ws)
     if not 0 <= start < stop <= G.num_ws:

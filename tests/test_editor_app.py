@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from qt_helpers import drag_slider, window_factory
 
 from editor.document import make_raster_layer
-from editor.fileio import decode_ws, read_png_metadata
+from editor.fileio import decode_ws, layer_metadata, read_png_metadata
 from editor.raster import to_uint8
 from editor.settings import Settings
 from ganmodels.generate import seeds_to_ws, synthesize, to_float01
@@ -1088,3 +1089,75 @@ def test_a_slider_key_press_is_saved_even_right_away(make_window, tiny_model_fil
     saved = load_project(tmp_path / "p.ora", model_key="", model_name="tiny", model_path=None)
     assert saved.layers[-1].gan.strengths == {"first": pytest.approx(0.3)}
     assert window.doc.undo_stack.isClean()
+
+
+def test_effective_ws_mixes_the_chosen_rows_before_the_directions():
+    from editor.latent import LatentMix, effective_ws, mix_rows
+    from ganmodels.directions import Direction
+
+    rng = np.random.default_rng(0)
+    base, other = rng.standard_normal([10, 8]).astype(np.float32), rng.standard_normal([10, 8]).astype(np.float32)
+    centre = torch.zeros(8)
+    assert mix_rows("coarse", 10) == (0, 4) and mix_rows("middle", 10) == (4, 8) and mix_rows("fine", 10) == (8, 10)
+    assert mix_rows("fine", 6) == (0, 0) and mix_rows("all", 6) == (0, 6)  # a small generator has no fine rows
+    coarse = LatentMix(other, source="B", part="coarse", amount=1.0)
+    out = effective_ws(base, centre=centre, truncation=1.0, directions={}, strengths={}, mix=coarse)
+    np.testing.assert_array_equal(out[:4], other[:4])
+    np.testing.assert_array_equal(out[4:], base[4:])
+    half = dataclasses.replace(coarse, part="all", amount=0.5)
+    d = Direction("d", torch.ones(8) / np.sqrt(8), (0, 10))
+    out = effective_ws(base, centre=centre, truncation=0.5, directions={"d": d}, strengths={"d": 2.0}, mix=half)
+    expected = 0.5 * (0.5 * base) + 0.5 * other + 2.0 / np.sqrt(8)  # truncated, mixed, then moved
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="mixed-in latent"):
+        effective_ws(base[:6], centre=centre, truncation=1.0, directions={}, strengths={}, mix=half)
+
+
+def test_mixing_in_another_gan_layer_is_undoable_and_saved(make_window, tiny_model_file, tmp_path):
+    window, _ = sample_window(make_window, tiny_model_file, seed=3)
+    first = window.doc.active_layer
+    window.editor.generate(8, 0.7)
+    second = window.doc.active_layer
+    panel, doc = window.latent_panel, window.doc
+    assert second.id != first.id and not panel.mix_amount.isEnabled()
+    box = panel.mix_source
+    assert [box.itemText(i) for i in range(box.count())] == ["Nothing", first.name]
+    pixels0, count0 = second.pixels.copy(), doc.undo_stack.count()
+
+    box.setCurrentIndex(1)
+    box.activated.emit(1)  # as a choice in the box does: half way to the other sample, every row
+    state = doc.layer(second.id).gan
+    assert state.mix is not None and (state.mix.part, state.mix.amount) == ("all", 0.5)
+    assert doc.undo_stack.count() == count0 + 1 and doc.undo_stack.undoText() == f"Mix with {first.name}"
+    assert panel.mix_amount.isEnabled() and box.currentData() == first.id
+
+    drag_slider(panel.mix_amount.slider, [70, 90, 100])  # all the way: the other sample's picture
+    assert doc.undo_stack.count() == count0 + 2 and doc.layer(second.id).gan.mix.amount == pytest.approx(1.0)
+    np.testing.assert_allclose(doc.layer(second.id).pixels, doc.layer(first.id).pixels, atol=1e-5)
+    part = panel.mix_part
+    part.setCurrentIndex(part.findData("coarse"))
+    part.activated.emit(part.currentIndex())  # only the coarse rows (pose, shape): a picture between the two
+    assert doc.layer(second.id).gan.mix.part == "coarse" and doc.undo_stack.count() == count0 + 3
+    mixed = doc.layer(second.id).pixels.copy()
+    assert not np.allclose(mixed, doc.layer(first.id).pixels, atol=1e-3) and not np.allclose(mixed, pixels0, atol=1e-3)
+
+    # Saved with the project (the other layer's latent travels with it) and in the PNG metadata.
+    path = tmp_path / "mix.ora"
+    assert window.editor.save_project(path)
+    doc.delete_layer(first.id)  # the mix keeps the latent it took
+    assert panel.mix_source.currentText() == f"{first.name} (as it was)"
+    assert window.editor.open_project(path)
+    reopened = next(la for la in window.doc.layers if la.name == second.name)
+    assert reopened.gan.mix.same(doc.layer(reopened.id).gan.mix) and reopened.gan.mix.part == "coarse"
+    np.testing.assert_allclose(reopened.pixels, mixed, atol=1 / 255)
+    meta = layer_metadata(reopened)
+    np.testing.assert_array_equal(decode_ws(meta["gan"]["mix"]["ws"]), reopened.gan.mix.ws)
+
+    # Undo takes every step back; choosing Nothing removes a mix in one step.
+    window.doc.set_active(reopened.id)
+    box = panel.mix_source
+    box.setCurrentIndex(0)
+    box.activated.emit(0)
+    assert window.doc.layer(reopened.id).gan.mix is None and window.doc.undo_stack.undoText() == "Mix off"
+    window.doc.undo_stack.undo()
+    assert window.doc.layer(reopened.id).gan.mix is not None

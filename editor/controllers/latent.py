@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from editor.document import Document, Layer
 from editor.jobs import JobRunner, Placement, RenderRequest, RenderResult
-from editor.latent import GanState, sample_name, state_effective_ws
+from editor.latent import GanState, LatentMix, sample_name, state_effective_ws
 from editor.panels.latent import DirectionInfo, LatentPanel
 from editor.qtimage import display_cache
 from editor.session import ModelSession
@@ -82,6 +82,9 @@ class LatentController(QObject):
         panel.truncation_changed.connect(self.set_truncation)
         panel.seed_chosen.connect(self.set_seed)
         panel.reset_requested.connect(self.reset_directions)
+        panel.mix_source_chosen.connect(self.set_mix_source)
+        panel.mix_part_chosen.connect(self.set_mix_part)
+        panel.mix_amount_changed.connect(self.set_mix_amount)
         self._on_model_changed()
 
     # ----------------------------------------------------------------------------------------------------------
@@ -114,6 +117,8 @@ class LatentController(QObject):
             self._layer_id = ""
             self.panel.show_layer(None, why)
             self.panel.set_values(seed=None, truncation=1.0, strengths={})  # (not the last edited layer's values)
+            self.panel.set_mix_choices([], "", None)
+            self.panel.set_mix_values(part="all", amount=0.5, active=False)
             return
         self._layer_id = layer.id
         g = layer.gan
@@ -128,6 +133,37 @@ class LatentController(QObject):
         self.panel.show_layer(f"<b>{html.escape(layer.name)}</b>{seed}{note}")
         if self._gesture is None:
             self.panel.set_values(seed=g.seed, truncation=g.truncation, strengths=dict(g.strengths))
+            self._show_mix(layer)
+
+    def mix_sources(self, layer: Layer) -> list[Layer]:
+        """The other GAN layers of the loaded model, whose latents can be mixed into ``layer``'s (top first)."""
+        return [
+            other
+            for other in reversed(self.doc.layers)
+            if other.id != layer.id and other.gan is not None and model_matches(other.gan, self.session)
+        ]
+
+    def _show_mix(self, layer: Layer) -> None:
+        assert layer.gan is not None
+        mix = layer.gan.mix
+        sources = self.mix_sources(layer)
+        current, kept = "", None
+        if mix is not None:
+            source = next((o for o in sources if o.id == mix.source_id), None)
+            if source is not None and np.array_equal(self._rendered_ws(source), mix.ws):
+                current = source.id
+            else:  # the layer was deleted or has changed since: the mix keeps the latent it had
+                kept = mix.source
+        self.panel.set_mix_choices([(o.id, o.name) for o in sources], current, kept)
+        self.panel.set_mix_values(
+            part=mix.part if mix else "all", amount=mix.amount if mix else 0.5, active=mix is not None
+        )
+
+    def _rendered_ws(self, layer: Layer) -> np.ndarray:
+        """The latent a GAN layer of the loaded model renders: [num_ws, w_dim]."""
+        assert layer.gan is not None and self.session.model is not None
+        centre = self.session.truncation_centre(layer.gan.class_index)
+        return state_effective_ws(layer.gan, centre=centre, directions=self.session.model.directions)
 
     def _on_model_changed(self) -> None:
         model = self.session.model
@@ -188,6 +224,50 @@ class LatentController(QObject):
             base = seeds_to_ws(G, [seed])[0].cpu().numpy()
         rename = sample_name(seed, cls) if layer.name == sample_name(old.seed, old.class_index) else None
         self._single(lambda s: s.replace(ws=base, seed=int(seed), class_index=cls), f"Seed {seed}", rename=rename)
+
+    def set_mix_source(self, layer_id: str) -> None:
+        """Blend in another GAN layer's rendered latent ("" removes the mix); keeps the part and amount chosen."""
+        layer = self.editable_layer()
+        if layer is None or layer.gan is None:
+            return
+        old = layer.gan.mix
+        if not layer_id:
+            if old is not None:
+                self._single(lambda s: s.replace(mix=None), "Mix off")
+            return
+        source = self.doc.find(layer_id)
+        if source is None or source.gan is None or source.id == layer.id or not model_matches(source.gan, self.session):
+            return
+        try:
+            ws = self._rendered_ws(source)
+        except (RuntimeError, ValueError, IndexError) as e:
+            self.error.emit(f"{source.name} cannot be mixed in: {e}")
+            return
+        mix = LatentMix(
+            ws,
+            source=source.name,
+            source_id=source.id,
+            part=old.part if old else "all",
+            amount=old.amount if old else 0.5,
+        )
+        self._single(lambda s: s.replace(mix=mix), f"Mix with {source.name}")
+
+    def set_mix_part(self, part: str) -> None:
+        """Which rows of the mixed-in latent to take (one undo step)."""
+        layer = self.editable_layer()
+        if layer is None or layer.gan is None or layer.gan.mix is None or layer.gan.mix.part == part:
+            return
+        self._single(lambda s: s.replace(mix=dataclasses.replace(s.mix, part=part)), f"Mix part: {part}")
+
+    def set_mix_amount(self, value: float) -> None:
+        """How far to blend towards the mixed-in latent (part of the current gesture)."""
+        layer = self.editable_layer()
+        if layer is None or layer.gan is None or layer.gan.mix is None:
+            return
+        self._change(
+            lambda s: s.replace(mix=dataclasses.replace(s.mix, amount=value)) if s.mix is not None else s,
+            f"Mix amount {value:.0%}",
+        )
 
     def reset_directions(self) -> None:
         """All direction strengths of the active layer back to 0 (one undo step)."""

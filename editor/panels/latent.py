@@ -1,4 +1,5 @@
-"""Latent panel (view only): seed, truncation and one slider per model direction for the active GAN layer.
+"""Latent panel (view only): seed, truncation, one slider per model direction and a mix with another GAN layer
+(which part of its latent, how much) for the active GAN layer.
 
 Slider drags are reported as a gesture (``gesture_started`` ... values ... ``gesture_finished``); a change made
 with the keyboard or wheel is a gesture of its own. ``LatentController`` renders and records them."""
@@ -9,6 +10,7 @@ import dataclasses
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from editor.icons import icon
+from editor.latent import MIX_PARTS
 
 STRENGTH_RANGE = 3.0  # sliders span [-3, 3] * the direction's scale
 SLIDER_STEPS = 300  # integer slider positions per side
@@ -29,6 +32,12 @@ TRUNCATION_MAX = 1.5
 MAX_SEED = 2**31 - 1
 KEY_GESTURE_PAUSE_MS = 600  # keyboard / wheel changes closer together than this are one undo step
 NO_SEED = "\u2014"  # shown as the seed of a GAN layer that has none (an inverted picture)
+MIX_PART_LABELS = {  # what the mix part box shows
+    "all": "Everything (morph)",
+    "coarse": "Coarse: pose, shape, kind",
+    "middle": "Middle: features",
+    "fine": "Fine: colour, texture",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +137,9 @@ class LatentPanel(QWidget):
     seed_chosen = Signal(int)
     new_sample_requested = Signal()
     reset_requested = Signal()
+    mix_source_chosen = Signal(str)  # a layer id, or "" for no mix
+    mix_part_chosen = Signal(str)  # one of MIX_PARTS
+    mix_amount_changed = Signal(float)  # in [0, 1], within a gesture
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -160,6 +172,32 @@ class LatentPanel(QWidget):
         form.addRow("Seed", self.seed)
         form.addRow("Truncation", self.truncation)
 
+        self.mix_source = QComboBox()
+        self.mix_source.setObjectName("mix-source")
+        self.mix_source.setToolTip("Blend in part of another GAN layer of the same model (a copy of its latent as it "
+                                   "is now: later edits of that layer do not change this one)")  # fmt: skip
+        self.mix_source.activated.connect(self._on_mix_source)
+        self.mix_part = QComboBox()
+        self.mix_part.setObjectName("mix-part")
+        for part in MIX_PARTS:
+            self.mix_part.addItem(MIX_PART_LABELS[part], part)
+        self.mix_part.setToolTip(
+            "Which part of the other layer's latent to take: coarse rows carry pose and shape, fine rows colour and "
+            "texture; everything morphs one picture into the other"
+        )
+        self.mix_part.activated.connect(lambda i: self.mix_part_chosen.emit(self.mix_part.itemData(i)))
+        self.mix_amount = _ValueSlider(0.0, 1.0, 100)
+        self.mix_amount.setObjectName("mix-amount")
+        self.mix_amount.setToolTip("How far to go towards the other layer: 0 = this layer, 1 = that part of the other")
+        self.mix_amount.value_changed.connect(self.mix_amount_changed)
+        self.mix_amount.gesture_started.connect(self.gesture_started)
+        self.mix_amount.gesture_finished.connect(self.gesture_finished)
+        mix_form = QFormLayout()
+        mix_form.addRow("Mix with", self.mix_source)
+        mix_form.addRow("Take", self.mix_part)
+        mix_form.addRow("Amount", self.mix_amount)
+        self.set_mix_choices([], "", None)
+
         self.directions_box = QWidget()
         self.directions_grid = QGridLayout(self.directions_box)
         self.directions_grid.setContentsMargins(0, 0, 0, 0)
@@ -183,6 +221,7 @@ class LatentPanel(QWidget):
         edit_layout.addWidget(self.no_directions)
         edit_layout.addWidget(scroll, 1)
         edit_layout.addLayout(bottom)
+        edit_layout.addLayout(mix_form)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -199,7 +238,7 @@ class LatentPanel(QWidget):
 
     def end_key_gestures(self) -> None:
         """Finish a pending keyboard / wheel change now (before a save, an export or closing), so it is recorded."""
-        for slider in [self.truncation, *self.sliders.values()]:
+        for slider in [self.truncation, self.mix_amount, *self.sliders.values()]:
             slider._end_key_gesture()
 
     def set_directions(self, directions: list[DirectionInfo], *, model_loaded: bool = True) -> None:
@@ -253,8 +292,38 @@ class LatentPanel(QWidget):
         for name, slider in self.sliders.items():
             slider.set_value(strengths.get(name, 0.0))
 
+    def set_mix_choices(self, layers: list[tuple[str, str]], current_id: str, kept: str | None) -> None:
+        """The GAN layers that can be mixed in ((id, name) pairs) and the current choice (``current_id``, "" for
+        none); ``kept`` names a mix whose layer is gone or changed (shown as kept, not offered again)."""
+        box = self.mix_source
+        box.blockSignals(True)
+        box.clear()
+        box.addItem("Nothing", "")
+        for layer_id, name in layers:
+            box.addItem(name, layer_id)
+        if kept is not None:
+            box.addItem(f"{kept} (as it was)", None)
+            box.setCurrentIndex(box.count() - 1)
+        else:
+            box.setCurrentIndex(max(box.findData(current_id), 0))
+        box.blockSignals(False)
+
+    def set_mix_values(self, *, part: str, amount: float, active: bool) -> None:
+        """Show a layer's mix part and amount without emitting (greyed out while nothing is mixed in)."""
+        self.mix_part.blockSignals(True)
+        self.mix_part.setCurrentIndex(max(self.mix_part.findData(part), 0))
+        self.mix_part.blockSignals(False)
+        self.mix_amount.set_value(amount)
+        self.mix_part.setEnabled(active)
+        self.mix_amount.setEnabled(active)
+
     def set_new_sample_enabled(self, enabled: bool) -> None:
         self.new_sample.setEnabled(enabled)
+
+    def _on_mix_source(self, index: int) -> None:
+        layer_id = self.mix_source.itemData(index)
+        if layer_id is not None:  # (None: the mix kept from a layer that is gone; choosing it changes nothing)
+            self.mix_source_chosen.emit(layer_id)
 
     def _on_seed(self, value: int) -> None:
         if value >= 0:
