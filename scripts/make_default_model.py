@@ -18,7 +18,7 @@ from PIL import Image
 
 from ganmodels.components import discriminator_component, resave_with
 from ganmodels.dataset import load_images, load_labels
-from ganmodels.directions import describe_directions, sefa
+from ganmodels.directions import describe_directions, layer_groups, sefa
 from ganmodels.generate import make_grid, seeds_to_ws, synthesize, to_uint8
 from ganmodels.metrics import (
     DiscriminatorFeatures,
@@ -33,7 +33,6 @@ from ganmodels.networks import random_c
 from ganmodels.training import latest_checkpoint, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUPS = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}
 
 
 def main() -> None:
@@ -118,8 +117,7 @@ def main() -> None:
             f"resources/training/README.md), then {state.cur_nimg / 1000:.1f} kimg in its own"
         )
     directions = {}
-    for group, (a, b) in GROUPS.items():
-        stop = G.num_ws if b is None else b
+    for group, (a, stop) in layer_groups(G.num_ws).items():
         for i, d in enumerate(sefa(G, layers=(a, stop), k=4)):
             name = f"{group} {i + 1}"
             directions[name] = type(d)(
