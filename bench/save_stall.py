@@ -20,7 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from PySide6.QtCore import QElapsedTimer, QTimer
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from editor.document import make_raster_layer
@@ -55,12 +55,13 @@ def longest_stall(work) -> tuple[float, float]:
     timer = QTimer()
     timer.timeout.connect(tick)
     timer.start(10)
-    QApplication.processEvents()
+    loop = QEventLoop()  # (not QApplication.processEvents: in PySide6 6.12 each call drops a reference to None)
+    loop.processEvents()
     last[0] = clock.elapsed()
     t0 = time.perf_counter()
     work()
     seconds = time.perf_counter() - t0
-    QApplication.processEvents()  # the tick that ends the last gap
+    loop.processEvents()  # the tick that ends the last gap
     tick()
     timer.stop()
     return seconds, max(gaps)

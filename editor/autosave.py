@@ -169,6 +169,7 @@ class Autosaver(QObject):
         self.info_path = self.folder / f"{stem}.json"
         self._closed = False
         self._writer: threading.Thread | None = None
+        self._holds = 0  # see ``hold``
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setInterval(max(1, round(interval * 1000)))
@@ -272,13 +273,21 @@ class Autosaver(QObject):
         elif not self.timer.isActive():
             self.timer.start()
 
+    def hold(self) -> None:
+        """No timed autosave until ``release`` (a save or open is writing or reading a file meanwhile: a second
+        writer would compete with it, and the end of the save would then wait for this one)."""
+        self._holds += 1
+
+    def release(self) -> None:
+        self._holds = max(0, self._holds - 1)
+
     def _on_timeout(self) -> None:
         if self._closed:
             return
         if self.doc.undo_stack.isClean():
             self.discard()
-        elif self._writer is not None and self._writer.is_alive():
-            self.timer.start()  # the previous write is still under way: try again later
+        elif self._holds or (self._writer is not None and self._writer.is_alive()):
+            self.timer.start()  # held, or the previous write is still under way: try again later
         else:
             snap = self._snapshot()
             self._writer = threading.Thread(target=self._write, args=(snap,), name="gan-editor-autosave", daemon=True)

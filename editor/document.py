@@ -272,7 +272,8 @@ class Document(QObject):
     def merge_down(self, layer_id: str) -> Layer:
         """Composite a layer onto the one below it, which becomes one raster layer (name, position and the union of
         both masks kept; a GAN layer's latent is given up); one undo step. Raises ValueError when there is no
-        layer below or one of the two is hidden (its pixels would be lost)."""
+        layer below, one of the two is hidden (its pixels would be lost) or their blend modes cannot be kept by one
+        layer (the picture would change)."""
         upper = self.layer(layer_id)
         index = self.index_of(layer_id)
         if index == 0:
@@ -289,6 +290,18 @@ class Document(QObject):
         )
         merged = make_raster_layer(self._width, self._height, name=lower.name, pixels=pixels)
         merged.blend = lower.blend
+        if lower.blend != "normal" or upper.blend != "normal":  # (two Normal layers always merge exactly)
+            stack = [(la.pixels, la.opacity, la.blend) for la in self._layers if la.visible]
+            at = [la.id for la in self._layers if la.visible].index(lower.id)
+            after = [*stack[:at], (pixels, 1.0, merged.blend), *stack[at + 2 :]]
+            if np.abs(composite(after, self._width, self._height) - self.flatten()).max() > 1.5 / 255:
+                modes = " and ".join(
+                    f"{la.name} ({blend_label(la.blend)})" for la in (lower, upper) if la.blend != "normal"
+                )
+                raise ValueError(
+                    f"merging would change the picture: {modes} mixes with the layers below, which one merged layer "
+                    "cannot keep. Set Normal first, or Flatten the image"
+                )
         merged.mask[:] = np.maximum(lower.mask, upper.mask)
         self._replace_layers([lower.id, upper.id], merged, index - 1, text="Merge down")
         return merged

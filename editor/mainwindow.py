@@ -704,8 +704,8 @@ class MainWindow(QMainWindow):
             buttons.Save | buttons.Discard | buttons.Cancel,
             buttons.Save,
         )
-        if answer == buttons.Save:
-            return self.save_project()
+        if answer == buttons.Save:  # (go on only if nothing changed while the file was written)
+            return self.save_project() and self.doc.undo_stack.isClean()
         return answer == buttons.Discard
 
     def confirm_downscale(self, message: str) -> bool:
@@ -734,9 +734,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
         self.statusBar().repaint()
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        self.autosave.hold()
         try:
             yield
         finally:
+            self.autosave.release()
             QApplication.restoreOverrideCursor()
             if self.statusBar().currentMessage() == message:
                 self.statusBar().clearMessage()
@@ -867,7 +869,11 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[str]) -> None:
         """Dropped files: models are loaded; then a project, else the first picture, becomes the document (one at a
-        time); what was not opened is named in the status bar, or in an error when nothing could be."""
+        time); what was not opened is named in the status bar, or in an error when nothing could be. A drop while
+        a file is being read or written is refused (drops reach the window even then)."""
+        if self.editor.file_io_busy:
+            self.statusBar().showMessage("Busy with a file: drop it again when it is done", 5000)
+            return
         models = [p for p in paths if p.lower().endswith(MODEL_SUFFIXES) and Path(p).is_file()]
         for p in models:
             self.open_model(p)

@@ -18,6 +18,8 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QThread
 T = TypeVar("T")
 
 POLL_MS = 15  # the GUI thread looks for events this often while it waits
+# (Through an event loop object: the static QCoreApplication.processEvents of PySide6 6.12 drops a reference to
+# None on every call, and Python 3.11 aborts when None's count reaches zero, after some 10^4 calls.)
 
 
 def call_off_gui_thread(fn: Callable[[], T]) -> T:
@@ -39,8 +41,9 @@ def call_off_gui_thread(fn: Callable[[], T]) -> T:
             done.set()
 
     threading.Thread(target=run, name="gan-editor-file-io", daemon=True).start()
+    loop = QEventLoop()
     while not done.wait(POLL_MS / 1000):
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents, POLL_MS)
+        loop.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents, POLL_MS)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]

@@ -1333,9 +1333,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--describe",
         type=_non_negative_int,
-        default=16,
+        default=8,
         help="render this many samples to measure what each direction does (size, colour, position) for its "
-        "description, which the editor shows on the slider; 0: do not",
+        "description, which the editor shows on the slider (samples x (1 + 2 k) renders); 0: do not",
     )
     s.set_defaults(func=cmd_directions)
 

@@ -276,15 +276,24 @@ def picture_properties(images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def measure_effects(render: Any, ws: torch.Tensor, direction: Direction, *, strength: float = 2.0) -> dict[str, float]:
+def measure_effects(
+    render: Any,
+    ws: torch.Tensor,
+    direction: Direction,
+    *,
+    strength: float = 2.0,
+    base: dict[str, torch.Tensor] | None = None,
+) -> dict[str, float]:
     """How far ``direction`` moves each of :func:`picture_properties`, in standard deviations of that property
     among the pictures of ``ws`` [N, num_ws, w_dim] (N >= 2), going from ``-strength`` to ``+strength`` slider units
     (times the direction's scale); a property counts only where most pictures move the same way (else 0).
     ``"pixels"`` is the mean change of a pixel between the two ends, in [0, 1] units.
-    ``render(ws) -> images [N, 3, H, W] in [-1, 1]``."""
+    ``render(ws) -> images [N, 3, H, W] in [-1, 1]``; ``base``: the :func:`picture_properties` of ``render(ws)``
+    when the caller has them (measuring several directions on the same pictures)."""
     if len(ws) < 2:
         raise ValueError("measure a direction on at least two pictures")
-    base = picture_properties(render(ws))
+    if base is None:
+        base = picture_properties(render(ws))
     low_images = render(direction.apply(ws, -strength * direction.scale))  # [N, 3, H, W]
     high_images = render(direction.apply(ws, strength * direction.scale))
     lo, hi = picture_properties(low_images), picture_properties(high_images)
@@ -313,11 +322,12 @@ def describe_effects(effects: dict[str, float], *, threshold: float = 0.5, most:
     return f"right: {', '.join(right)}; left: {', '.join(left)}"
 
 
+@torch.no_grad()
 def describe_directions(
-    G: Any, directions: list[Direction], *, seeds: int = 16, truncation_psi: float = 0.7
+    G: Any, directions: list[Direction], *, seeds: int = 8, truncation_psi: float = 0.7
 ) -> list[Direction]:
     """The directions with what each does (:func:`measure_effects` on ``seeds`` samples of G) put in front of
-    their descriptions."""
+    their descriptions. Renders ``seeds * (1 + 2 * len(directions))`` pictures."""
     from ganmodels.generate import seeds_to_ws, synthesize
 
     ws = seeds_to_ws(G, list(range(seeds)), truncation_psi=truncation_psi)  # [seeds, num_ws, w_dim]
@@ -325,9 +335,10 @@ def describe_directions(
     def render(v: torch.Tensor) -> torch.Tensor:
         return synthesize(G, v)
 
+    base = picture_properties(render(ws))
     out = []
     for d in directions:
-        words = describe_effects(measure_effects(render, ws, d))
+        words = describe_effects(measure_effects(render, ws, d, base=base))
         out.append(dataclasses.replace(d, description=f"{words} ({d.description})" if d.description else words))
     return out
 

@@ -289,12 +289,12 @@ def conv2d_resample(
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
     """StyleGAN2's demodulation 1 / ||w * s|| per sample and output channel, [O, I, kh, kw] x [N, I] -> [N, O].
 
-    sum_{i,k} (w[o,i,k] s[n,i])^2 = sum_i s[n,i]^2 sum_k w[o,i,k]^2: one [N, I] x [I, O] product in float32
-    instead of the [N, O, I, kh, kw] per-sample weights (for 128 channels at batch 32, 4.7 M values per layer,
-    whose multiplications were two thirds of a training step's time on the CPU).
+    sum_{i,k} (w[o,i,k] s[n,i])^2 = sum_i s[n,i]^2 sum_k w[o,i,k]^2: an [N, O, I] product in float32 instead
+    of the [N, O, I, kh, kw] per-sample weights (for 128 channels at batch 32, 4.7 M values per layer, whose
+    multiplications were two thirds of a training step's time on the CPU). Elementwise, so autocast leaves it in
+    float32 (a bf16 matrix product would lose precision).
     """
-    with torch.autocast(styles.device.type, enabled=False):  # (a bf16 product would lose precision)
-        energy = styles.float().square() @ weight.float().square().sum(dim=[2, 3]).t()  # [N, O]
+    energy = (styles.float().square()[:, None, :] * weight.float().square().sum(dim=[2, 3])[None]).sum(2)  # [N, O]
     return (energy + 1e-8).rsqrt()
 
 

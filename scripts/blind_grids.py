@@ -61,7 +61,7 @@ def main() -> None:
     if len(args.models) + 1 > 26:
         raise SystemExit("at most 25 models")
     out, key = Path(args.out), Path(args.key)
-    if key.resolve().parent == out.resolve():
+    if out.resolve() in key.resolve().parents:
         raise SystemExit("--key must not be inside --out (the reviewer would see it)")
     torch.set_grad_enabled(False)
     sources: list[tuple[str, np.ndarray]] = []
@@ -70,6 +70,9 @@ def main() -> None:
         ws = seeds_to_ws(G, seeds, truncation_psi=args.psi)  # [64, num_ws, w_dim]
         sources.append((path, to_uint8(synthesize(G, ws))))  # [64, R, R, 3]
     reals = load_images(args.data)  # [N, R, R, 3] uint8
+    sizes = {images.shape[1:3] for _, images in sources} | {reals.shape[1:3]}
+    if len(sizes) > 1:  # (a grid of another size would give itself away)
+        raise SystemExit(f"the models and the data must have one picture size, not {sorted(sizes)}")
     pick = np.random.default_rng(seeds[0]).choice(len(reals), 64, replace=False)
     sources.append((f"training pictures ({args.data})", reals[pick]))
     order = np.random.default_rng(args.shuffle_seed).permutation(len(sources))

@@ -129,7 +129,7 @@ def main() -> None:
                 scale=d.scale,
             )
     # What each does (size, colour, position), measured on samples: the editor shows it on the slider.
-    directions = {d.name: d for d in describe_directions(G, list(directions.values()))}
+    directions = {d.name: d for d in describe_directions(G, list(directions.values()), seeds=16)}
     components = {"discriminator": discriminator_component(state.D, state.config.D)}
     keep = Path(args.keep_from or args.out)
     quantize = []

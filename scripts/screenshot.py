@@ -22,6 +22,7 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="model file (default: the shipped one)")
     args = ap.parse_args()
 
+    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
@@ -31,13 +32,14 @@ def main() -> int:
     from ganmodels.resources import default_model_path
 
     apply_dark_theme(app)
+    loop = QEventLoop()
 
     def wait_until(cond, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while not cond():
             if time.monotonic() > deadline:
                 raise TimeoutError("the editor did not get there in time")
-            app.processEvents()
+            loop.processEvents()  # (not app.processEvents: in PySide6 6.12 each call drops a reference to None)
             time.sleep(0.01)
 
     window = MainWindow(settings=Settings.at_path(Path(tempfile.mkdtemp()) / "screenshot.ini"))
@@ -65,7 +67,7 @@ def main() -> int:
     window.doc.set_mask(layer.id, mask)
     deadline = time.monotonic() + 0.5  # let the canvas repaint
     while time.monotonic() < deadline:
-        app.processEvents()
+        loop.processEvents()
         time.sleep(0.01)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(args.out)

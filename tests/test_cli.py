@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from ganmodels.cli import main
+from ganmodels.directions import load_directions
 from ganmodels.generate import parse_seeds
 
 
@@ -171,6 +172,14 @@ def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file, 
         == 0
     )
     assert set(load_model(with_dirs).directions) == {"first", "pca0", "pca1", "pca2"}
+    plain = tmp_path / "plain.safetensors"
+    described = tmp_path / "described.safetensors"
+    two = ["--quiet", "directions", str(tiny_model_file), "--k", "2"]
+    assert main([*two, "--describe", "0", "--out", str(plain)]) == 0
+    assert main([*two, "--out", str(described)]) == 0
+    for name, d in load_directions(described).items():  # what each does, measured, in front of the description
+        before = load_directions(plain)[name].description
+        assert d.description.endswith(f" ({before})") and len(d.description) > len(before) + 10
 
     enc = tmp_path / "enc.safetensors"
     run = ["--batch", "4", "--out", str(enc), "--run-dir", str(tmp_path / "enc-run"), "--threads", "1"]

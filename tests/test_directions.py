@@ -149,10 +149,15 @@ def test_measured_effects_name_what_a_direction_changes(axis, expected):
         assert flipped == f"right: {right}; left: {left}"
 
 
-def test_directions_command_describes_what_each_direction_does(tiny_G):
-    dirs = describe_directions(tiny_G, sefa(tiny_G, k=3), seeds=4)
-    assert len(dirs) == 3 and all(d.description.endswith(")") and "SeFa component" in d.description for d in dirs)
-    words = ("right:", "a subtle change", "changes details", "changes shape")
-    assert all(d.description.startswith(words) for d in dirs)
+def test_describe_directions_measures_each_direction_on_the_seeds_samples(tiny_G):
+    from ganmodels.generate import seeds_to_ws, synthesize
+
+    plain = sefa(tiny_G, k=3)
+    dirs = describe_directions(tiny_G, plain, seeds=4)
+    ws = seeds_to_ws(tiny_G, [0, 1, 2, 3], truncation_psi=0.7)
+    for d, p in zip(dirs, plain):
+        words = describe_effects(measure_effects(lambda v: synthesize(tiny_G, v), ws, p))
+        assert d.description == f"{words} ({p.description})"
+        assert (d.name, d.layers, d.scale) == (p.name, p.layers, p.scale) and torch.equal(d.vector, p.vector)
     with pytest.raises(ValueError, match="at least two"):
         measure_effects(_disc_renderer, torch.zeros([1, 2, 4]), dirs[0])

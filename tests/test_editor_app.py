@@ -1161,3 +1161,27 @@ def test_mixing_in_another_gan_layer_is_undoable_and_saved(make_window, tiny_mod
     assert window.doc.layer(reopened.id).gan.mix is None and window.doc.undo_stack.undoText() == "Mix off"
     window.doc.undo_stack.undo()
     assert window.doc.layer(reopened.id).gan.mix is not None
+
+
+def test_the_wheel_over_an_unfocused_blend_box_scrolls_instead_of_changing_the_mode(qtbot, make_window):
+    window = make_window()
+    window.show()
+    qtbot.waitExposed(window)
+    box, stack = window.layers_panel.blend, window.doc.undo_stack
+    count = stack.count()
+
+    def wheel() -> None:
+        event = QWheelEvent(
+            QPointF(5, 5), QPointF(box.mapToGlobal(QPoint(5, 5))), QPoint(0, 0), QPoint(0, -120),
+            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+        )  # fmt: skip
+        QApplication.sendEvent(box, event)
+
+    window.layers_panel.list.setFocus()
+    wheel()
+    assert stack.count() == count and window.doc.layers[0].blend == "normal"
+    window.activateWindow()
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus, timeout=2000)
+    wheel()  # focused: the wheel picks the next mode, as a choice does
+    assert window.doc.layers[0].blend == "multiply" and stack.count() == count + 1

@@ -217,6 +217,7 @@ CRASHING_EDITOR = """
 import os, sys, time
 from pathlib import Path
 import numpy as np
+from PySide6.QtCore import QEventLoop
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
 from editor.document import make_raster_layer
@@ -234,8 +235,9 @@ mask = np.zeros([h, w], np.float32)
 mask[3:9, 4:15] = 0.75
 window.doc.set_mask(layer.id, mask)
 deadline = time.monotonic() + 30
+loop = QEventLoop()  # (not app.processEvents: in PySide6 6.12 each call drops a reference to None)
 while not window.autosave.exists and time.monotonic() < deadline:
-    app.processEvents()
+    loop.processEvents()
     time.sleep(0.01)
 print("AUTOSAVED" if window.autosave.exists else "NOT SAVED", os.getpid(), flush=True)
 app.exec()  # until killed

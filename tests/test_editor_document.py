@@ -247,6 +247,24 @@ def test_merge_down_bakes_the_upper_blend_mode_and_keeps_the_lower_one(doc):
     doc.undo_stack.undo()
     assert [(la.name, la.blend) for la in doc.layers] == [("Background", "normal"), ("lower", "multiply"),
                                                           ("upper", "multiply")]  # fmt: skip
+    # Over a coloured background, a Multiply layer under a Normal one cannot become one layer: refused, unchanged.
+    doc.set_pixels(doc.layers[0].id, _rgba((0.2, 0.6, 0.9)))
+    doc.set_blend(upper.id, "normal")
+    count, before = doc.undo_stack.count(), doc.flatten()
+    with pytest.raises(ValueError, match=r"would change the picture: lower \(Multiply\)"):
+        doc.merge_down(upper.id)
+    assert doc.undo_stack.count() == count and np.array_equal(doc.flatten(), before)
+    # A half-transparent Normal layer under a Screen one does not merge either (the Screen mixes with the backdrop).
+    doc.set_blend(lower.id, "normal")
+    doc.set_blend(upper.id, "screen")
+    doc.set_opacity(lower.id, 0.5)
+    with pytest.raises(ValueError, match=r"upper \(Screen\)"):
+        doc.merge_down(upper.id)
+    # Over an opaque Normal layer any mode merges exactly.
+    doc.set_opacity(lower.id, 1.0)
+    before = doc.flatten()
+    assert doc.merge_down(upper.id).blend == "normal"
+    np.testing.assert_allclose(doc.flatten(), before, atol=1e-6)
 
 
 def test_set_latent_preview_then_commit_is_one_undo_step(doc):

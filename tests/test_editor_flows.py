@@ -655,3 +655,63 @@ def test_saving_keeps_the_window_painting_and_names_changes_made_meanwhile(qtbot
     assert window._save_project_to(path)
     assert window.isVisible()  # not closed under the writer
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=2000)
+
+
+def test_save_in_the_close_question_goes_on_only_when_everything_was_saved(qtbot, make_window, tmp_path, monkeypatch):  # noqa: F811
+    from PySide6.QtWidgets import QMessageBox
+
+    import editor.project
+
+    window = make_window()
+    window.show()
+    doc = window.doc
+    doc.add_layer(make_raster_layer(*doc.size, name="first edit"))
+    window.ask_before_discarding = True
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Save)
+    monkeypatch.setattr(window, "save_project_as", lambda: window._save_project_to(tmp_path / "c.ora"))
+    original = editor.project.save_project
+
+    def slow_save(*args, **kwargs):
+        time.sleep(0.3)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(editor.project, "save_project", slow_save)
+    # A change arrives while the file is written (a finished job): the question's Save does not cover it.
+    QTimer.singleShot(100, lambda: doc.add_layer(make_raster_layer(*doc.size, name="job result")))
+    assert not window.confirm_discard()
+    assert [la.name for la in doc.layers][-1] == "job result" and not doc.undo_stack.isClean()
+    assert window.confirm_discard() and doc.undo_stack.isClean()  # asked again, saved again: now it may go on
+
+
+def test_a_sample_done_while_a_project_opens_joins_it(qtbot, make_window, tiny_model_file, tmp_path, monkeypatch):  # noqa: F811
+    import editor.project
+
+    window, _ = sample_window(make_window, tiny_model_file, seed=3)
+    path = tmp_path / "p.ora"
+    assert window.editor.save_project(path)
+    original = editor.project.load_project
+
+    def slow_load(*args, **kwargs):
+        time.sleep(0.3)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(editor.project, "load_project", slow_load)
+    QTimer.singleShot(100, lambda: window.editor.generate(11, 0.7))  # (the sync runner finishes it at once)
+    assert window.editor.open_project(path)
+    assert [la.name for la in window.doc.layers] == ["Background", "Sample 3"]  # the file as saved
+    qtbot.waitUntil(lambda: len(window.doc.layers) == 3, timeout=2000)
+    assert [la.name for la in window.doc.layers][-1].startswith("Sample 11")
+
+
+def test_waiting_for_a_file_keeps_pythons_none_alive(qapp):
+    """PySide6 6.12's static QCoreApplication.processEvents drops a reference to None per call, and Python 3.11
+    aborts when None's count reaches zero: the wait loop of a save (one call per 15 ms) must not use it."""
+    import sys
+
+    from editor.offthread import call_off_gui_thread
+
+    before = sys.getrefcount(None)
+    assert call_off_gui_thread(lambda: time.sleep(0.3) or 7) == 7  # about 20 turns of the wait loop
+    assert sys.getrefcount(None) - before > -5
+    with pytest.raises(OSError, match="disk full"):  # the helper's exception is raised on the calling thread
+        call_off_gui_thread(lambda: (_ for _ in ()).throw(OSError("disk full")))

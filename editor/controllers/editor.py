@@ -147,6 +147,7 @@ class EditorController(QObject):
         self._generates: dict[int, int] = {}  # queued sample job id -> document generation when asked
         self._generation = 0  # bumped whenever the document is replaced
         self._io_depth = 0  # file reads / writes running on a helper thread (see ``_off_gui_thread``)
+        self._held_results: list[tuple[int, object]] = []  # jobs that finished meanwhile, handled afterwards
         self._inpainted_from: dict[str, str] = {}  # inpaint result layer id -> the layer whose mask it filled
         self._pti_registered: set[str] = set()  # keys of tuned weights registered with the runner's models
         self._preview_job = 0  # the job whose preview is on the canvas (0: none)
@@ -191,6 +192,13 @@ class EditorController(QObject):
             return call_off_gui_thread(fn)
         finally:
             self._io_depth -= 1
+            if not self._io_depth and self._held_results:  # after the open / save that is running has finished
+                QTimer.singleShot(0, self._release_held_results)
+
+    def _release_held_results(self) -> None:
+        held, self._held_results = self._held_results, []
+        for job_id, result in held:
+            self._on_job_finished(job_id, result)
 
     def _read_image(self, path: Path, title: str) -> np.ndarray | None:
         """Read a picture; over the size limit, ``confirm_downscale(message)`` decides whether to open it smaller."""
@@ -428,6 +436,9 @@ class EditorController(QObject):
             self.preview_changed.emit(None, None)
 
     def _on_job_finished(self, job_id: int, result: object) -> None:
+        if self._io_depth:  # (an open would replace the document the result is about to land in)
+            self._held_results.append((job_id, result))
+            return
         self._end_preview(job_id)
         backend = self._backend_jobs.pop(job_id, None)
         if backend is not None:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from editor.icons import icon
 from editor.latent import MIX_PARTS
+from editor.panels.wheel import wheel_needs_focus
 
 STRENGTH_RANGE = 3.0  # sliders span [-3, 3] * the direction's scale
 SLIDER_STEPS = 300  # integer slider positions per side
@@ -192,6 +193,7 @@ class LatentPanel(QWidget):
         self.mix_amount.value_changed.connect(self.mix_amount_changed)
         self.mix_amount.gesture_started.connect(self.gesture_started)
         self.mix_amount.gesture_finished.connect(self.gesture_finished)
+        wheel_needs_focus(self.mix_source, self.mix_part)
         mix_form = QFormLayout()
         mix_form.addRow("Mix with", self.mix_source)
         mix_form.addRow("Take", self.mix_part)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from editor.icons import icon
+from editor.panels.wheel import wheel_needs_focus
 from ganmodels.blending import BLEND_MODES, blend_label
 
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -107,6 +108,7 @@ class LayersPanel(QWidget):
             self.blend.addItem(blend_label(mode), mode)
         self.blend.setToolTip("Blend mode of the selected layer: how it mixes with the layers below")
         self.blend.activated.connect(self._on_blend)
+        wheel_needs_focus(self.blend)
 
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setObjectName("layer-opacity")
