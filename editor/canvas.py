@@ -1,8 +1,9 @@
 """The canvas: a QGraphicsView showing the document's layers over a checkerboard, with the active layer's mask
 as a red tint, zoom / pan and a brush outline. Each layer is one item holding a premultiplied 8-bit image, so Qt
 composites them (with opacity and blend mode) only where the view repaints; changing one layer converts only that
-layer. While a visible layer blends other than Normal, the layers are drawn as one isolated group (an offscreen
-pass), so that modes mix with the layers below and never with the checkerboard.
+layer. While a visible layer blends other than Normal, the layers are drawn from one cached composite of the
+document instead (redone when a layer changes), so that modes mix with the layers below and never with the
+checkerboard.
 It knows nothing of the document: ``CanvasController`` feeds it images and turns its stroke signals into
 document commands.
 
@@ -30,7 +31,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QFrame,
-    QGraphicsEffect,
     QGraphicsItem,
     QGraphicsScene,
     QGraphicsView,
@@ -82,6 +82,7 @@ class ImageItem(QGraphicsItem):
         super().__init__(parent)
         self._image = QImage()
         self.blend = "normal"  # a key of COMPOSITION_MODES
+        self.drawn_by_group = False  # a LayerGroup draws this layer (as part of its composite)
 
     @property
     def image(self) -> QImage:
@@ -107,45 +108,76 @@ class ImageItem(QGraphicsItem):
         return QRectF(0, 0, self._image.width(), self._image.height())
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        if self._image.isNull():
+        if self._image.isNull() or self.drawn_by_group:
             return
-        scale = painter.worldTransform().m11()
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0)
-        exposed = option.exposedRect.toAlignedRect().intersected(self._image.rect())
-        if exposed.isEmpty():
-            return
-        if self.blend != "normal":
-            painter.setCompositionMode(COMPOSITION_MODES[self.blend])
-        painter.drawImage(exposed, self._image, exposed)
+        draw_exposed(painter, option, self._image)
+
+
+def draw_exposed(painter: QPainter, option: QStyleOptionGraphicsItem, image: QImage) -> None:
+    """Draw the part of ``image`` (one scene unit per pixel) the view repaints; smooth only when zoomed out."""
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, painter.worldTransform().m11() < 1.0)
+    exposed = option.exposedRect.toAlignedRect().intersected(image.rect())
+    if not exposed.isEmpty():
+        painter.drawImage(exposed, image, exposed)
+
+
+def compose_layers(items: list[ImageItem], width: int, height: int) -> QImage:
+    """The visible layer items composited on transparency, bottom first, with opacity and blend modes."""
+    image = QImage(width, height, QImage.Format.Format_RGBA8888_Premultiplied)
+    image.fill(0)
+    p = QPainter(image)
+    for item in sorted(items, key=lambda i: i.zValue()):
+        if item.isVisible() and not item.image.isNull():
+            p.setOpacity(item.opacity())
+            p.setCompositionMode(COMPOSITION_MODES[item.blend])
+            p.drawImage(0, 0, item.image)
+    p.end()
+    return image
 
 
 class LayerGroup(QGraphicsItem):
-    """The parent of the layer items; draws nothing itself."""
+    """The parent of the layer items. Normally it draws nothing and each item draws its layer; while
+    ``isolated`` it draws them all from one cached composite (blend modes need the layers below, not the
+    checkerboard), redone after a layer changed (``invalidate``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
+        self.isolated = False
+        self.size = (0, 0)  # the document's
+        self._cache: QImage | None = None
+
+    def set_isolated(self, isolated: bool) -> None:
+        self.prepareGeometryChange()
+        self.isolated = isolated
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, not isolated)
+        for item in self.childItems():
+            if isinstance(item, ImageItem):
+                item.drawn_by_group = isolated
+                item.update()
+        self.invalidate()
+
+    def set_size(self, width: int, height: int) -> None:
+        self.prepareGeometryChange()
+        self.size = (width, height)
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """A layer changed: compose again at the next paint."""
+        self._cache = None
+        if self.isolated:
+            self.update()
 
     def boundingRect(self) -> QRectF:
-        return QRectF()
+        return QRectF(0, 0, *self.size) if self.isolated else QRectF()
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        pass
-
-
-class IsolateEffect(QGraphicsEffect):
-    """Draws its item and children offscreen (on transparency) and then over the view: blend modes inside the
-    group mix only with the group's own layers."""
-
-    def draw(self, painter: QPainter) -> None:
-        offset = QPoint()
-        pixmap = self.sourcePixmap(Qt.CoordinateSystem.DeviceCoordinates, offset)  # (fills in offset)
-        if pixmap.isNull():
+        if not self.isolated:
             return
-        transform = painter.worldTransform()
-        painter.setWorldTransform(QTransform())
-        painter.drawPixmap(offset, pixmap)
-        painter.setWorldTransform(transform)
+        if self._cache is None:
+            items = [i for i in self.childItems() if isinstance(i, ImageItem)]
+            self._cache = compose_layers(items, *self.size)
+        draw_exposed(painter, option, self._cache)
 
 
 class CanvasView(QGraphicsView):
@@ -199,6 +231,7 @@ class CanvasView(QGraphicsView):
     def set_document_size(self, width: int, height: int) -> None:
         """Set the canvas extent (document pixels); the scene leaves room to pan past the edges."""
         self._doc_size = (width, height)
+        self.layer_group.set_size(width, height)
         margin = max(width, height, 64) * 2
         self._scene.setSceneRect(QRectF(-margin, -margin, width + 2 * margin, height + 2 * margin))
         self.viewport().update()
@@ -217,14 +250,17 @@ class CanvasView(QGraphicsView):
             item = self.layer_items.get(layer_id)
             if item is None:
                 item = self.layer_items[layer_id] = ImageItem(self.layer_group)
+                item.drawn_by_group = self.layer_group.isolated
                 created.append(layer_id)
             item.setZValue(z)
+        self.layer_group.invalidate()
         self._update_isolation()
         return created
 
     def set_layer_image(self, layer_id: str, image: QImage) -> None:
         """A layer's pixels (premultiplied)."""
         self.layer_items[layer_id].set_image(image)
+        self.layer_group.invalidate()
 
     def set_layer_props(self, layer_id: str, *, visible: bool, opacity: float, blend: str = "normal") -> None:
         item = self.layer_items[layer_id]
@@ -235,31 +271,22 @@ class CanvasView(QGraphicsView):
         if blend != item.blend:
             item.blend = blend
             item.update()
+        self.layer_group.invalidate()
         self._update_isolation()
 
     @property
     def isolated(self) -> bool:
-        """Whether the layers are drawn as an isolated group (some visible layer blends other than Normal)."""
-        return self.layer_group.graphicsEffect() is not None
+        """Whether the layers are drawn from one composite (some visible layer blends other than Normal)."""
+        return self.layer_group.isolated
 
     def _update_isolation(self) -> None:
         need = any(item.isVisible() and item.blend != "normal" for item in self.layer_items.values())
         if need != self.isolated:
-            self.layer_group.setGraphicsEffect(IsolateEffect() if need else None)  # (the item owns it)
+            self.layer_group.set_isolated(need)
 
     def render_document(self) -> QImage:
         """The visible layers composited at 100 % (no checkerboard, no mask), as Qt draws them."""
-        w, h = self._doc_size
-        image = QImage(w, h, QImage.Format.Format_RGBA8888_Premultiplied)
-        image.fill(0)
-        p = QPainter(image)
-        for item in sorted(self.layer_items.values(), key=lambda i: i.zValue()):
-            if item.isVisible() and not item.image.isNull():
-                p.setOpacity(item.opacity())
-                p.setCompositionMode(COMPOSITION_MODES[item.blend])
-                p.drawImage(0, 0, item.image)
-        p.end()
-        return image
+        return compose_layers(list(self.layer_items.values()), *self._doc_size)
 
     def set_mask_overlay(self, image: QImage | None) -> None:
         """The tinted mask of the active layer (None hides it)."""
