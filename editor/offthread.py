@@ -2,9 +2,10 @@
 
 Saving a 4096 x 4096 project of three layers spends about ten seconds compressing PNGs. ``call_off_gui_thread``
 runs such work on a helper thread while the GUI thread keeps painting and handling timers and queued signals (job
-progress, the canvas), so the window never stops responding. User input is held back until the work is done
-(Qt delivers it afterwards), so nothing can edit the document under the writer or start a second save. PNG
-compression and numpy release the GIL, so the helper runs at full speed.
+progress, the canvas), so the window never stops responding. User input meanwhile is dropped, as a modal
+progress box would (presses, clicks, moves, wheel, shortcuts, drops; releases pass, so that no key or button
+stays down): nothing can edit the document under the writer or start a second save, and nothing clicked in
+impatience happens seconds later. PNG compression and numpy release the GIL, so the helper runs at full speed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,34 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QThread
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QThread
 
 T = TypeVar("T")
+
+_E = QEvent.Type
+DROPPED_INPUT = frozenset(
+    {
+        _E.MouseButtonPress,
+        _E.MouseButtonDblClick,
+        _E.MouseMove,
+        _E.Wheel,
+        _E.KeyPress,
+        _E.ShortcutOverride,
+        _E.Shortcut,
+        _E.ContextMenu,
+        _E.TabletPress,
+        _E.TouchBegin,
+        _E.DragEnter,
+        _E.DragMove,
+        _E.Drop,
+    }
+)
+
+
+class _DropInput(QObject):
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        return event.type() in DROPPED_INPUT
+
 
 POLL_MS = 15  # the GUI thread looks for events this often while it waits
 # (Through an event loop object: the static QCoreApplication.processEvents of PySide6 6.12 drops a reference to
@@ -42,8 +68,13 @@ def call_off_gui_thread(fn: Callable[[], T]) -> T:
 
     threading.Thread(target=run, name="gan-editor-file-io", daemon=True).start()
     loop = QEventLoop()
-    while not done.wait(POLL_MS / 1000):
-        loop.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents, POLL_MS)
+    dropper = _DropInput()
+    app.installEventFilter(dropper)
+    try:
+        while not done.wait(POLL_MS / 1000):
+            loop.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, POLL_MS)
+    finally:
+        app.removeEventFilter(dropper)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]

@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPointF, QTimer
+from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtWidgets import QInputDialog
 
 from editor.document import make_raster_layer
@@ -715,3 +715,35 @@ def test_waiting_for_a_file_keeps_pythons_none_alive(qapp):
     assert sys.getrefcount(None) - before > -5
     with pytest.raises(OSError, match="disk full"):  # the helper's exception is raised on the calling thread
         call_off_gui_thread(lambda: (_ for _ in ()).throw(OSError("disk full")))
+
+
+def test_clicks_and_keys_during_a_save_are_dropped_not_replayed(qtbot, make_window, tmp_path, monkeypatch):  # noqa: F811
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication
+
+    import editor.project
+
+    window = make_window()
+    window.show()
+    qtbot.waitExposed(window)
+    doc = window.doc
+    doc.add_layer(make_raster_layer(*doc.size, name="keep me"))
+    original = editor.project.save_project
+
+    def slow_save(*args, **kwargs):
+        time.sleep(0.3)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(editor.project, "save_project", slow_save)
+    layer_list = window.layers_panel.list
+
+    def press_delete() -> None:  # an impatient Delete in the Layers panel while the file is written
+        for kind in (QKeyEvent.Type.KeyPress, QKeyEvent.Type.KeyRelease):
+            QApplication.postEvent(layer_list, QKeyEvent(kind, Qt.Key.Key_Delete, Qt.KeyboardModifier.NoModifier))
+
+    QTimer.singleShot(100, press_delete)
+    assert window.editor.save_project(tmp_path / "k.ora")
+    qtbot.wait(200)
+    assert [la.name for la in doc.layers] == ["Background", "keep me"] and doc.undo_stack.isClean()
+    press_delete()  # (the same key, when no file is busy, does delete: the test would notice a dead key)
+    qtbot.waitUntil(lambda: len(doc.layers) == 1, timeout=2000)
