@@ -40,6 +40,10 @@ def new_layer_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+class BlendMergeError(ValueError):
+    """A merge that blend modes would make change the picture (explained to the user in a box, not a status line)."""
+
+
 @dataclasses.dataclass(eq=False)
 class Layer:
     """One layer. ``gan`` holds the latent state of GAN layers (None for raster layers)."""
@@ -298,9 +302,10 @@ class Document(QObject):
                 modes = " and ".join(
                     f"{la.name} ({blend_label(la.blend)})" for la in (lower, upper) if la.blend != "normal"
                 )
-                raise ValueError(
-                    f"merging would change the picture: {modes} mixes with the layers below, which one merged layer "
-                    "cannot keep. Set Normal first, or Flatten the image"
+                raise BlendMergeError(
+                    f"Merging would change the picture: {modes} mixes with the layers below it in a way one merged "
+                    "layer cannot keep. Layer > Flatten Image keeps the picture as it is; setting the blend modes "
+                    "to Normal first changes how it looks."
                 )
         merged.mask[:] = np.maximum(lower.mask, upper.mask)
         self._replace_layers([lower.id, upper.id], merged, index - 1, text="Merge down")

@@ -59,7 +59,7 @@ class LatentMix:
         """Whether both mixes give the same latent."""
         return (
             other is not None
-            and (self.part, self.amount) == (other.part, other.amount)
+            and (self.part, self.amount, self.source_id) == (other.part, other.amount, other.source_id)
             and np.array_equal(self.ws, other.ws)
         )
 

@@ -51,7 +51,7 @@ from editor.controllers.jobs import JobsController
 from editor.controllers.latent import LatentController
 from editor.controllers.layers import LayersController
 from editor.dialogs import NewDocumentDialog, SampleDialog, ask_recovery
-from editor.document import Document
+from editor.document import BlendMergeError, Document
 from editor.fileio import IMAGE_FILTER, IMAGE_SUFFIXES, MODEL_FILTER, MODEL_SUFFIXES, PNG_FILTER, safe_file_stem
 from editor.icons import icon
 from editor.jobs import JobRunner
@@ -633,6 +633,8 @@ class MainWindow(QMainWindow):
     def _layer_op(self, op: Callable[[], object]) -> None:
         try:
             op()
+        except BlendMergeError as e:
+            self.show_error("Cannot merge these layers", str(e))
         except ValueError as e:
             self.show_status(f"Cannot do that: {e}.")
 

@@ -4,6 +4,7 @@ here."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Mapping
@@ -80,6 +81,8 @@ def save_project(
             if layer.gan.mix is not None:
                 extras[f"layers/{i}-mix-ws.npy"] = _npy(np.asarray(layer.gan.mix.ws, np.float32))
                 entry["gan"]["mix"] = {**layer.gan.mix.to_metadata(), "ws": f"layers/{i}-mix-ws.npy"}
+                source = next((j for j, la in enumerate(layers) if la.id == layer.gan.mix.source_id), None)
+                entry["gan"]["mix"]["source_index"] = source
             key = layer.gan.pti_weights
             pti = (pti_weights or {}).get(key) if key else None
             if key and pti is not None:
@@ -111,6 +114,8 @@ def load_project(
         except (json.JSONDecodeError, UnicodeDecodeError):
             warnings.append("project.json is damaged: GAN latents and masks were not restored")
     entries = {e.get("index"): e for e in meta.get("layers", []) if isinstance(e, dict)}
+    ids_by_index: dict[int, str] = {}  # saved layer index -> the new layer's id
+    mix_sources: list[tuple[Layer, object]] = []
     layers: list[Layer] = []
     pti_weights: dict[str, PtiWeights] = {}
     pti_keys: dict[str, str | None] = {}  # extra file -> key (None: could not be read)
@@ -168,6 +173,16 @@ def load_project(
             except (KeyError, ValueError, OSError) as e:
                 warnings.append(f"layer {ol.name!r}: mask could not be restored ({e})")
         layers.append(layer)
+        saved_index = _int(ol.attrs.get("gan-editor-index"))
+        if saved_index is not None:
+            ids_by_index[saved_index] = layer.id
+        mix = gan.get("mix") if isinstance(gan, dict) else None
+        if layer.gan is not None and layer.gan.mix is not None and isinstance(mix, dict):
+            mix_sources.append((layer, mix.get("source_index")))
+    for layer, index in mix_sources:  # (layers get new ids: the mix names its source by the new one)
+        if isinstance(index, int) and index in ids_by_index and layer.gan is not None and layer.gan.mix is not None:
+            mix = dataclasses.replace(layer.gan.mix, source_id=ids_by_index[index])
+            layer.gan = layer.gan.replace(mix=mix)
     return LoadedProject(
         doc.width, doc.height, layers, meta.get("model_path"), warnings, pti_weights, tuple(doc.losses)
     )

@@ -245,8 +245,8 @@ EFFECT_WORDS: dict[str, tuple[str, str]] = {
     "brightness": ("lighter", "darker"),
     "saturation": ("more colourful", "greyer"),
     "warmth": ("warmer", "cooler"),
-    "x": ("further right", "further left"),
-    "y": ("lower", "higher"),
+    "x": ("moves right", "moves left"),
+    "y": ("moves down", "moves up"),
 }
 
 
@@ -307,7 +307,7 @@ def measure_effects(
 
 
 def describe_effects(effects: dict[str, float], *, threshold: float = 0.5, most: int = 3) -> str:
-    """Words for :func:`measure_effects`: 'right: larger, darker; left: smaller, lighter' (the slider's two ends);
+    """Words for :func:`measure_effects`: 'to +: larger, darker; to -: smaller, lighter' (the slider's two ends);
     where no simple property changes steadily, how much the picture changes."""
     if effects.get("pixels", 1.0) < 0.03:
         return "a subtle change"
@@ -319,7 +319,7 @@ def describe_effects(effects: dict[str, float], *, threshold: float = 0.5, most:
         return "changes shape or kind; no steady change of size, colour or position"
     right = [EFFECT_WORDS[k][0 if effects[k] > 0 else 1] for k in strong]
     left = [EFFECT_WORDS[k][1 if effects[k] > 0 else 0] for k in strong]
-    return f"right: {', '.join(right)}; left: {', '.join(left)}"
+    return f"to +: {', '.join(right)}; to -: {', '.join(left)}"
 
 
 @torch.no_grad()

@@ -128,8 +128,8 @@ def _disc_renderer(ws: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize(
     ("axis", "expected"),
     [
-        (0, "right: larger; left: smaller"),
-        (1, "right: darker; left: lighter"),
+        (0, "to +: larger; to -: smaller"),
+        (1, "to +: darker; to -: lighter"),
         (2, "a subtle change"),
     ],
 )
@@ -145,8 +145,8 @@ def test_measured_effects_name_what_a_direction_changes(axis, expected):
     assert describe_effects(effects) == expected
     flipped = describe_effects(measure_effects(_disc_renderer, ws, dataclasses.replace(d, vector=-vector)))
     if axis < 2:  # the other way round, the words swap ends
-        left, right = expected.removeprefix("right: ").split("; left: ")
-        assert flipped == f"right: {right}; left: {left}"
+        plus, minus = expected.removeprefix("to +: ").split("; to -: ")
+        assert flipped == f"to +: {minus}; to -: {plus}"
 
 
 def test_describe_directions_measures_each_direction_on_the_seeds_samples(tiny_G):

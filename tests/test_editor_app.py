@@ -1138,6 +1138,7 @@ def test_mixing_in_another_gan_layer_is_undoable_and_saved(make_window, tiny_mod
     part.setCurrentIndex(part.findData("coarse"))
     part.activated.emit(part.currentIndex())  # only the coarse rows (pose, shape): a picture between the two
     assert doc.layer(second.id).gan.mix.part == "coarse" and doc.undo_stack.count() == count0 + 3
+    assert doc.undo_stack.undoText() == "Mix part: Coarse"
     mixed = doc.layer(second.id).pixels.copy()
     assert not np.allclose(mixed, doc.layer(first.id).pixels, atol=1e-3) and not np.allclose(mixed, pixels0, atol=1e-3)
 
@@ -1149,6 +1150,12 @@ def test_mixing_in_another_gan_layer_is_undoable_and_saved(make_window, tiny_mod
     assert window.editor.open_project(path)
     reopened = next(la for la in window.doc.layers if la.name == second.name)
     assert reopened.gan.mix.same(doc.layer(reopened.id).gan.mix) and reopened.gan.mix.part == "coarse"
+    source = next(la for la in window.doc.layers if la.name == first.name)
+    assert reopened.gan.mix.source_id == source.id  # (new ids on opening: the mix follows its source's)
+    window.doc.set_active(reopened.id)
+    assert panel.mix_source.currentData() == source.id  # the source itself, not "(as it was)"
+    window.doc.rename_layer(source.id, "Renamed")  # another layer's change shows in the box at once
+    assert panel.mix_source.currentText() == "Renamed"
     np.testing.assert_allclose(reopened.pixels, mixed, atol=1 / 255)
     meta = layer_metadata(reopened)
     np.testing.assert_array_equal(decode_ws(meta["gan"]["mix"]["ws"]), reopened.gan.mix.ws)
@@ -1185,3 +1192,20 @@ def test_the_wheel_over_an_unfocused_blend_box_scrolls_instead_of_changing_the_m
     qtbot.waitUntil(box.hasFocus, timeout=2000)
     wheel()  # focused: the wheel picks the next mode, as a choice does
     assert window.doc.layers[0].blend == "multiply" and stack.count() == count + 1
+
+
+def test_a_merge_that_would_change_the_picture_is_explained_in_a_box(make_window):
+    window = make_window()
+    doc = window.doc
+    lower = make_raster_layer(*doc.size, name="shade", fill=(0.5, 0.5, 0.5, 1.0))
+    doc.add_layer(lower)
+    doc.set_blend(lower.id, "multiply")
+    doc.set_pixels(doc.layers[0].id, np.full([*doc.size[::-1], 4], [0.2, 0.6, 0.9, 1.0], np.float32))
+    doc.add_layer(make_raster_layer(*doc.size, name="paint", fill=(1.0, 1.0, 0.0, 1.0)))
+    count = doc.undo_stack.count()
+    window.act_merge_down.trigger()
+    box = window.findChild(QMessageBox, "error-box")
+    assert box is not None and box.windowTitle() == "Cannot merge these layers"
+    assert "shade (Multiply)" in box.text() and "Layer > Flatten Image keeps the picture" in box.text()
+    assert doc.undo_stack.count() == count and len(doc.layers) == 3
+    box.close()

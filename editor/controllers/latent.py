@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from editor.document import Document, Layer
 from editor.jobs import JobRunner, Placement, RenderRequest, RenderResult
 from editor.latent import GanState, LatentMix, sample_name, state_effective_ws
-from editor.panels.latent import DirectionInfo, LatentPanel
+from editor.panels.latent import MIX_PART_LABELS, DirectionInfo, LatentPanel
 from editor.qtimage import display_cache
 from editor.session import ModelSession
 from ganmodels.generate import seed_to_class, seeds_to_ws
@@ -137,10 +137,13 @@ class LatentController(QObject):
 
     def mix_sources(self, layer: Layer) -> list[Layer]:
         """The other GAN layers of the loaded model, whose latents can be mixed into ``layer``'s (top first)."""
-        return [
+        return [  # (not a layer with tuned weights: its picture needs them, and a mix takes only the latent)
             other
             for other in reversed(self.doc.layers)
-            if other.id != layer.id and other.gan is not None and model_matches(other.gan, self.session)
+            if other.id != layer.id
+            and other.gan is not None
+            and other.gan.pti_weights is None
+            and model_matches(other.gan, self.session)
         ]
 
     def _show_mix(self, layer: Layer) -> None:
@@ -187,7 +190,7 @@ class LatentController(QObject):
                 self._gesture = None
                 self.bind()
             return
-        if layer_id == self._layer_id and g is None:
+        if self._layer_id and g is None:  # (another layer's name or latent shows in the Mix box)
             self.bind()
 
     def _on_reset(self) -> None:
@@ -257,7 +260,8 @@ class LatentController(QObject):
         layer = self.editable_layer()
         if layer is None or layer.gan is None or layer.gan.mix is None or layer.gan.mix.part == part:
             return
-        self._single(lambda s: s.replace(mix=dataclasses.replace(s.mix, part=part)), f"Mix part: {part}")
+        label = MIX_PART_LABELS.get(part, part).split(":")[0]
+        self._single(lambda s: s.replace(mix=dataclasses.replace(s.mix, part=part)), f"Mix part: {label}")
 
     def set_mix_amount(self, value: float) -> None:
         """How far to blend towards the mixed-in latent (part of the current gesture)."""
@@ -266,7 +270,7 @@ class LatentController(QObject):
             return
         self._change(
             lambda s: s.replace(mix=dataclasses.replace(s.mix, amount=value)) if s.mix is not None else s,
-            f"Mix amount {value:.0%}",
+            f"Mix amount {value:.2f}",
         )
 
     def reset_directions(self) -> None:

@@ -35,9 +35,9 @@ KEY_GESTURE_PAUSE_MS = 600  # keyboard / wheel changes closer together than this
 NO_SEED = "\u2014"  # shown as the seed of a GAN layer that has none (an inverted picture)
 MIX_PART_LABELS = {  # what the mix part box shows
     "all": "Everything (morph)",
-    "coarse": "Coarse: pose, shape, kind",
+    "coarse": "Coarse: shape, kind, main colours",
     "middle": "Middle: features",
-    "fine": "Fine: colour, texture",
+    "fine": "Fine: small details, shading",
 }
 
 
@@ -183,8 +183,8 @@ class LatentPanel(QWidget):
         for part in MIX_PARTS:
             self.mix_part.addItem(MIX_PART_LABELS[part], part)
         self.mix_part.setToolTip(
-            "Which part of the other layer's latent to take: coarse rows carry pose and shape, fine rows colour and "
-            "texture; everything morphs one picture into the other"
+            "Which part of the other layer's latent to take: the coarse rows (4-8 px) carry shape, kind and the main "
+            "colours, the fine rows small details; everything morphs one picture into the other"
         )
         self.mix_part.activated.connect(lambda i: self.mix_part_chosen.emit(self.mix_part.itemData(i)))
         self.mix_amount = _ValueSlider(0.0, 1.0, 100)
