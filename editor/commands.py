@@ -107,6 +107,7 @@ class SetLayerPropertyCommand(QUndoCommand):
         ):
             return False
         self.value = other.value
+        self.setText(other.text())  # (the newest value names the step)
         return True
 
     def redo(self) -> None:

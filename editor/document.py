@@ -357,13 +357,16 @@ class Document(QObject):
                 )
             )
 
-    def set_blend(self, layer_id: str, mode: str) -> None:
-        """Set a layer's blend mode (one of ``BLEND_MODES``)."""
+    def set_blend(self, layer_id: str, mode: str, *, gesture: object = None) -> None:
+        """Set a layer's blend mode (one of ``BLEND_MODES``); calls with the same non-None ``gesture`` (modes tried
+        one after another with the keys) merge into one undo step."""
         if mode not in BLEND_MODES:
             raise ValueError(f"unknown blend mode {mode!r}")
         if mode != self.layer(layer_id).blend:
             self.undo_stack.push(
-                commands.SetLayerPropertyCommand(self, layer_id, "blend", mode, text=f"Blend mode {blend_label(mode)}")
+                commands.SetLayerPropertyCommand(
+                    self, layer_id, "blend", mode, text=f"Blend mode {blend_label(mode)}", merge_key=gesture
+                )
             )
 
     def set_pixels(

@@ -1209,3 +1209,22 @@ def test_a_merge_that_would_change_the_picture_is_explained_in_a_box(make_window
     assert "shade (Multiply)" in box.text() and "Layer > Flatten Image keeps the picture" in box.text()
     assert doc.undo_stack.count() == count and len(doc.layers) == 3
     box.close()
+
+
+def test_blend_modes_tried_in_a_row_are_one_undo_step(qtbot, make_window):
+    window = make_window()
+    box, stack = window.layers_panel.blend, window.doc.undo_stack
+    count = stack.count()
+    for mode in ("multiply", "screen", "overlay"):  # as Down, Down, Down in the box
+        box.setCurrentIndex(box.findData(mode))
+        box.activated.emit(box.currentIndex())
+    assert stack.count() == count + 1 and stack.undoText() == "Blend mode Overlay"
+    assert window.doc.layers[0].blend == "overlay"
+    qtbot.wait(1000)  # a pause ends the run
+    box.setCurrentIndex(box.findData("darken"))
+    box.activated.emit(box.currentIndex())
+    assert stack.count() == count + 2
+    stack.undo()
+    assert window.doc.layers[0].blend == "overlay"
+    stack.undo()
+    assert window.doc.layers[0].blend == "normal" and box.currentData() == "normal"

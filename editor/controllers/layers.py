@@ -48,7 +48,7 @@ class LayersController(QObject):
         panel.rename_requested.connect(doc.rename_layer)
         panel.visibility_requested.connect(doc.set_visible)
         panel.opacity_requested.connect(self._on_opacity)
-        panel.blend_requested.connect(doc.set_blend)
+        panel.blend_requested.connect(lambda layer_id, mode, gesture: doc.set_blend(layer_id, mode, gesture=gesture))
         panel.active_requested.connect(doc.set_active)
         self._on_reset()
 

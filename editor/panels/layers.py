@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,6 +28,7 @@ from editor.panels.wheel import wheel_needs_focus
 from ganmodels.blending import BLEND_MODES, blend_label
 
 ID_ROLE = Qt.ItemDataRole.UserRole
+BLEND_GESTURE_PAUSE_MS = 800  # blend modes chosen closer together than this are one undo step
 THUMB = 40
 
 
@@ -75,7 +76,7 @@ class LayersPanel(QWidget):
     rename_requested = Signal(str, str)
     visibility_requested = Signal(str, bool)
     opacity_requested = Signal(str, float, object)  # id, opacity, gesture token (None = single step)
-    blend_requested = Signal(str, str)  # id, blend mode
+    blend_requested = Signal(str, str, object)  # id, blend mode, gesture token (modes tried in a row: one step)
     active_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -109,6 +110,12 @@ class LayersPanel(QWidget):
         self.blend.setToolTip("Blend mode of the selected layer: how it mixes with the layers below")
         self.blend.activated.connect(self._on_blend)
         wheel_needs_focus(self.blend)
+        # Modes tried one after another (arrow keys, wheel) are one undo step: a new one starts after a pause.
+        self._blend_gesture: object | None = None
+        self._blend_timer = QTimer(self)
+        self._blend_timer.setSingleShot(True)
+        self._blend_timer.setInterval(BLEND_GESTURE_PAUSE_MS)
+        self._blend_timer.timeout.connect(self._end_blend_gesture)
 
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setObjectName("layer-opacity")
@@ -320,7 +327,13 @@ class LayersPanel(QWidget):
     def _on_blend(self, index: int) -> None:
         layer_id = self.current_id()
         if layer_id:
-            self.blend_requested.emit(layer_id, self.blend.itemData(index))
+            if self._blend_gesture is None:
+                self._blend_gesture = object()
+            self._blend_timer.start()
+            self.blend_requested.emit(layer_id, self.blend.itemData(index), self._blend_gesture)
+
+    def _end_blend_gesture(self) -> None:
+        self._blend_gesture = None
 
     def _on_opacity_spin(self, value: int) -> None:
         self.opacity.setValue(value)
