@@ -1166,6 +1166,10 @@ def test_mixing_in_another_gan_layer_is_undoable_and_saved(make_window, tiny_mod
     box.setCurrentIndex(0)
     box.activated.emit(0)
     assert window.doc.layer(reopened.id).gan.mix is None and window.doc.undo_stack.undoText() == "Mix off"
+    box.setCurrentIndex(box.findData(source.id))
+    box.activated.emit(box.currentIndex())  # on again: the part and amount it had
+    assert (window.doc.layer(reopened.id).gan.mix.part, window.doc.layer(reopened.id).gan.mix.amount) == ("coarse", 1.0)
+    window.doc.undo_stack.undo()
     window.doc.undo_stack.undo()
     assert window.doc.layer(reopened.id).gan.mix is not None
 

@@ -65,6 +65,7 @@ class LatentController(QObject):
         self.doc, self.runner, self.session, self.panel = doc, runner, session, panel
         self._gesture: _Gesture | None = None
         self._layer_id = ""
+        self._last_mix = ("all", 0.5)  # part and amount of the last mix turned off
 
         doc.active_changed.connect(self.bind)
         doc.layers_changed.connect(self.bind)
@@ -236,6 +237,7 @@ class LatentController(QObject):
         old = layer.gan.mix
         if not layer_id:
             if old is not None:
+                self._last_mix = (old.part, old.amount)  # (a mix turned on again starts from these)
                 self._single(lambda s: s.replace(mix=None), "Mix off")
             return
         source = self.doc.find(layer_id)
@@ -250,8 +252,8 @@ class LatentController(QObject):
             ws,
             source=source.name,
             source_id=source.id,
-            part=old.part if old else "all",
-            amount=old.amount if old else 0.5,
+            part=old.part if old else self._last_mix[0],
+            amount=old.amount if old else self._last_mix[1],
         )
         self._single(lambda s: s.replace(mix=mix), f"Mix with {source.name}")
 
