@@ -871,11 +871,8 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[str]) -> None:
         """Dropped files: models are loaded; then a project, else the first picture, becomes the document (one at a
-        time); what was not opened is named in the status bar, or in an error when nothing could be. A drop while
-        a file is being read or written is refused (drops reach the window even then)."""
-        if self.editor.file_io_busy:
-            self.statusBar().showMessage("Busy with a file: drop it again when it is done", 5000)
-            return
+        time); what was not opened is named in the status bar, or in an error when nothing could be. (While a file
+        is read or written, drops are dropped with the other input: ``editor.offthread``.)"""
         models = [p for p in paths if p.lower().endswith(MODEL_SUFFIXES) and Path(p).is_file()]
         for p in models:
             self.open_model(p)

@@ -71,8 +71,8 @@ class _ValueSlider(QWidget):
         self.slider.valueChanged.connect(self._on_value)
         self.slider.sliderPressed.connect(self._on_pressed)
         self.slider.sliderReleased.connect(self.gesture_finished)
-        self.slider.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # (not by the wheel: see eventFilter)
-        self.slider.installEventFilter(self)
+        wheel_needs_focus(self.slider)  # the wheel scrolls the panel; it moves a slider only after a click or Tab
+        self.slider.installEventFilter(self)  # (focus out ends a key gesture)
         # Keys pressed in a row (arrows, Page Up / Down) are one gesture, hence one undo step: it ends after a pause
         # or when the slider loses the focus.
         self._key_gesture = False
@@ -83,12 +83,8 @@ class _ValueSlider(QWidget):
         self._show(self.value())
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.slider:
-            if event.type() == QEvent.Type.Wheel and not self.slider.hasFocus():
-                event.ignore()  # the wheel scrolls the panel; it moves a slider only after a click or Tab on it
-                return True
-            if event.type() == QEvent.Type.FocusOut:
-                self._end_key_gesture()
+        if obj is self.slider and event.type() == QEvent.Type.FocusOut:
+            self._end_key_gesture()
         return super().eventFilter(obj, event)
 
     def _on_pressed(self) -> None:
