@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from PIL import Image, PngImagePlugin
 
 from editor.document import Layer
 from editor.raster import to_uint8
-from ganmodels.imageio import ImageReadError, ImageTooLargeError, load_image_rgba
+from ganmodels.imageio import ImageReadError, ImageTooLargeError, encode_png, load_image_rgba
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
@@ -107,8 +107,17 @@ def export_metadata(layers: Sequence[Layer], *, what: str, size: tuple[int, int]
     return {"Software": f"GAN Editor {__version__}", METADATA_KEY: json.dumps(payload)}
 
 
-def write_png(path: str | Path, rgba: np.ndarray, *, text: dict[str, str] | None = None) -> Path:
-    """Straight RGBA float [H, W, 4] -> PNG (RGB when fully opaque), written atomically, text as iTXt chunks."""
+def write_png(
+    path: str | Path,
+    rgba: np.ndarray,
+    *,
+    text: dict[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Straight RGBA float [H, W, 4] -> PNG (RGB when fully opaque), written atomically, text as iTXt chunks.
+
+    ``progress(done, total)`` is called while the PNG is encoded and just before it replaces ``path``; an
+    exception it raises (a cancel) stops the write and leaves ``path`` as it was."""
     path = Path(path)
     arr = to_uint8(rgba)
     if arr.shape[2] == 4 and (arr[..., 3] == 255).all():
@@ -116,13 +125,20 @@ def write_png(path: str | Path, rgba: np.ndarray, *, text: dict[str, str] | None
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
         info.add_itxt(key, value, zip=len(value) > 1024)
+    check = (lambda: progress(0, 1)) if progress is not None else None
+    data = encode_png(Image.fromarray(np.ascontiguousarray(arr)), check=check, pnginfo=info)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG", pnginfo=info)
+        tmp.write_bytes(data)
+        if progress is not None:
+            progress(1, 1)
         tmp.replace(path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise ImageFileError(f"cannot write {path} ({e.strerror or e})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -17,7 +17,7 @@ from editor.document import Layer, make_gan_layer, make_raster_layer
 from editor.latent import GanState, LatentMix
 from editor.pti import PtiWeights, new_pti_key, pti_from_bytes, pti_to_bytes
 from editor.raster import Rect
-from ganmodels.ora import OraDocument, OraLayer, read_ora, write_ora
+from ganmodels.ora import OraDocument, OraLayer, Progress, read_ora, write_ora
 
 FORMAT = "gan-editor-project/1"
 
@@ -52,10 +52,12 @@ def save_project(
     *,
     model_path: str | None,
     pti_weights: Mapping[str, PtiWeights] | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Write layers (bottom first) to an .ora file, atomically. ``pti_weights`` (``Document.pti_weights``) holds the
     tuned weights GAN layers name; each set is stored once, however many layers share it. A layer whose weights
-    are not given is saved as rendering with the base model."""
+    are not given is saved as rendering with the base model. ``progress`` as in ``ganmodels.ora.write_ora`` (it
+    may raise to cancel; the file is then left as it was)."""
     ora_layers = []
     extras: dict[str, bytes] = {}
     meta_layers = []
@@ -94,7 +96,8 @@ def save_project(
     extras["project.json"] = json.dumps(
         {"format": FORMAT, "model_path": model_path, "layers": meta_layers}, indent=1
     ).encode()
-    return write_ora(path, OraDocument(width=width, height=height, layers=ora_layers, extras=extras))
+    doc = OraDocument(width=width, height=height, layers=ora_layers, extras=extras)
+    return write_ora(path, doc, progress=progress)
 
 
 def load_project(

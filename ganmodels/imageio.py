@@ -3,7 +3,9 @@ RGB(A) float32 [H, W, C] in [0, 1], masks float32 [H, W] with 1 = fill."""
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -147,6 +149,27 @@ def load_mask(path: str | Path, *, size: tuple[int, int] | None = None) -> np.nd
             raise ImageReadError(f"mask {mw}x{mh} does not match the image {w}x{h}")
         mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((w, h), Image.NEAREST)) / 255.0
     return np.clip(mask, 0, 1).astype(np.float32)
+
+
+class _CheckedBuffer(io.BytesIO):
+    """A byte buffer that calls ``check()`` before every write (Pillow writes an encoded PNG in blocks of about
+    64 KB), so a cancel flag can stop a long encode part-way by raising."""
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        super().__init__()
+        self._check = check
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self._check()
+        return super().write(data)
+
+
+def encode_png(image: Image.Image, *, check: Callable[[], None] | None = None, **save_options: object) -> bytes:
+    """``image`` as PNG bytes (``save_options`` go to Pillow, e.g. ``compress_level``, ``pnginfo``). ``check()`` is
+    called between the encoder's blocks; whatever it raises stops the encode and propagates."""
+    buf = _CheckedBuffer(check) if check is not None else io.BytesIO()
+    image.save(buf, format="PNG", **save_options)
+    return buf.getvalue()
 
 
 def save_png(path: str | Path, image: np.ndarray, *, text: dict[str, str] | None = None) -> Path:

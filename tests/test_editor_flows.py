@@ -747,3 +747,108 @@ def test_clicks_and_keys_during_a_save_are_dropped_not_replayed(qtbot, make_wind
     assert [la.name for la in doc.layers] == ["Background", "keep me"] and doc.undo_stack.isClean()
     press_delete()  # (the same key, when no file is busy, does delete: the test would notice a dead key)
     qtbot.waitUntil(lambda: len(doc.layers) == 1, timeout=2000)
+
+
+def _click_cancel_when_the_box_shows(qtbot, seen: list):
+    """Poll for the file work box; when it shows, note its bar and click its Cancel button with the mouse (the
+    click must get through while the rest of the input is dropped). Returns a function that stops the polling."""
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from editor.offthread import FileWorkDialog
+
+    polling = [True]
+
+    def poll() -> None:
+        if not polling[0]:
+            return
+        boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, FileWorkDialog) and w.isVisible()]
+        if not boxes:
+            QTimer.singleShot(20, poll)
+            return
+        box = boxes[0]
+        seen.append((box.label.text(), box.bar.maximum(), box.bar.value()))
+        QTest.mouseClick(box.cancel_button, Qt.MouseButton.LeftButton)
+        seen.append(box.label.text())
+
+    QTimer.singleShot(20, poll)
+    return lambda: polling.__setitem__(0, False)
+
+
+def test_a_long_write_shows_its_progress_and_cancel_stops_it(qtbot, qapp):
+    from editor.offthread import FileProgress, FileWorkCancelled, call_off_gui_thread
+
+    progress = FileProgress("Saving big.ora...")
+    steps = []
+
+    def write() -> str:  # reports 100 steps of 20 ms; stops at a check point once cancelled
+        for i in range(100):
+            progress(i, 100)
+            steps.append(i)
+            time.sleep(0.02)
+        return "written"
+
+    seen: list = []
+    _click_cancel_when_the_box_shows(qtbot, seen)
+    with pytest.raises(FileWorkCancelled):
+        call_off_gui_thread(write, progress=progress, show_after_ms=300)
+    label, maximum, value = seen[0]
+    assert label == "Saving big.ora..." and maximum == 1000 and 0 < value < 1000  # shown after 300 ms, not at once
+    assert seen[1] == "Cancelling..." and 10 <= len(steps) < 100
+    # Quick work shows no box.
+    seen.clear()
+    stop = _click_cancel_when_the_box_shows(qtbot, seen)
+    assert call_off_gui_thread(lambda: time.sleep(0.1) or 5, progress=FileProgress("x"), show_after_ms=300) == 5
+    qtbot.wait(100)
+    stop()
+    assert seen == []
+    # A read is abandoned at once: the wait ends long before the helper's 5 s.
+    _click_cancel_when_the_box_shows(qtbot, seen)
+    t = time.perf_counter()
+    with pytest.raises(FileWorkCancelled):
+        call_off_gui_thread(lambda: time.sleep(5), progress=FileProgress("Opening", abandon=True), show_after_ms=200)
+    assert time.perf_counter() - t < 3 and seen[-1] == "Cancelling..."
+
+
+def test_cancelling_a_save_or_export_keeps_the_old_file_and_unsaved_changes(qtbot, make_window, tmp_path, monkeypatch):  # noqa: F811
+    import editor.offthread
+    import ganmodels.ora
+
+    window = make_window()
+    window.show()
+    doc = window.doc
+    folder = tmp_path / "files"
+    folder.mkdir()
+    path, png = folder / "p.ora", folder / "p.png"
+    assert window.editor.save_project(path) and window.editor.export_png(png)
+    saved, exported = path.read_bytes(), png.read_bytes()
+    doc.add_layer(make_raster_layer(*doc.size, name="unsaved", fill=(1.0, 0.0, 0.0, 1.0)))
+    original = ganmodels.ora.encode_png
+    monkeypatch.setattr(editor.offthread, "SHOW_AFTER_MS", 200)
+
+    def slow_encode(image, *, check=None, **options):  # a big picture: encoding takes a while, checking as it goes
+        for _ in range(100):
+            check()
+            time.sleep(0.02)
+        return original(image, check=check, **options)
+
+    monkeypatch.setattr(ganmodels.ora, "encode_png", slow_encode)
+    statuses: list[str] = []
+    window.editor.status.connect(statuses.append)
+    seen: list = []
+    _click_cancel_when_the_box_shows(qtbot, seen)
+    assert not window._save_project_to(path)
+    assert seen[0][0] == "Saving p.ora..." and statuses[-1] == "Save cancelled: p.ora was left as it was"
+    assert path.read_bytes() == saved and not doc.undo_stack.isClean() and doc.layers[-1].name == "unsaved"
+    assert sorted(p.name for p in folder.iterdir()) == ["p.ora", "p.png"]  # no temporary file left
+
+    import editor.fileio
+
+    monkeypatch.setattr(editor.fileio, "encode_png", slow_encode)
+    _click_cancel_when_the_box_shows(qtbot, seen)
+    assert not window.editor.export_png(png)
+    assert seen[-2][0] == "Exporting p.png..." and statuses[-1] == "Export cancelled: p.png was left as it was"
+    assert png.read_bytes() == exported and sorted(p.name for p in folder.iterdir()) == ["p.ora", "p.png"]
+    # Without a cancel the same slow save goes through.
+    assert window._save_project_to(path) and doc.undo_stack.isClean()
+    assert [la.name for la in load_project(path).layers] == ["Background", "unsaved"]

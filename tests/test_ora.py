@@ -184,3 +184,32 @@ def test_another_programs_groups_blend_modes_and_overhangs_are_shown_and_named(t
     ours = _doc()
     write_ora(tmp_path / "ours.ora", ours)
     assert read_ora(tmp_path / "ours.ora").losses == []  # our own files lose nothing
+
+
+def test_progress_counts_every_step_and_an_exception_from_it_leaves_the_old_file(tmp_path):
+    doc = _doc()
+    calls = []
+    p = write_ora(tmp_path / "a.ora", doc, progress=lambda done, total: calls.append((done, total)))
+    total = len(doc.layers) + 2
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert all(t == total for _, t in calls) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert sorted({d for d, _ in calls}) == list(range(total + 1))
+    before = p.read_bytes()
+
+    class Stop(Exception):
+        pass
+
+    big = dataclasses.replace(doc, layers=[OraLayer("noise", np.random.default_rng(1).random((512, 512, 4)))])
+    # Stopped in the middle of the layer's PNG (its second check), at the merged image, after the zip was written
+    # (just before it would replace the file): the old file stays, no temporary file is left.
+    for stop_at in (0, 1, 3):
+        seen = []
+
+        def stop(done, total, stop_at=stop_at, seen=seen):
+            seen.append(done)
+            if done == stop_at and seen.count(done) == (2 if stop_at == 0 else 1):
+                raise Stop
+
+        with pytest.raises(Stop):
+            write_ora(p, big, progress=stop)
+        assert p.read_bytes() == before and sorted(x.name for x in tmp_path.iterdir()) == ["a.ora"]

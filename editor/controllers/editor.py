@@ -40,7 +40,7 @@ from editor.jobs import (
     render_ws,
 )
 from editor.latent import GanState, sample_name
-from editor.offthread import call_off_gui_thread
+from editor.offthread import FileProgress, FileWorkCancelled, call_off_gui_thread
 from editor.pti import PtiWeights, new_pti_key, tuned_model
 from editor.qtimage import display_cache
 from editor.raster import Rect, centered_square, fit_image, place_rgb
@@ -184,12 +184,13 @@ class EditorController(QObject):
         """Whether a file is being read or written (the window must not close meanwhile)."""
         return self._io_depth > 0
 
-    def _off_gui_thread(self, fn: Callable[[], Any]) -> Any:
+    def _off_gui_thread(self, fn: Callable[[], Any], progress: FileProgress | None = None) -> Any:
         """``fn()`` (a file read or write that touches no document state) on a helper thread, the window kept
-        painting (``editor.offthread``)."""
+        painting (``editor.offthread``); with ``progress``, long work shows a box with Cancel (then
+        ``FileWorkCancelled`` is raised)."""
         self._io_depth += 1
         try:
-            return call_off_gui_thread(fn)
+            return call_off_gui_thread(fn, progress=progress)
         finally:
             self._io_depth -= 1
             if not self._io_depth and self._held_results:  # after the open / save that is running has finished
@@ -202,14 +203,22 @@ class EditorController(QObject):
 
     def _read_image(self, path: Path, title: str) -> np.ndarray | None:
         """Read a picture; over the size limit, ``confirm_downscale(message)`` decides whether to open it smaller."""
+        cancelled = f"{path.name} was not opened (cancelled)"
         try:
-            return self._off_gui_thread(lambda: read_image(path))
+            return self._off_gui_thread(lambda: read_image(path), FileProgress(f"Opening {path.name}...", abandon=True))
+        except FileWorkCancelled:
+            self.status.emit(cancelled)
         except ImageTooLarge as e:
             if self.confirm_downscale is None:
                 self.error.emit(title, str(e))
             elif self.confirm_downscale(str(e)):
                 try:
-                    return self._off_gui_thread(lambda: read_image(path, downscale=True))
+                    return self._off_gui_thread(
+                        lambda: read_image(path, downscale=True),
+                        FileProgress(f"Opening {path.name} downscaled...", abandon=True),
+                    )
+                except FileWorkCancelled:
+                    self.status.emit(cancelled)
                 except ImageFileError as e2:
                     self.error.emit(title, str(e2))
             else:  # the user said no: nothing to explain in a box
@@ -264,8 +273,13 @@ class EditorController(QObject):
         else:
             raise ValueError(f"what must be 'flattened' or 'layer', got {what!r}")
         text = export_metadata(layers, what=what, size=self.doc.size)
+        progress = FileProgress(f"Exporting {path.name}...")
+        kept = f"{path.name} was left as it was" if path.exists() else f"{path.name} was not written"
         try:
-            self._off_gui_thread(lambda: write_png(path, rgba, text=text))
+            self._off_gui_thread(lambda: write_png(path, rgba, text=text, progress=progress), progress)
+        except FileWorkCancelled:
+            self.status.emit(f"Export cancelled: {kept}")
+            return False
         except ImageFileError as e:
             self.error.emit("Export failed", str(e))
             return False
@@ -514,10 +528,18 @@ class EditorController(QObject):
         model_path = str(doc.model_path) if doc.model_path else None
         stack = doc.undo_stack
         state = (stack.index(), stack.count(), self._generation)
+        progress = FileProgress(f"Saving {path.name}...")
+        kept = f"{path.name} was left as it was" if path.exists() else f"{path.name} was not written"
         try:
             self._off_gui_thread(
-                lambda: save_project(path, *size, layers, model_path=model_path, pti_weights=pti_weights)
+                lambda: save_project(
+                    path, *size, layers, model_path=model_path, pti_weights=pti_weights, progress=progress
+                ),
+                progress,
             )
+        except FileWorkCancelled:
+            self.status.emit(f"Save cancelled: {kept}")
+            return False
         except OSError as e:  # (the message names the file asked for, not the temporary file it writes first)
             self.error.emit("Save failed", f"cannot write {path} ({e.strerror or e})")
             return False
@@ -551,8 +573,12 @@ class EditorController(QObject):
                     model_key=key,
                     model_name=model.name if model is not None else "",
                     model_path=model.path if model is not None else None,
-                )
+                ),
+                FileProgress(f"Opening {path.name}...", abandon=True),
             )
+        except FileWorkCancelled:
+            self.status.emit(f"{path.name} was not opened (cancelled)")
+            return False
         except (OraError, OSError) as e:
             self.error.emit("Cannot open project", str(e))
             return False
