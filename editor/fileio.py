@@ -125,10 +125,11 @@ def write_png(
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
         info.add_itxt(key, value, zip=len(value) > 1024)
-    check = (lambda: progress(0, 1)) if progress is not None else None
-    data = encode_png(Image.fromarray(np.ascontiguousarray(arr)), check=check, pnginfo=info)
+    # (0 of 0: how much is left is not known while the PNG is compressed, so a progress bar stays busy)
+    check = (lambda: progress(0, 0)) if progress is not None else None
     tmp = path.with_name(path.name + ".tmp")
     try:
+        data = encode_png(Image.fromarray(np.ascontiguousarray(arr)), check=check, pnginfo=info)
         tmp.write_bytes(data)
         if progress is not None:
             progress(1, 1)

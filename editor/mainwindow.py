@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self._shown_once = False
         self._layout_restored = False
         self._card_fitted = False  # the Model panel was sized to the first model card
+        self._held_errors: list[tuple[str, str]] = []  # warnings that came while a file was read or written
 
         # Models
         self.runner = runner if runner is not None else JobRunner(self)
@@ -502,6 +503,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.editor.error.connect(self.show_error)
+        self.editor.file_io_done.connect(self._show_held_errors)
         self.editor.status.connect(self.show_status)
         self.editor.preview_changed.connect(self.canvas_controller.show_preview)
         self.latent_controller.error.connect(self._on_render_error)
@@ -682,8 +684,12 @@ class MainWindow(QMainWindow):
     # ----------------------------------------------------------------------------------------------------------
     # User commands with dialogs
 
-    def show_error(self, title: str, message: str) -> QMessageBox:
-        """A non-blocking (window-modal) warning box."""
+    def show_error(self, title: str, message: str) -> QMessageBox | None:
+        """A non-blocking (window-modal) warning box. While a file is read or written it waits until that is done
+        (None is returned): a box opened meanwhile would block the progress box's Cancel."""
+        if self.editor.file_io_busy:
+            self._held_errors.append((title, message))
+            return None
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
         box.setObjectName("error-box")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -691,6 +697,11 @@ class MainWindow(QMainWindow):
         box.open()
         self.statusBar().showMessage(f"{title}: {message}", 8000)
         return box
+
+    def _show_held_errors(self) -> None:
+        held, self._held_errors = self._held_errors, []
+        for title, message in held:
+            self.show_error(title, message)
 
     def confirm_discard(self) -> bool:
         """Ask before replacing a document that has unsaved changes: Save (then go on if it was saved), Discard or

@@ -53,7 +53,8 @@ class FileWorkCancelled(Exception):
 class FileProgress:
     """The progress of one file read or write, shared by the helper thread doing it and the GUI thread showing it.
 
-    The helper calls it as ``progress(done, total)`` (``ganmodels.ora.Progress``); once the user has cancelled,
+    The helper calls it as ``progress(done, total)`` (``ganmodels.ora.Progress``; total 0 while it does not know
+    how much there is, which keeps the bar busy); once the user has cancelled,
     that call raises :class:`FileWorkCancelled`, so a writer stops at its next check point. ``abandon``: on
     Cancel, stop waiting at once and drop the result (for reads, which change nothing).
     """
@@ -143,15 +144,16 @@ SHOW_AFTER_MS = 500  # work that takes longer than this shows its box
 
 
 def call_off_gui_thread(
-    fn: Callable[[], T], *, progress: FileProgress | None = None, show_after_ms: int = SHOW_AFTER_MS
+    fn: Callable[[], T], *, progress: FileProgress | None = None, show_after_ms: int | None = None
 ) -> T:
     """``fn()`` on a helper thread, the calling GUI thread processing non-input events until it returns; returns
     its result or raises its exception. Called from any other thread (or with no Qt application) it simply runs
     ``fn()``.
 
     With ``progress`` (which ``fn`` should call as it goes), a :class:`FileWorkDialog` shows after
-    ``show_after_ms``; when the user cancels, a read (``progress.abandon``) raises :class:`FileWorkCancelled` at
-    once, a write when ``fn`` stops (or returns normally, if it had already finished)."""
+    ``show_after_ms`` (default :data:`SHOW_AFTER_MS`); when the user cancels, a read (``progress.abandon``)
+    raises :class:`FileWorkCancelled` at once, a write when ``fn`` stops (or returns normally, if it had already
+    finished)."""
     app = QCoreApplication.instance()
     if app is None or QThread.currentThread() is not app.thread():
         return fn()
@@ -171,6 +173,8 @@ def call_off_gui_thread(
     dropper = _DropInput()
     app.installEventFilter(dropper)
     start = time.perf_counter()
+    if show_after_ms is None:
+        show_after_ms = SHOW_AFTER_MS
     try:
         while not done.wait(POLL_MS / 1000):
             if progress is not None and isinstance(app, QApplication):

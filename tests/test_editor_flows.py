@@ -749,9 +749,10 @@ def test_clicks_and_keys_during_a_save_are_dropped_not_replayed(qtbot, make_wind
     qtbot.waitUntil(lambda: len(doc.layers) == 1, timeout=2000)
 
 
-def _click_cancel_when_the_box_shows(qtbot, seen: list):
-    """Poll for the file work box; when it shows, note its bar and click its Cancel button with the mouse (the
-    click must get through while the rest of the input is dropped). Returns a function that stops the polling."""
+def _click_cancel_when_the_box_shows(qtbot, seen: list, before_click=None):
+    """Poll for the file work box; when it shows, note its bar, call ``before_click()`` if given, and click its
+    Cancel button with the mouse (the click must get through while the rest of the input is dropped). Returns a
+    function that stops the polling."""
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
@@ -768,6 +769,8 @@ def _click_cancel_when_the_box_shows(qtbot, seen: list):
             return
         box = boxes[0]
         seen.append((box.label.text(), box.bar.maximum(), box.bar.value()))
+        if before_click is not None:
+            before_click()
         QTest.mouseClick(box.cancel_button, Qt.MouseButton.LeftButton)
         seen.append(box.label.text())
 
@@ -852,3 +855,78 @@ def test_cancelling_a_save_or_export_keeps_the_old_file_and_unsaved_changes(qtbo
     # Without a cancel the same slow save goes through.
     assert window._save_project_to(path) and doc.undo_stack.isClean()
     assert [la.name for la in load_project(path).layers] == ["Background", "unsaved"]
+
+
+def test_a_warning_that_comes_during_a_save_waits_so_that_cancel_still_works(qtbot, make_window, tmp_path, monkeypatch):  # noqa: F811
+    """A failed job's warning box (window-modal) would block the progress box: it is shown after the save."""
+    from PySide6.QtWidgets import QMessageBox
+
+    import editor.offthread
+    import ganmodels.ora
+
+    window = make_window()
+    window.show()
+    path = tmp_path / "p.ora"
+    assert window.editor.save_project(path)
+    saved = path.read_bytes()
+    window.doc.add_layer(make_raster_layer(*window.doc.size, name="unsaved", fill=(1.0, 0.0, 0.0, 1.0)))
+    original = ganmodels.ora.encode_png
+    monkeypatch.setattr(editor.offthread, "SHOW_AFTER_MS", 100)
+
+    def slow_encode(image, *, check=None, **options):
+        for _ in range(150):
+            check()
+            time.sleep(0.02)
+        return original(image, check=check, **options)
+
+    monkeypatch.setattr(ganmodels.ora, "encode_png", slow_encode)
+
+    def error_boxes():
+        return [b for b in window.findChildren(QMessageBox, "error-box") if b.isVisible()]
+
+    during: list = []
+
+    def fail_a_job() -> None:
+        window.editor.error.emit("Sampling failed", "out of memory")
+        qtbot.wait(50)
+        during.append(len(error_boxes()))
+
+    seen: list = []
+    _click_cancel_when_the_box_shows(qtbot, seen, before_click=fail_a_job)
+    t = time.perf_counter()
+    assert not window._save_project_to(path)
+    assert time.perf_counter() - t < 2.5  # the cancel got through (the encode alone takes 3 s)
+    assert during == [0] and seen[-1] == "Cancelling..." and path.read_bytes() == saved
+    qtbot.waitUntil(lambda: len(error_boxes()) == 1, timeout=2000)  # shown once the save is over
+    assert error_boxes()[0].windowTitle() == "Sampling failed" and "out of memory" in error_boxes()[0].text()
+
+
+def test_write_png_cancelled_at_its_last_check_removes_its_temporary_file_and_encoder_errors_are_reported(
+    tmp_path, monkeypatch
+):
+    import editor.fileio
+    from editor.fileio import ImageFileError, write_png
+
+    path = tmp_path / "a.png"
+    write_png(path, np.ones((8, 8, 4), np.float32))
+    old = path.read_bytes()
+    calls: list = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total, (tmp_path / "a.png.tmp").exists()))
+        if (done, total) == (1, 1):
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        write_png(path, np.zeros((8, 8, 4), np.float32), progress=progress)
+    # while encoding: "0 of 0" (not known, the bar stays busy); the last check comes with the new file written
+    assert calls[0] == (0, 0, False) and calls[-1] == (1, 1, True)
+    assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+    def broken_encoder(image, **options):
+        raise OSError("encoder error -2 when writing image file")
+
+    monkeypatch.setattr(editor.fileio, "encode_png", broken_encoder)
+    with pytest.raises(ImageFileError, match="cannot write"):
+        write_png(path, np.zeros((8, 8, 4), np.float32))
+    assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["a.png"]

@@ -128,6 +128,7 @@ class EditorController(QObject):
     status = Signal(str)
     sample_added = Signal(str)  # layer id of a new GAN sample
     preview_changed = Signal(object, object)  # RGB float32 [h, w, 3] of a running job and its Rect; None, None hides
+    file_io_done = Signal()  # the file reads / writes running have all finished (after ``file_io_busy``)
 
     def __init__(
         self,
@@ -193,13 +194,16 @@ class EditorController(QObject):
             return call_off_gui_thread(fn, progress=progress)
         finally:
             self._io_depth -= 1
-            if not self._io_depth and self._held_results:  # after the open / save that is running has finished
-                QTimer.singleShot(0, self._release_held_results)
+            if not self._io_depth:  # after the open / save that is running has finished
+                QTimer.singleShot(0, self._after_file_io)
 
-    def _release_held_results(self) -> None:
+    def _after_file_io(self) -> None:
+        if self._io_depth:  # (another read or write started meanwhile: it comes back here when done)
+            return
         held, self._held_results = self._held_results, []
         for job_id, result in held:
             self._on_job_finished(job_id, result)
+        self.file_io_done.emit()
 
     def _read_image(self, path: Path, title: str) -> np.ndarray | None:
         """Read a picture; over the size limit, ``confirm_downscale(message)`` decides whether to open it smaller."""
