@@ -123,6 +123,16 @@ def oom_variant(model: Any) -> tuple[Any, bool]:
     return model, True
 
 
+def _not_opened(path: Path) -> str:
+    """The status of an open the user cancelled."""
+    return f"{path.name} was not opened (cancelled)"
+
+
+def _left_as_it_was(path: Path) -> str:
+    """What a cancelled write did to ``path`` (asked before the write starts)."""
+    return f"{path.name} was left as it was" if path.exists() else f"{path.name} was not written"
+
+
 class EditorController(QObject):
     error = Signal(str, str)  # title, message
     status = Signal(str)
@@ -207,7 +217,7 @@ class EditorController(QObject):
 
     def _read_image(self, path: Path, title: str) -> np.ndarray | None:
         """Read a picture; over the size limit, ``confirm_downscale(message)`` decides whether to open it smaller."""
-        cancelled = f"{path.name} was not opened (cancelled)"
+        cancelled = _not_opened(path)
         try:
             return self._off_gui_thread(lambda: read_image(path), FileProgress(f"Opening {path.name}...", abandon=True))
         except FileWorkCancelled:
@@ -278,7 +288,7 @@ class EditorController(QObject):
             raise ValueError(f"what must be 'flattened' or 'layer', got {what!r}")
         text = export_metadata(layers, what=what, size=self.doc.size)
         progress = FileProgress(f"Exporting {path.name}...")
-        kept = f"{path.name} was left as it was" if path.exists() else f"{path.name} was not written"
+        kept = _left_as_it_was(path)
         try:
             self._off_gui_thread(lambda: write_png(path, rgba, text=text, progress=progress), progress)
         except FileWorkCancelled:
@@ -533,7 +543,7 @@ class EditorController(QObject):
         stack = doc.undo_stack
         state = (stack.index(), stack.count(), self._generation)
         progress = FileProgress(f"Saving {path.name}...")
-        kept = f"{path.name} was left as it was" if path.exists() else f"{path.name} was not written"
+        kept = _left_as_it_was(path)
         try:
             self._off_gui_thread(
                 lambda: save_project(
@@ -581,7 +591,7 @@ class EditorController(QObject):
                 FileProgress(f"Opening {path.name}...", abandon=True),
             )
         except FileWorkCancelled:
-            self.status.emit(f"{path.name} was not opened (cancelled)")
+            self.status.emit(_not_opened(path))
             return False
         except (OraError, OSError) as e:
             self.error.emit("Cannot open project", str(e))
