@@ -35,6 +35,7 @@ import torch
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from editor.raster import Rect, place_rgb, to_display
+from ganmodels.device import lazy_torch_imports
 from ganmodels.fastrender import Builder, CompileState, FastSynthesis, SubprocessBuilder
 from ganmodels.generate import seed_to_class, seeds_to_ws, synthesize, to_float01, truncation_centre
 
@@ -556,9 +557,11 @@ class _Queue:
 
 def warm_up() -> None:
     """Pay one-time lazy imports now (building the first torch optimizer imports for over a second, holding the
-    GIL in long stretches), so the first inversion does not freeze the GUI thread."""
+    GIL in long stretches), so the first inversion does not freeze the GUI thread. Holds ``lazy_torch_imports``:
+    the renderer's compile thread imports the same modules when it loads a compiled package."""
     try:
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        with lazy_torch_imports():
+            torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     except Exception:  # only an optimisation
         log.debug("worker warm-up failed", exc_info=True)
 

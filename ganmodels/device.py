@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 
 import torch
 
 ENV_VAR = "GAN_EDITOR_DEVICE"
+
+# Python's per-module import locks do not make torch's lazily imported compiler stack (torch._dynamo,
+# torch._inductor) safe to import from two threads at once: one of them gets a deadlock error or a half-initialised
+# module, and torch stays broken for the rest of the process (every later optimiser fails). Imports are process-wide,
+# so is this lock.
+_LAZY_IMPORT_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def lazy_torch_imports() -> Iterator[None]:
+    """Hold while running torch code that may import torch._dynamo / torch._inductor for the first time on a thread
+    that runs beside another such thread (building the first optimiser, loading a compiled package)."""
+    with _LAZY_IMPORT_LOCK:
+        yield
 
 
 def choose_device(preferred: str | None = None, *, env: dict[str, str] | None = None) -> torch.device:

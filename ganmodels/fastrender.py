@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from ganmodels.device import lazy_torch_imports
 from ganmodels.networks import hash_state
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,14 @@ def export_package(G: Any, path: str | Path, *, threads: int = 1, noise_mode: st
     return path
 
 
+def load_package(path: str | Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Load a compiled ``.pt2`` package (its loader's lazy torch imports under ``lazy_torch_imports``)."""
+    with lazy_torch_imports():
+        from torch._inductor.package import load_package as aoti_load
+
+        return aoti_load(str(path))
+
+
 class SubprocessBuilder:
     """Compiles in a child process (cached by ``package_key``) and loads the package here; ``cancel`` kills the
     child (e.g. when the app quits or the model is closed mid-build)."""
@@ -122,7 +131,7 @@ class SubprocessBuilder:
             if proc.returncode != 0 or not package.exists():
                 tail = (err or out).strip().splitlines()[-1:] or ["no output"]
                 raise RuntimeError(f"compiler process failed ({proc.returncode}): {tail[0][:200]}")
-        return torch._inductor.aoti_load_package(str(package))
+        return load_package(package)
 
     def cancel(self) -> None:
         """Stop running and future builds."""

@@ -150,3 +150,59 @@ def test_cancel_kills_the_compiler_process(tmp_path):
     assert not thread.is_alive() and proc.poll() is not None
     assert fs.state == CompileState.FAILED and not fs.compiled
     assert not list(tmp_path.glob("*.pt2"))
+
+
+RACE = r"""
+import sys, threading, torch
+from editor.jobs import warm_up
+from ganmodels.fastrender import load_package
+
+start = threading.Barrier(2)
+errors = []
+
+def worker():  # the job runner's start
+    start.wait()
+    warm_up()
+
+def compiler():  # the renderer's thread loading a cached package (here a missing one: the imports come first)
+    start.wait()
+    try:
+        load_package(sys.argv[1])
+    except BaseException as e:
+        errors.append(e)
+
+threads = [threading.Thread(target=worker), threading.Thread(target=compiler)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # fails for good after a broken import
+from torch._inductor.utils import IndentedBuffer  # noqa: F401
+print(type(errors[0]).__name__ if errors else "no error")
+"""
+
+
+def test_loading_a_package_beside_the_worker_warm_up_leaves_torch_importable(tmp_path):
+    """torch._dynamo / torch._inductor imported by two threads at once broke torch for the whole process (3 of 5
+    runs before ``lazy_torch_imports``): the app's second start, with the package cached, lost every inversion."""
+    import os
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.pt2"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(missing)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        assert out.strip() not in ("no error", ""), out
+        assert "Import" not in out and "Deadlock" not in out, out  # the loader's own error about the missing file
