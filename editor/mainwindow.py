@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QStyle,
     QTextEdit,
     QToolBar,
+    QToolButton,
     QWidget,
 )
 
@@ -62,6 +63,7 @@ from editor.panels.layers import LayersPanel
 from editor.panels.model import ModelPanel
 from editor.session import ModelSession
 from editor.settings import Settings
+from ganmodels.inpainting import METHOD_TIPS
 from ganmodels.networks import class_probs
 
 APP_NAME = "GAN Editor"
@@ -76,6 +78,10 @@ def _fill(menu_or_bar, actions: list[QAction | None]) -> None:
         else:
             menu_or_bar.addAction(action)
 
+
+# Generate > Inpaint Mask With (and the Inpaint button's arrow): the model's methods first; None: a separator.
+INPAINT_MENU_ORDER = ("gan-inversion", "gan-inversion+pti", "gan-inpainter", None, "telea", "ns", "fsr-fast",
+                      "fsr-best")  # fmt: skip
 
 # Keys and gestures of the canvas that are not menu commands (Help > Keyboard Shortcuts).
 CANVAS_KEYS = [
@@ -367,17 +373,27 @@ class MainWindow(QMainWindow):
             self.choose_pti_invert,
             tip="Invert the picture, then fine-tune a copy of the generator for the new layer (slower, more faithful)",
         )
-        from ganmodels.inpainting import available_methods
+        from ganmodels.inpainting import available_methods, method_label
 
-        self.inpaint_actions = {
-            m: a(f"Inpaint with {m}", lambda m=m: self.editor.inpaint(m), tip=f"Fill the mask with {m}")
-            for m in available_methods()
-        }
-        self.inpaint_actions["gan-inversion+pti"] = a(
-            "Inpaint with gan-inversion + pivotal tuning",
-            lambda: self.editor.inpaint("gan-inversion", tune_steps=DEFAULT_INPAINT_TUNE_STEPS),
-            tip="Invert the surroundings, fine-tune a copy of the generator on them, then fill (slower, more faithful)",
+        def inpaint_action(key: str, method: str, text: str, tip: str, **kw) -> QAction:
+            def run() -> None:
+                self.settings.inpaint_method = key  # the toolbar's Inpaint button runs it next
+                self._update_inpaint_action()
+                self.editor.inpaint(method, **kw)
+
+            return a(text, run, tip=tip)
+
+        self.inpaint_actions = {m: inpaint_action(m, m, method_label(m), METHOD_TIPS[m]) for m in available_methods()}
+        self.inpaint_actions["gan-inversion+pti"] = inpaint_action(
+            "gan-inversion+pti",
+            "gan-inversion",
+            f"{method_label('gan-inversion')} + Pivotal Tuning",
+            "Invert the surroundings, fine-tune a copy of the generator on them, then fill (slower, more faithful)",
+            tune_steps=DEFAULT_INPAINT_TUNE_STEPS,
         )
+        self.act_inpaint = a("Inpaint &Mask", self.inpaint_with_chosen_method, shortcut=K("Ctrl+Shift+F"),
+                             icon_name="inpaint")  # fmt: skip
+        self.act_inpaint.setIconText("Inpaint")
         self.act_save_project = a(
             "&Save Project",
             self.save_project,
@@ -443,7 +459,10 @@ class MainWindow(QMainWindow):
         self.generate_menu = mb.addMenu("&Generate")
         _fill(self.generate_menu, [self.act_sample, self.act_random_sample, None, self.act_invert,
                                    self.act_invert_pti, None])  # fmt: skip
-        _fill(self.generate_menu.addMenu("&Inpaint Mask"), list(self.inpaint_actions.values()))
+        self.inpaint_menu = self.generate_menu.addMenu("Inpaint Mask &With")
+        order = list(INPAINT_MENU_ORDER) + [m for m in self.inpaint_actions if m not in INPAINT_MENU_ORDER]
+        _fill(self.inpaint_menu, [self.inpaint_actions[m] if m else None for m in order])
+        self.generate_menu.addAction(self.act_inpaint)
         view = mb.addMenu("&View")
         _fill(view, [self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit, self.act_zoom_100, None,
                      self.act_show_mask, self.act_mask_color, None])  # fmt: skip
@@ -489,6 +508,14 @@ class MainWindow(QMainWindow):
         bt.addSeparator()
         bt.addAction(self.act_clear_mask)
         bt.addAction(self.act_invert_mask)
+        bt.addSeparator()
+        self.inpaint_button = QToolButton()  # runs the method used last; its arrow opens the list of methods
+        self.inpaint_button.setObjectName("inpaint-button")
+        self.inpaint_button.setDefaultAction(self.act_inpaint)
+        self.inpaint_button.setMenu(self.inpaint_menu)
+        self.inpaint_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.inpaint_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bt.addWidget(self.inpaint_button)
 
     def _create_status_bar(self) -> None:
         sb = self.statusBar()
@@ -566,9 +593,34 @@ class MainWindow(QMainWindow):
         needs_model += [act for m, act in self.inpaint_actions.items() if m.startswith("gan")]
         for act in needs_model:  # (classical inpainting works without a model)
             act.setEnabled(loaded)
+        has_net = loaded and "inpainter" in (getattr(self.session.model, "components", None) or {})
+        self.inpaint_actions["gan-inpainter"].setEnabled(has_net)
+        self.inpaint_actions["gan-inpainter"].setStatusTip(
+            METHOD_TIPS["gan-inpainter"] + ("" if has_net else " (this model has none: ganmodels train-inpainter)")
+        )
+        self._update_inpaint_action()
         tip = "" if loaded else " (open a model first)"
         self.act_sample.setStatusTip("Add a GAN layer generated from a seed" + tip)
         self.device_label.setText(self.session.device_text)
+
+    def _chosen_inpaint_key(self) -> str:
+        key = self.settings.inpaint_method
+        return key if key in self.inpaint_actions else "gan-inversion"
+
+    def _update_inpaint_action(self) -> None:
+        """The Inpaint button names the method it runs and can run only when that method can."""
+        chosen = self.inpaint_actions[self._chosen_inpaint_key()]
+        keys = self.act_inpaint.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        self.act_inpaint.setText(f"Inpaint &Mask ({chosen.text()})")
+        self.act_inpaint.setToolTip(f"Fill the mask with {chosen.text()} ({keys}); the arrow chooses another method")
+        self.act_inpaint.setStatusTip(f"Fill the mask with {chosen.text()}: {chosen.statusTip()}")
+        self.act_inpaint.setEnabled(chosen.isEnabled())
+
+    def inpaint_with_chosen_method(self) -> None:
+        """The Inpaint button and Ctrl+Shift+F: fill the mask with the method chosen last (GAN inversion at first)."""
+        chosen = self.inpaint_actions[self._chosen_inpaint_key()]
+        if chosen.isEnabled():
+            chosen.trigger()
 
     def _on_brush_changed(self) -> None:
         b = self.brush

@@ -52,6 +52,16 @@ class Settings:
     def brush_hardness(self, value: float) -> None:
         self.q.setValue("brush/hardness", float(value))
 
+    @property
+    def inpaint_method(self) -> str:
+        """The inpainting method the Inpaint button runs (the one used last): a key of the window's inpaint
+        actions, e.g. "gan-inversion" or "gan-inversion+pti"."""
+        return str(self.q.value("inpaint/method", "gan-inversion") or "gan-inversion")
+
+    @inpaint_method.setter
+    def inpaint_method(self, value: str) -> None:
+        self.q.setValue("inpaint/method", str(value))
+
     def last_folder(self, kind: str) -> str:
         """The folder a file dialog of this kind (image, model, export) last used, or the home folder."""
         if kind not in FOLDER_KINDS:

@@ -422,6 +422,31 @@ def _gan_inpainter(*, net: Any = None, **kw: Any) -> Inpainter:
     return GanInpainter(net, **kw)
 
 
+# Names and one-line advice for menus and layer names (``available_methods`` keys).
+METHOD_LABELS: dict[str, str] = {
+    "telea": "Telea Fast Marching",
+    "ns": "Navier-Stokes",
+    "fsr-fast": "Frequency-Selective, Fast",
+    "fsr-best": "Frequency-Selective, Best",
+    "gan-inversion": "GAN Inversion",
+    "gan-inpainter": "GAN Inpainter",
+}
+METHOD_TIPS: dict[str, str] = {
+    "telea": "OpenCV fast marching: quick and smooth, for small spots",
+    "ns": "OpenCV Navier-Stokes: quick, carries edges into thin scratches",
+    "fsr-fast": "OpenCV frequency-selective reconstruction: carries texture and structure into the hole",
+    "fsr-best": "Frequency-selective reconstruction at its best quality: slower on large holes",
+    "gan-inversion": "Find the model's picture that matches the pixels around the mask and fill the hole from it "
+    "(for pictures like the model's)",
+    "gan-inpainter": "The model's trained inpainting network: one quick pass (for pictures like the model's)",
+}
+
+
+def method_label(name: str) -> str:
+    """A method's name for people ("telea" -> "Telea Fast Marching"); unknown names are returned as they are."""
+    return METHOD_LABELS.get(name, name)
+
+
 def available_methods() -> list[str]:
     """Names accepted by ``create_inpainter``."""
     return list(_REGISTRY)

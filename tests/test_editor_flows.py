@@ -19,6 +19,7 @@ from editor.latent import state_effective_ws
 from editor.project import load_project
 from editor.qtimage import qimage_to_rgba
 from editor.raster import Rect, resize, to_display, to_uint8
+from ganmodels.inpainting import method_label
 from tests.test_editor_app import make_window, sample_window  # noqa: F401 - fixture re-use
 
 
@@ -150,7 +151,7 @@ def test_inpaint_fills_the_mask_into_a_new_layer(make_window, tiny_model_file, m
     flat_before = doc.flatten()
     window.editor.inpaint(method, steps=5, tune_steps=tune)
     new = doc.active_layer
-    assert new.name == f"Inpainted ({method}{' + PTI' if tune else ''})" and new.kind == "raster"
+    assert new.name == f"Inpainted ({method_label(method)}{' + PTI' if tune else ''})" and new.kind == "raster"
     assert np.array_equal(new.pixels[..., 3] > 0, mask > 0)  # only the hole is covered
     flat = doc.flatten()
     assert np.array_equal(flat[mask == 0], flat_before[mask == 0])
@@ -183,12 +184,12 @@ def test_another_method_right_after_an_inpaint_fills_the_same_mask(make_window, 
     doc = window.doc
     window.editor.inpaint("telea")
     first = doc.active_layer
-    assert first.name == "Inpainted (telea)" and not first.mask.any()  # the result is active, without a mask
+    assert first.name == "Inpainted (Telea Fast Marching)" and not first.mask.any()  # the result is active, no mask
     errors = []
     window.editor.error.connect(lambda title, msg: errors.append(msg))
     window.editor.inpaint("ns")  # another method, with the result still active
     second = doc.active_layer
-    assert errors == [] and second.name == "Inpainted (ns)" and second.id != first.id
+    assert errors == [] and second.name == "Inpainted (Navier-Stokes)" and second.id != first.id
     assert np.array_equal(second.pixels[..., 3] > 0, mask > 0) and np.array_equal(doc.layer(base.id).mask, mask)
 
     # A layer that is no inpaint result and has no mask: the message says where the mask is.
@@ -542,7 +543,7 @@ def test_damaged_or_missing_tuned_weights_fall_back_to_the_base_model(tmp_path):
 def test_inpaint_menu_offers_gan_inversion_with_pivotal_tuning(make_window, tiny_model_file):  # noqa: F811
     window, _ = sample_window(make_window, tiny_model_file, seed=2)
     menu_texts = [a.text() for a in window.inpaint_actions.values()]
-    assert "Inpaint with gan-inversion + pivotal tuning" in menu_texts
+    assert "GAN Inversion + Pivotal Tuning" in menu_texts
     mask = np.zeros((16, 16), np.float32)
     mask[4:9, 5:11] = 1
     window.doc.set_mask(window.doc.active_layer.id, mask)
@@ -550,6 +551,37 @@ def test_inpaint_menu_offers_gan_inversion_with_pivotal_tuning(make_window, tiny
     window.editor.inpaint = lambda method, **kw: calls.append((method, kw))
     window.inpaint_actions["gan-inversion+pti"].trigger()
     assert calls == [("gan-inversion", {"tune_steps": 50})]
+
+
+def test_inpaint_button_runs_the_method_used_last_and_remembers_it(make_window, tiny_model_file):  # noqa: F811
+    window, _ = sample_window(make_window, tiny_model_file, seed=2)
+    calls = []
+    window.editor.inpaint = lambda method, **kw: calls.append((method, kw))
+    button = window.inpaint_button
+    assert button.defaultAction() is window.act_inpaint and button.menu() is window.inpaint_menu
+    assert [a.text() for a in window.inpaint_menu.actions() if not a.isSeparator()][:2] == [
+        "GAN Inversion", "GAN Inversion + Pivotal Tuning"]  # fmt: skip
+    assert "GAN Inversion" in window.act_inpaint.toolTip()  # the first choice, before any is made
+    window.act_inpaint.trigger()
+    window.inpaint_actions["fsr-best"].trigger()  # chosen from the list: runs now, and becomes the button's
+    assert "Frequency-Selective, Best" in window.act_inpaint.text()
+    window.act_inpaint.trigger()
+    window.inpaint_actions["gan-inversion+pti"].trigger()
+    window.act_inpaint.trigger()
+    pti = ("gan-inversion", {"tune_steps": 50})
+    assert calls == [("gan-inversion", {}), ("fsr-best", {}), ("fsr-best", {}), pti, pti]
+    assert window.settings.inpaint_method == "gan-inversion+pti"
+
+    window.settings.inpaint_method = "telea"
+    other = make_window()  # the next start (the same settings), without a model: a classical method still runs
+    assert "Telea Fast Marching" in other.act_inpaint.text() and other.act_inpaint.isEnabled()
+    other.editor.inpaint = lambda method, **kw: calls.append((method, kw))
+    other.act_inpaint.trigger()
+    other.inpaint_actions["gan-inversion"].trigger()  # disabled without a model: does nothing
+    assert calls[-1] == ("telea", {}) and other.settings.inpaint_method == "telea"
+    other.settings.inpaint_method = "no-such-method"  # e.g. from a later version
+    other._update_inpaint_action()
+    assert "GAN Inversion" in other.act_inpaint.text() and not other.act_inpaint.isEnabled()  # it needs a model
 
 
 def test_mask_overlay_is_the_tint_over_the_mask_and_empty_for_no_mask(qapp):

@@ -46,6 +46,7 @@ from editor.qtimage import display_cache
 from editor.raster import Rect, centered_square, fit_image, place_rgb
 from editor.session import ModelSession
 from ganmodels.directions import is_direction_file
+from ganmodels.inpainting import method_label
 from ganmodels.modelfile import GanModel, ModelFileError
 
 DEFAULT_SIZE = 512
@@ -806,7 +807,7 @@ class EditorController(QObject):
                     kw["tune_steps"] = tune_steps
             return create_inpainter(method, **kw).run(image, mask)
 
-        label = f"{method} + PTI" if tune_steps and method == "gan-inversion" else method
+        label = method_label(method) + (" + PTI" if tune_steps and method == "gan-inversion" else "")
 
         def done(step) -> None:
             rgba = np.concatenate([step.result, (mask > 0).astype(np.float32)[..., None]], axis=2)
