@@ -63,7 +63,7 @@ from editor.panels.layers import LayersPanel
 from editor.panels.model import ModelPanel
 from editor.session import ModelSession
 from editor.settings import Settings
-from ganmodels.inpainting import METHOD_TIPS
+from ganmodels.inpainting import METHOD_TIPS, available_methods, method_label
 from ganmodels.networks import class_probs
 
 APP_NAME = "GAN Editor"
@@ -373,7 +373,6 @@ class MainWindow(QMainWindow):
             self.choose_pti_invert,
             tip="Invert the picture, then fine-tune a copy of the generator for the new layer (slower, more faithful)",
         )
-        from ganmodels.inpainting import available_methods, method_label
 
         def inpaint_action(key: str, method: str, text: str, tip: str, **kw) -> QAction:
             def run() -> None:
@@ -383,7 +382,9 @@ class MainWindow(QMainWindow):
 
             return a(text, run, tip=tip)
 
-        self.inpaint_actions = {m: inpaint_action(m, m, method_label(m), METHOD_TIPS[m]) for m in available_methods()}
+        self.inpaint_actions = {
+            m: inpaint_action(m, m, method_label(m), METHOD_TIPS.get(m, "")) for m in available_methods()
+        }
         self.inpaint_actions["gan-inversion+pti"] = inpaint_action(
             "gan-inversion+pti",
             "gan-inversion",

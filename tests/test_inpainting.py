@@ -49,6 +49,14 @@ def _make(name):
     return create_inpainter(name)
 
 
+def test_every_method_has_a_name_and_advice_for_people():
+    from ganmodels.inpainting import METHOD_LABELS, METHOD_TIPS, method_label
+
+    assert set(METHOD_LABELS) == set(METHOD_TIPS) == set(available_methods())
+    assert len(set(METHOD_LABELS.values())) == len(METHOD_LABELS)  # no two alike in a menu
+    assert method_label("telea") == "Telea Fast Marching" and method_label("new-one") == "new-one"
+
+
 @pytest.mark.parametrize("name", available_methods())
 def test_every_method_fills_and_preserves_known_pixels_exactly(name):
     image, mask = _case()
