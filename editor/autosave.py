@@ -226,7 +226,7 @@ class Autosaver(QObject):
         return _Snapshot(
             doc.width,
             doc.height,
-            [dataclasses.replace(layer, mask=layer.mask.copy()) for layer in doc.layers],
+            doc.saved_layers(),
             dict(doc.pti_weights),
             str(doc.model_path) if doc.model_path else None,
             str(doc.path) if doc.path is not None else None,

@@ -138,6 +138,8 @@ class Document(QObject):
         # Pivotal-tuning weights by the key GAN layers name in ``GanState.pti_weights``: document content that is
         # saved with the project, kept across undo (an undone layer may come back) and replaced by ``reset_to``.
         self.pti_weights: dict[str, PtiWeights] = {}
+        # The recorded pixels of layers that show an uncommitted preview (a slider drag): what their latents describe.
+        self._committed: dict[str, np.ndarray] = {}
         self.undo_stack = QUndoStack(self)
 
     # ----------------------------------------------------------------------------------------------------------
@@ -187,6 +189,14 @@ class Document(QObject):
     def active_layer(self) -> Layer | None:
         return self.find(self._active_id)
 
+    def saved_layers(self) -> list[Layer]:
+        """Copies of the layers as a file keeps them (Save Project, autosave): masks copied, and a layer in the middle
+        of a slider drag with the pixels recorded before it, which its latent state describes, not the preview."""
+        return [
+            dataclasses.replace(layer, mask=layer.mask.copy(), pixels=self._committed.get(layer.id, layer.pixels))
+            for layer in self._layers
+        ]
+
     def flatten(self) -> np.ndarray:
         """Visible layers composited bottom to top: straight-alpha RGBA float32 [H, W, 4]."""
         return composite(
@@ -218,6 +228,7 @@ class Document(QObject):
             if layer.size != (width, height):
                 raise ValueError(f"layer {layer.name!r} is {layer.size}, the document is {(width, height)}")
         self.undo_stack.clear()
+        self._committed.clear()
         self._width, self._height = int(width), int(height)
         self._layers = list(layers)
         self._active_id = self._layers[-1].id if self._layers else ""
@@ -246,8 +257,12 @@ class Document(QObject):
 
     def preview_pixels(self, layer_id: str, pixels: np.ndarray) -> None:
         """Show pixels without recording them (slider drags). The command that ends the gesture must be given
-        the pre-preview state as ``before`` so undo restores it."""
+        the pre-preview state as ``before`` so undo restores it. Previewing the recorded pixels again ends the
+        preview; so does any recorded change of the layer's pixels."""
+        committed = self._committed.get(layer_id, self.layer(layer_id).pixels)
         self._set_pixels(layer_id, pixels)
+        if pixels is not committed:
+            self._committed[layer_id] = committed
 
     # ----------------------------------------------------------------------------------------------------------
     # Undoable edits (each pushes one command)
@@ -464,6 +479,7 @@ class Document(QObject):
 
     def _set_pixels(self, layer_id: str, pixels: np.ndarray) -> None:
         self.layer(layer_id).pixels = pixels
+        self._committed.pop(layer_id, None)
         self.layer_pixels_changed.emit(layer_id)
 
     def _set_gan(self, layer_id: str, state: GanState) -> None:

@@ -117,6 +117,31 @@ def test_autosave_writes_a_change_not_a_clean_document(qtbot, doc, tmp_path):
     assert [la.name for la in load_project(saver.document_path).layers] == ["Background"]
 
 
+def test_an_autosave_during_a_slider_drag_keeps_the_layer_as_recorded(make_window, tiny_model_file):
+    """A crash right after an autosave taken mid-drag recovered the preview's pixels with the latent from before
+    the drag (the sliders said 0, the picture said otherwise, and the next touch made it jump)."""
+    window = make_window(model=tiny_model_file)
+    window.editor.new_document(16, 16)
+    window.editor.generate(3, 0.7)
+    layer = window.doc.active_layer
+    recorded = layer.pixels
+    slider = window.latent_panel.sliders["first"].slider
+    slider.setSliderDown(True)  # the drag is under way: frames are shown, nothing is recorded yet
+    slider.setValue(slider.value() + 40)
+    assert not np.array_equal(window.doc.layer(layer.id).pixels, recorded)
+    assert window.autosave.save_now()
+    saved = load_project(window.autosave.document_path).layers[-1]
+    assert saved.gan.strengths == {}
+    np.testing.assert_allclose(saved.pixels, recorded, atol=1 / 255)  # (8-bit PNG)
+    slider.setSliderDown(False)  # released: recorded, and the next autosave has it
+    assert window.doc.layer(layer.id).gan.strengths == {"first": pytest.approx(0.4)}
+    assert window.autosave.save_now()
+    saved = load_project(window.autosave.document_path).layers[-1]
+    assert saved.gan.strengths == {"first": pytest.approx(0.4)}
+    np.testing.assert_allclose(saved.pixels, window.doc.layer(layer.id).pixels, atol=1 / 255)
+    assert not np.allclose(saved.pixels, recorded, atol=1 / 255)
+
+
 def test_autosave_is_removed_when_the_document_is_clean_again(qtbot, doc, tmp_path):
     saver = Autosaver(doc, tmp_path / "recovery", interval=0.05)
     stack = doc.undo_stack

@@ -286,6 +286,36 @@ def test_set_latent_preview_then_commit_is_one_undo_step(doc):
     assert doc.layer(layer.id).gan.strengths == {"smile": 1.5}
 
 
+def test_saved_layers_keep_the_recorded_pixels_of_a_layer_in_preview(doc):
+    """Save and autosave write what a layer's latent describes: not a slider drag's uncommitted preview."""
+    state = GanState("m#1", None, "m", np.zeros([4, 8]), Rect(0, 0, W, W), seed=1)
+    pixels0 = np.zeros([H, W, 4], np.float32)
+    layer = make_gan_layer(pixels0, state, name="gan")
+    doc.add_layer(layer)
+    before = (layer.gan, layer.pixels)
+
+    def saved():
+        return next(la for la in doc.saved_layers() if la.id == layer.id)
+
+    for v in (0.2, 0.4):
+        doc.preview_pixels(layer.id, np.full([H, W, 4], v, np.float32))
+    assert doc.layer(layer.id).pixels[0, 0, 0] == np.float32(0.4)  # shown
+    assert saved().pixels is pixels0 and saved().gan is state  # saved
+    assert saved().mask is not doc.layer(layer.id).mask  # (a copy: the writer may run on another thread)
+    doc.preview_pixels(layer.id, pixels0)  # back where it started: no preview any more
+    doc.preview_pixels(layer.id, np.full([H, W, 4], 0.6, np.float32))
+    assert saved().pixels is pixels0
+    final_pixels = np.full([H, W, 4], 0.6, np.float32)
+    doc.set_latent(layer.id, state.with_strength("smile", 1.5), final_pixels, before=before)  # the drag ends
+    assert np.array_equal(saved().pixels, final_pixels) and saved().gan.strengths == {"smile": 1.5}
+    doc.undo_stack.undo()
+    assert saved().pixels is pixels0
+
+    doc.preview_pixels(layer.id, np.full([H, W, 4], 0.8, np.float32))
+    doc.reset_to(W, H, [layer])  # File > Open of a project holding that layer object: its pixels are its own
+    assert saved().pixels is layer.pixels
+
+
 def test_layers_must_match_the_document(doc):
     with pytest.raises(ValueError):
         doc.add_layer(make_raster_layer(W + 1, H))

@@ -538,7 +538,7 @@ class EditorController(QObject):
         path = Path(path)
         doc = self.doc
         # Pixels and tuned weights are values (replaced, never written in place); masks are copied.
-        layers = [dataclasses.replace(layer, mask=layer.mask.copy()) for layer in doc.layers]
+        layers = doc.saved_layers()
         size, pti_weights = doc.size, dict(doc.pti_weights)
         model_path = str(doc.model_path) if doc.model_path else None
         stack = doc.undo_stack
