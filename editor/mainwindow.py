@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QColor, QKeyEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QEvent, QMimeData, QObject, QPointF, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QColor, QImage, QKeyEvent, QKeySequence, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -61,6 +61,7 @@ from editor.panels.jobs import JobsPanel
 from editor.panels.latent import LatentPanel
 from editor.panels.layers import LayersPanel
 from editor.panels.model import ModelPanel
+from editor.qtimage import qimage_to_rgba, rgba_to_qimage
 from editor.session import ModelSession
 from editor.settings import Settings
 from ganmodels.inpainting import METHOD_TIPS, available_methods, method_label
@@ -297,6 +298,24 @@ class MainWindow(QMainWindow):
         self.act_redo.setIcon(icon("redo"))
         self.addAction(self.act_undo)
         self.addAction(self.act_redo)
+        self.act_copy = a(
+            "&Copy Layer",
+            lambda: self.copy_image("layer"),
+            shortcut=K.StandardKey.Copy,
+            tip="Copy the selected layer's picture to the clipboard",
+        )
+        self.act_copy_merged = a(
+            "Copy &Merged",
+            lambda: self.copy_image("merged"),
+            shortcut=K("Ctrl+Shift+C"),
+            tip="Copy the picture as shown (the visible layers) to the clipboard",
+        )
+        self.act_paste = a(
+            "&Paste as New Layer",
+            self.paste,
+            shortcut=K.StandardKey.Paste,
+            tip="Add the clipboard's picture (or picture files) as a new layer",
+        )
         self.act_clear_mask = a(
             "&Clear Mask",
             self.editor.clear_mask,
@@ -450,7 +469,8 @@ class MainWindow(QMainWindow):
         _fill(file_menu, [self.act_import, self.act_open_model, None, self.act_save_project,
                           self.act_save_project_as, self.act_export, self.act_export_layer, None,
                           self.act_quit])  # fmt: skip
-        _fill(mb.addMenu("&Edit"), [self.act_undo, self.act_redo, None, self.act_clear_mask, self.act_invert_mask])
+        _fill(mb.addMenu("&Edit"), [self.act_undo, self.act_redo, None, self.act_copy, self.act_copy_merged,
+                                    self.act_paste, None, self.act_clear_mask, self.act_invert_mask])  # fmt: skip
         _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller,
                                      self.act_harder, self.act_softer])  # fmt: skip
         _fill(mb.addMenu("&Layer"), [self.act_layer_new, self.act_layer_duplicate, self.act_layer_rename,
@@ -919,6 +939,50 @@ class MainWindow(QMainWindow):
             ok = self.editor.import_image(path)
         if ok:
             self.settings.set_last_folder("image", path)
+
+    def copy_image(self, what: str) -> bool:
+        """Edit > Copy Layer (``what="layer"``) / Copy Merged (``"merged"``): the pixels to the clipboard."""
+        if what == "layer":
+            layer = self.doc.active_layer
+            if layer is None:
+                self.show_status("Nothing to copy: select a layer")
+                return False
+            rgba, name = layer.pixels, f"the layer {layer.name}"
+        elif what == "merged":
+            rgba, name = self.doc.flatten(), "the picture"
+        else:
+            raise ValueError(f"what must be 'layer' or 'merged', got {what!r}")
+        QApplication.clipboard().setImage(rgba_to_qimage(rgba))
+        self.show_status(f"Copied {name} ({rgba.shape[1]} x {rgba.shape[0]})")
+        return True
+
+    def paste(self) -> bool:
+        """Edit > Paste as New Layer: the clipboard's picture, or the pictures among its files."""
+        return self.paste_from(QApplication.clipboard().mimeData())
+
+    def paste_from(self, mime: QMimeData | None) -> bool:
+        """Add a picture from clipboard data as a new layer (scaled down to fit the document); files are imported."""
+        if mime is not None and mime.hasImage():
+            data = mime.imageData()
+            image = data if isinstance(data, QImage) else data.toImage() if isinstance(data, QPixmap) else QImage()
+            if not image.isNull():
+                size = (image.width(), image.height())
+                w, h = self.doc.size
+                if size[0] > w or size[1] > h:  # scaled by Qt first: a huge picture never becomes float32 here
+                    keep, smooth = Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                    image = image.scaled(w, h, keep, smooth)
+                done = f"Pasted a {size[0]} x {size[1]} picture"
+                self.editor.add_picture_layer(
+                    qimage_to_rgba(image), name="Pasted", text="Paste", done=done, source_size=size
+                )
+                return True
+        files = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime is not None and mime.hasUrls() else []
+        images = [p for p in files if p.lower().endswith(IMAGE_SUFFIXES) and Path(p).is_file()]
+        if not images:
+            self.show_status("Nothing to paste: the clipboard holds no picture")
+            return False
+        added = [p for p in images if self.editor.import_image(p)]
+        return bool(added)
 
     def choose_model(self) -> None:
         """File > Open Model: pick a model file."""

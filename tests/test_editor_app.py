@@ -18,6 +18,7 @@ from qt_helpers import drag_slider, window_factory
 
 from editor.document import make_raster_layer
 from editor.fileio import decode_ws, layer_metadata, read_png_metadata
+from editor.qtimage import qimage_to_rgba, rgba_to_qimage
 from editor.raster import to_uint8
 from editor.settings import Settings
 from ganmodels.generate import seeds_to_ws, synthesize, to_float01
@@ -1047,6 +1048,58 @@ def test_import_says_when_a_picture_was_scaled_down(make_window, tmp_path):
     assert window.statusBar().currentMessage() == (
         "Imported wide.png scaled down to 100 x 25 (25%) to fit the 100 x 50 picture"
     )
+
+
+def test_copy_layer_copy_merged_and_paste_as_a_new_layer(make_window, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+
+    window = make_window()
+    window.editor.new_document(30, 30)
+    doc = window.doc
+    rng = np.random.default_rng(0)
+    top = rng.integers(0, 256, [30, 30, 4]).astype(np.float32) / 255
+    doc.add_layer(make_raster_layer(30, 30, name="top", pixels=top))
+    doc.set_opacity(doc.active_id, 0.5)
+    clipboard = QApplication.clipboard()
+
+    window.act_copy.trigger()  # the selected layer, as it is (its opacity is the document's business)
+    np.testing.assert_array_equal(qimage_to_rgba(clipboard.image()), top)
+    assert window.statusBar().currentMessage() == "Copied the layer top (30 x 30)"
+    window.act_copy_merged.trigger()  # what is shown
+    np.testing.assert_allclose(qimage_to_rgba(clipboard.image()), doc.flatten(), atol=0.5 / 255 + 1e-6)
+
+    window.act_copy.trigger()
+    n = len(doc.layers)
+    window.act_paste.trigger()  # copy + paste: the same pixels on a new layer, on top, one undo step
+    assert len(doc.layers) == n + 1 and doc.active_layer.name == "Pasted"
+    np.testing.assert_array_equal(doc.active_layer.pixels, top)
+    assert window.statusBar().currentMessage() == "Pasted a 30 x 30 picture as a layer"
+    doc.undo_stack.undo()
+    assert len(doc.layers) == n
+
+    wide = np.zeros([20, 60, 4], np.float32)
+    wide[..., 2] = wide[..., 3] = 1.0  # opaque blue, larger than the document: scaled down, centred
+    clipboard.setImage(rgba_to_qimage(wide))
+    assert window.paste()
+    pasted = doc.active_layer.pixels
+    assert window.statusBar().currentMessage() == (
+        "Pasted a 60 x 20 picture scaled down to 30 x 10 (50%) to fit the 30 x 30 picture"
+    )
+    assert (pasted[10:20, :, 3] > 0.99).all() and not pasted[:10, :, 3].any() and not pasted[20:, :, 3].any()
+    np.testing.assert_allclose(pasted[12:18, 2:28, :3], np.broadcast_to([0, 0, 1], [6, 26, 3]), atol=1 / 255)
+
+    # Copied files (a file manager's Copy): the pictures among them are imported; anything else says why not.
+    Image.new("RGB", (10, 10), (200, 0, 0)).save(tmp_path / "red.png")
+    (tmp_path / "notes.txt").write_text("no picture")
+    files = QMimeData()
+    files.setUrls([QUrl.fromLocalFile(str(tmp_path / "notes.txt")), QUrl.fromLocalFile(str(tmp_path / "red.png"))])
+    n = len(doc.layers)
+    assert window.paste_from(files)
+    assert len(doc.layers) == n + 1 and doc.active_layer.name == "red"
+    text = QMimeData()
+    text.setText("just words")
+    assert not window.paste_from(text) and len(doc.layers) == n + 1
+    assert window.statusBar().currentMessage() == "Nothing to paste: the clipboard holds no picture"
 
 
 def test_the_window_fits_a_small_screen_with_a_model_loaded(qtbot, make_window, tiny_model_file):

@@ -259,19 +259,27 @@ class EditorController(QObject):
         rgba = self._read_image(path, "Cannot import image")
         if rgba is None:
             return False
+        self.add_picture_layer(rgba, name=path.stem, text=f"Import {path.name}", done=f"Imported {path.name}")
+        return True
+
+    def add_picture_layer(
+        self, rgba: np.ndarray, *, name: str, text: str, done: str, source_size: tuple[int, int] | None = None
+    ) -> None:
+        """Add a picture (straight RGBA float32 [h, w, 4]) as a new layer, centred and scaled down to fit the document
+        if it is larger (Import, Paste). ``text``: the undo step; ``done``: the status message's start ("Imported
+        a.png"); ``source_size``: (width, height) before the caller scaled the picture down, if it did."""
         pixels = fit_image(rgba, self.doc.width, self.doc.height)
-        layer = make_raster_layer(self.doc.width, self.doc.height, name=path.stem, pixels=pixels)
-        self.doc.add_layer(layer, text=f"Import {path.name}")
-        h, w = rgba.shape[:2]
+        layer = make_raster_layer(self.doc.width, self.doc.height, name=name, pixels=pixels)
+        self.doc.add_layer(layer, text=text)
+        w, h = source_size or (rgba.shape[1], rgba.shape[0])
         if w > self.doc.width or h > self.doc.height:
             scale = min(self.doc.width / w, self.doc.height / h)
             self.status.emit(
-                f"Imported {path.name} scaled down to {max(1, round(w * scale))} x {max(1, round(h * scale))} "
+                f"{done} scaled down to {max(1, round(w * scale))} x {max(1, round(h * scale))} "
                 f"({scale:.0%}) to fit the {self.doc.width} x {self.doc.height} picture"
             )
         else:
-            self.status.emit(f"Imported {path.name} as a layer")
-        return True
+            self.status.emit(f"{done} as a layer")
 
     def export_png(self, path: str | Path, *, what: str = "flattened") -> bool:
         """Write the flattened image (``what="flattened"``) or the active layer (``"layer"``) as PNG with the
