@@ -46,6 +46,10 @@ class CompileState(enum.Enum):
     FAILED = "failed"
 
 
+class CompileCancelled(RuntimeError):
+    """The build was stopped by ``cancel`` (the app quits, the model is closed): not a failure to report."""
+
+
 def default_cache_dir() -> Path:
     """Where compiled renderers are kept: $XDG_CACHE_HOME (or ~/.cache)/gan-editor/renderers."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -117,7 +121,7 @@ class SubprocessBuilder:
                 cmd += ["--threads", str(threads)]
                 with self._lock:
                     if self._cancelled:
-                        raise RuntimeError("cancelled")
+                        raise CompileCancelled("cancelled")
                     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                     self._procs.add(proc)
                 try:
@@ -128,6 +132,8 @@ class SubprocessBuilder:
                 finally:
                     with self._lock:
                         self._procs.discard(proc)
+            if self._cancelled:
+                raise CompileCancelled("cancelled")
             if proc.returncode != 0 or not package.exists():
                 tail = (err or out).strip().splitlines()[-1:] or ["no output"]
                 raise RuntimeError(f"compiler process failed ({proc.returncode}): {tail[0][:200]}")
@@ -194,10 +200,15 @@ class FastSynthesis:
             if not err <= atol:  # also catches NaN
                 raise RuntimeError(f"compiled output differs from eager by {err:.2e}")
         except Exception as e:  # any failure keeps the eager path
-            log.warning("renderer compilation failed: %s", e)
+            cancelled = isinstance(e, CompileCancelled)
+            if cancelled:
+                log.info("renderer compilation cancelled")
+            else:
+                log.warning("renderer compilation failed: %s", e)
             with self._lock:
                 self.state = CompileState.FAILED
-                self.status = f"compilation failed: {type(e).__name__}: {e}".splitlines()[0][:240]
+                status = "compilation cancelled" if cancelled else f"compilation failed: {type(e).__name__}: {e}"
+                self.status = status.splitlines()[0][:240]
             return False
         with self._lock:
             self._compiled = fn

@@ -148,7 +148,7 @@ def test_cancel_kills_the_compiler_process(tmp_path):
     fs.cancel()
     thread.join(timeout=30)
     assert not thread.is_alive() and proc.poll() is not None
-    assert fs.state == CompileState.FAILED and not fs.compiled
+    assert fs.state == CompileState.FAILED and not fs.compiled and fs.status == "compilation cancelled"
     assert not list(tmp_path.glob("*.pt2"))
 
 
