@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -197,17 +197,24 @@ class Document(QObject):
             for layer in self._layers
         ]
 
-    def flatten(self) -> np.ndarray:
-        """Visible layers composited bottom to top: straight-alpha RGBA float32 [H, W, 4]."""
+    def flatten(self, *, exclude: Collection[str] = ()) -> np.ndarray:
+        """Visible layers (but those in ``exclude``) composited bottom to top: straight-alpha RGBA float32
+        [H, W, 4]."""
         return composite(
-            ((layer.pixels, layer.opacity, layer.blend) for layer in self._layers if layer.visible),
+            (
+                (layer.pixels, layer.opacity, layer.blend)
+                for layer in self._layers
+                if layer.visible and layer.id not in exclude
+            ),
             self._width,
             self._height,
         )
 
-    def flatten_rgb(self, background: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    def flatten_rgb(
+        self, background: Sequence[float] = (1.0, 1.0, 1.0), *, exclude: Collection[str] = ()
+    ) -> np.ndarray:
         """``flatten`` over an opaque background: RGB float32 [H, W, 3] (what inpainting and inversion read)."""
-        return over_background(self.flatten(), background)
+        return over_background(self.flatten(exclude=exclude), background)
 
     # ----------------------------------------------------------------------------------------------------------
     # Not undoable: replacing the whole document, selection, transient previews

@@ -40,6 +40,50 @@ def test_invert_adds_a_gan_layer_close_to_the_picture(make_window, tiny_model_fi
     assert seed.text() == "4" and seed.isEnabled() and seed.minimum() == 0  # the sample below: its seed again
 
 
+def test_a_second_inversion_inverts_the_picture_not_the_first_ones_render(make_window, tiny_model_file, monkeypatch):  # noqa: F811
+    """Invert, then Invert with Pivotal Tuning: the first result covers the picture, yet the second must fit the
+    picture (and ignore the mask the first ignored), not the first result's blurrier render."""
+    import ganmodels.inversion as inversion
+
+    real_invert = inversion.invert
+    seen = []
+
+    def spy(G, image, **kw):
+        seen.append((image.copy(), None if kw.get("mask") is None else kw["mask"].copy()))
+        yield from real_invert(G, image, **kw)
+
+    monkeypatch.setattr(inversion, "invert", spy)
+    window = make_window(model=tiny_model_file)
+    window.editor.new_document(16, 16)
+    rng = np.random.default_rng(1)
+    picture = make_raster_layer(16, 16, name="photo", pixels=np.concatenate(
+        [rng.random([16, 16, 3], dtype=np.float32), np.ones([16, 16, 1], np.float32)], axis=2))  # fmt: skip
+    doc = window.doc
+    doc.add_layer(picture)
+    mask = np.zeros((16, 16), np.float32)
+    mask[2:6, 3:9] = 1
+    doc.set_mask(picture.id, mask)
+    assert window.editor.invert_image(steps=5) is not None
+    first = doc.active_layer
+    assert first.kind == "gan" and doc.active_id == first.id and not first.mask.any()
+    assert window.editor.invert_image(steps=5, pti_steps=2) is not None
+    second = doc.active_layer
+    assert second.id != first.id and second.gan.pti_weights is not None
+    assert len(seen) == 2
+    np.testing.assert_array_equal(seen[1][0], seen[0][0])  # the same picture, not the first result over it
+    np.testing.assert_array_equal(seen[1][1], mask)  # and the same mask
+    np.testing.assert_allclose(seen[0][0], picture.pixels[..., :3])
+    status = window.statusBar().currentMessage()
+    assert f"the picture without {first.name!r}, made by an earlier inversion" in status
+
+    for layer in doc.layers[:2]:  # the background and the picture: only inversions' layers left to see
+        doc.set_visible(layer.id, False)
+    errors = []
+    window.editor.error.connect(lambda title, text: errors.append(text))
+    assert window.editor.invert_image(steps=5) is None
+    assert errors == ["Only layers made by inversions are visible: there is no picture to invert."]
+
+
 def test_invert_with_the_models_encoder_refines_with_the_pixel_loss(make_window, tiny_model_file, monkeypatch):  # noqa: F811
     import ganmodels.encoder as encoder_mod
     from ganmodels.components import resave_with

@@ -161,6 +161,8 @@ class EditorController(QObject):
         self._io_depth = 0  # file reads / writes running on a helper thread (see ``_off_gui_thread``)
         self._held_results: list[tuple[int, object]] = []  # jobs that finished meanwhile, handled afterwards
         self._inpainted_from: dict[str, str] = {}  # inpaint result layer id -> the layer whose mask it filled
+        # layers made by inversions of this document (not inverted again) -> the layer whose mask they ignored
+        self._inverted: dict[str, str] = {}
         self._pti_registered: set[str] = set()  # keys of tuned weights registered with the runner's models
         self._preview_job = 0  # the job whose preview is on the canvas (0: none)
         self._preview_shown: np.ndarray | None = None
@@ -409,6 +411,7 @@ class EditorController(QObject):
         for job_id in list(self._backend_jobs):  # their results belong to the replaced document
             self.runner.cancel(job_id, reason="its document was closed")
         self._inpainted_from.clear()
+        self._inverted.clear()
         self._preview_pending = None
         self._preview_timer.stop()
         self._end_preview(self._preview_job)
@@ -633,6 +636,9 @@ class EditorController(QObject):
 
     def invert_image(self, *, steps: int = DEFAULT_INVERT_STEPS, pti_steps: int = 0) -> Job | None:
         """Invert the visible picture (its centred square) into a new GAN layer, ignoring the active layer's mask.
+        Layers made by earlier inversions are left out of the picture: another inversion (say with pivotal tuning
+        after a plain one) inverts the picture they were made from, not their render, and with such a layer active
+        it ignores the mask that inversion ignored.
 
         With ``pti_steps``, pivotal tuning then fine-tunes a copy of the generator for this layer in the same job:
         the layer renders with its tuned weights (``GanState.pti_weights``), every other layer with the base model.
@@ -642,12 +648,24 @@ class EditorController(QObject):
             return None
         model, key = self.session.model, self.session.key
         assert model is not None
-        if not any(layer.visible and layer.opacity > 0 for layer in self.doc.layers):
-            self.error.emit("Nothing to invert", "No layer is visible: there is no picture to invert.")
+        earlier = [la for la in self.doc.layers if la.id in self._inverted and la.visible and la.opacity > 0]
+        skip = {la.id for la in earlier}
+        if not any(la.visible and la.opacity > 0 for la in self.doc.layers if la.id not in skip):
+            what = "only layers made by inversions are" if skip else "no layer is"
+            self.error.emit("Nothing to invert", f"{what.capitalize()} visible: there is no picture to invert.")
             return None
         rect = centered_square(*self.doc.size)
-        image = self.doc.flatten_rgb()[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w].copy()
+        image = self.doc.flatten_rgb(exclude=skip)[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w].copy()
+        left_out = ""
+        if earlier:
+            names = ", ".join(repr(la.name) for la in earlier)
+            by = "an earlier inversion" if len(earlier) == 1 else "earlier inversions"
+            left_out = f" (the picture without {names}, made by {by})"
         layer = self.doc.active_layer
+        if layer is not None and not layer.mask.any():  # an inversion's result is active: its picture's mask
+            origin = self.doc.find(self._inverted.get(layer.id, ""))
+            layer = origin if origin is not None and origin.mask.any() else layer
+        mask_from = layer.id if layer is not None and layer.mask.any() else ""
         mask = None
         if layer is not None and layer.mask.any():
             mask = layer.mask[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w].copy()
@@ -733,10 +751,10 @@ class EditorController(QObject):
                 placement=rect,
             )
             pixels = place_rgb(step.preview, rect, *self.doc.size)
-            self.doc.add_layer(
-                make_gan_layer(pixels, state, name=f"Inverted ({step.psnr:.1f} dB)"), text="Invert image"
-            )
-            self.status.emit(f"Inverted: PSNR {step.psnr:.2f} dB on known pixels")
+            new = make_gan_layer(pixels, state, name=f"Inverted ({step.psnr:.1f} dB)")
+            self.doc.add_layer(new, text="Invert image")
+            self._inverted[new.id] = mask_from
+            self.status.emit(f"Inverted{left_out}: PSNR {step.psnr:.2f} dB on known pixels")
 
         def done_pti(result: PtiInversion) -> None:
             pti_key = new_pti_key(key)
@@ -752,10 +770,12 @@ class EditorController(QObject):
                 pti_weights=pti_key,
             )
             pixels = place_rgb(result.image, rect, *self.doc.size)
-            name = f"Inverted + PTI ({result.psnr:.1f} dB)"
-            self.doc.add_layer(make_gan_layer(pixels, state, name=name), text="Invert image with pivotal tuning")
+            new = make_gan_layer(pixels, state, name=f"Inverted + PTI ({result.psnr:.1f} dB)")
+            self.doc.add_layer(new, text="Invert image with pivotal tuning")
+            self._inverted[new.id] = mask_from
             self.status.emit(
-                f"Inverted with pivotal tuning: PSNR {result.psnr_inverted:.2f} -> {result.psnr:.2f} dB on known pixels"
+                f"Inverted with pivotal tuning{left_out}: PSNR {result.psnr_inverted:.2f} -> {result.psnr:.2f} dB "
+                "on known pixels"
             )
 
         retry = dict(retry_on_oom=lambda: make(*oom_variant(model)), retry_description=oom_retry_description(model))
