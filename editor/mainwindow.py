@@ -608,7 +608,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_changed(self) -> None:
         QTimer.singleShot(0, self._fit_model_dock)
-        self.model_panel.show_card(self.session.card_info())
+        self.model_panel.show_card(self.session.card_info(), self.session.card_tips())
         loaded = self.session.loaded
         needs_model = [self.act_sample, self.act_random_sample, self.act_invert, self.act_invert_pti]
         needs_model += [act for m, act in self.inpaint_actions.items() if m.startswith("gan")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from pathlib import Path
 
 import torch
@@ -103,22 +104,56 @@ class ModelSession(QObject):
         if m is None:
             return {}
         card = m.card
-        kimg = card.get("kimg")
         info = {
             "Name": m.name,
             "Resolution": f"{m.resolution} x {m.resolution} px",
             "Training data": str(card.get("training_data") or "not stated"),
             "Licence": str(card.get("licence") or card.get("license") or "not stated"),
-            "Trained": f"{kimg} kimg" if kimg is not None else "not stated",
+            "Trained": _trained(card),
             "Latent": f"{m.num_ws} x {m.w_dim} (W+)",
             "Directions": str(len(m.directions)) if m.directions else "none",
             "Device": self.device_text,
             "File": str(m.path) if m.path else "",
         }
-        for key in ("fid", "metrics"):
-            if key in card:
-                info[key.upper() if key == "fid" else "Metrics"] = _describe(card[key])
+        if "fid" in card:
+            info["FID"] = _describe(card["fid"])
+        metrics = card.get("metrics")
+        if isinstance(metrics, dict):
+            info["Metrics"] = "\n".join(f"{_metric_name(str(k))}: {_describe(v)}" for k, v in metrics.items())
+        elif metrics is not None:
+            info["Metrics"] = _describe(metrics)
         return info
+
+    def card_tips(self) -> dict[str, str]:
+        """Tooltips for the Model panel's values: label -> the card's notes on them."""
+        card = self.model.card if self.model is not None else {}
+        notes = {"Name": "description", "Trained": "kimg_note", "Metrics": "metrics_note", "Training data": "classes"}
+        return {label: str(card[key]) for label, key in notes.items() if card.get(key)}
+
+
+def _trained(card: dict) -> str:
+    """ "1015.3 kimg (16.4 h on 2 CPU cores, bf16)" from a model card's kimg, hours and hardware."""
+    kimg, hours, hardware = card.get("kimg"), card.get("hours"), card.get("hardware")
+    if kimg is None:
+        return "not stated"
+    how = f"{hours:.1f} h" if isinstance(hours, (int, float)) else ""
+    if hardware:
+        how = f"{how} on {hardware}" if how else str(hardware)
+    return f"{kimg} kimg ({how})" if how else f"{kimg} kimg"
+
+
+def _metric_name(key: str) -> str:
+    """A model card's metric key for people: "SWDx1e3_64" -> "SWD x10^3 (64 px)", "FID_own_D_features" ->
+    "FID (own D features)", "diversity_ratio" -> "diversity ratio"."""
+    m = re.fullmatch(r"(SWD|KID)x1e3_?(.*)", key)
+    if m:
+        kind, rest = m.groups()
+        where = "mean" if rest == "avg" else f"{rest} px" if rest.isdigit() else rest.replace("_", " ")
+        return f"{kind} \u00d710\u00b3" + (f" ({where})" if where else "")
+    m = re.fullmatch(r"FID_?(.*)", key)
+    if m:
+        return "FID" + (f" ({m.group(1).replace('_', ' ')})" if m.group(1) else "")
+    return key.replace("_", " ")
 
 
 def _describe(value: object) -> str:

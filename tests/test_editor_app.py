@@ -13,7 +13,7 @@ from conftest import tiny_generator
 from PIL import Image
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QImage, QKeySequence, QWheelEvent
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 from qt_helpers import drag_slider, window_factory
 
 from editor.document import make_raster_layer
@@ -73,9 +73,20 @@ def test_model_panel_shows_metrics_readably(make_window, tmp_path):
 
     G, cfg = tiny_generator()
     path = tmp_path / "m.safetensors"
-    save_model(path, G, config=cfg, card={"name": "m", "metrics": {"SWDx1e3_avg": 114.8312, "images": 1000}})
+    metrics = {"SWDx1e3_avg": 114.8312, "SWDx1e3_64": 17.0, "FID_own_D_features": 11.92, "diversity_ratio": 1.067}
+    card = {"name": "m", "description": "a test", "kimg": 12.5, "hours": 0.25, "hardware": "2 CPU cores",
+            "metrics": metrics, "metrics_note": "lower is closer"}  # fmt: skip
+    save_model(path, G, config=cfg, card=card)
     window = make_window(model=path)
-    assert window.model_panel.values["Metrics"].text() == "SWDx1e3_avg 115, images 1000"
+    values = window.model_panel.values
+    assert values["Metrics"].text() == (
+        "SWD \u00d710\u00b3 (mean): 115\nSWD \u00d710\u00b3 (64 px): 17\nFID (own D features): 11.9\n"
+        "diversity ratio: 1.07"
+    )
+    assert values["Metrics"].toolTip() == "lower is closer" and values["Name"].toolTip() == "a test"
+    assert QLabel.text(values["Metrics"]).count("<br>") == 3  # one metric per line (the label shows rich text)
+    assert values["Trained"].text() == "12.5 kimg (0.2 h on 2 CPU cores)"
+    assert values["Licence"].toolTip() == ""
 
 
 def test_generate_adds_a_gan_layer_with_the_backend_pixels(make_window, tiny_model_file):

@@ -22,10 +22,10 @@ def breakable(text: str) -> str:
 class _WrappedLabel(QLabel):
     """A word-wrapped label for a card value: it may break after / _ ; = (:func:`breakable`) and keeps the height
     its text needs at its actual width (the form layout sizes rows by a width guess, which cut off the last line
-    of a long value in a narrow dock). ``text()`` is the value as given."""
+    of a long value in a narrow dock); a newline starts a new line. ``text()`` is the value as given."""
 
     def __init__(self, text: str) -> None:
-        super().__init__(html.escape(breakable(text)))
+        super().__init__(html.escape(breakable(text)).replace("\n", "<br>"))  # (rich text: a newline is a space)
         self._plain = text
         self.setTextFormat(Qt.TextFormat.RichText)  # (measured as drawn: plain text ignores the break points)
         self.setWordWrap(True)
@@ -63,8 +63,9 @@ class ModelPanel(QWidget):
         layout.addStretch(1)
         self.show_card({})
 
-    def show_card(self, info: dict[str, str]) -> None:
-        """Show label -> text pairs of a model card; an empty dict shows the no-model state."""
+    def show_card(self, info: dict[str, str], tips: dict[str, str] | None = None) -> None:
+        """Show label -> text pairs of a model card (``tips``: label -> tooltip); an empty dict shows the no-model
+        state."""
         while self.form.rowCount():
             self.form.removeRow(0)
         self.values: dict[str, QLabel] = {}
@@ -83,6 +84,8 @@ class ModelPanel(QWidget):
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             if key == "File":
                 value.setToolTip(text)
+            elif tips and tips.get(key):
+                value.setToolTip(tips[key])
             self.form.addRow(f"{key}:", value)
             self.values[key] = value
         self.form_box.show()
