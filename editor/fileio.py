@@ -144,10 +144,10 @@ def write_png(
 
 
 def read_png_metadata(path: str | Path) -> dict[str, Any]:
-    """The decoded ``gan-editor`` chunk of an exported PNG ({} if there is none)."""
+    """The decoded ``gan-editor`` chunk of an exported PNG ({} if there is none). Only the chunks before the
+    pixels are read (``write_png`` puts its text there), so this does not decode the picture."""
     with Image.open(path) as im:
-        text = dict(getattr(im, "text", {}) or {})
-    raw = text.get(METADATA_KEY)
+        raw = im.info.get(METADATA_KEY)
     if not raw:
         return {}
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +17,7 @@ from editor.document import Layer, make_gan_layer, make_raster_layer
 from editor.latent import GanState, LatentMix
 from editor.pti import PtiWeights, new_pti_key, pti_from_bytes, pti_to_bytes
 from editor.raster import Rect
+from ganmodels.blending import BLEND_MODES
 from ganmodels.ora import OraDocument, OraLayer, Progress, read_ora, write_ora
 
 FORMAT = "gan-editor-project/1"
@@ -144,19 +145,14 @@ def load_project(
                     warnings.append(f"layer {ol.name!r}: tuned weights could not be restored ({e}); base model used")
             try:
                 ws = _from_npy(doc.extras[gan["ws"]]).astype(np.float32)
-                state = GanState(
+                mix = _mix(gan.get("mix"), lambda e: _from_npy(doc.extras[e["ws"]]), ol.name, warnings)
+                state = _gan_state(
+                    gan,
+                    ws,
                     model_key=model_key if _same_model(gan, model_name, model_path) else "",
-                    model_path=gan.get("model_path"),
-                    model_name=str(gan.get("model", "")),
-                    ws=ws,
-                    placement=Rect(*gan.get("placement", [0, 0, doc.width, doc.height])),
-                    seed=gan.get("seed"),
-                    class_index=int(gan["class"]) if isinstance(gan.get("class"), int) else None,
-                    truncation=float(gan.get("truncation", 1.0)),
-                    strengths={str(k): float(v) for k, v in dict(gan.get("directions", {})).items()},
-                    noise_mode=str(gan.get("noise_mode", "const")),
-                    pti_weights=pti_keys.get(pti_file) if isinstance(pti_file, str) else None,
-                    mix=_mix(gan.get("mix"), doc.extras, ol.name, warnings),
+                    size=(doc.width, doc.height),
+                    pti_key=pti_keys.get(pti_file) if isinstance(pti_file, str) else None,
+                    mix=mix,
                 )
                 layer = make_gan_layer(pixels, state, name=ol.name)
             except (KeyError, ValueError, TypeError, OSError) as e:
@@ -202,13 +198,40 @@ def _same_model(gan: Mapping, model_name: str, model_path: str | Path | None) ->
     return not Path(stored).exists()
 
 
-def _mix(entry: object, extras: Mapping[str, bytes], name: str, warnings: list[str]) -> LatentMix | None:
-    """A layer's stored mix, or None (a damaged one is dropped with a warning: the layer shows without it)."""
+def _gan_state(
+    gan: Mapping,
+    ws: np.ndarray,
+    *,
+    model_key: str,
+    size: tuple[int, int],
+    pti_key: str | None = None,
+    mix: LatentMix | None = None,
+) -> GanState:
+    """A GAN layer's state from its stored description (``GanState.to_metadata``) and latent ws [num_ws, w_dim]."""
+    return GanState(
+        model_key=model_key,
+        model_path=gan.get("model_path"),
+        model_name=str(gan.get("model", "")),
+        ws=np.asarray(ws, np.float32),
+        placement=Rect(*gan.get("placement", [0, 0, *size])),
+        seed=gan.get("seed"),
+        class_index=int(gan["class"]) if isinstance(gan.get("class"), int) else None,
+        truncation=float(gan.get("truncation", 1.0)),
+        strengths={str(k): float(v) for k, v in dict(gan.get("directions", {})).items()},
+        noise_mode=str(gan.get("noise_mode", "const")),
+        pti_weights=pti_key,
+        mix=mix,
+    )
+
+
+def _mix(entry: object, read_ws: Callable[[Mapping], np.ndarray], name: str, warnings: list[str]) -> LatentMix | None:
+    """A layer's stored mix (``read_ws(entry)`` reads its ws), or None (a damaged one is dropped with a warning:
+    the layer shows without it)."""
     if not isinstance(entry, dict):
         return None
     try:
         return LatentMix(
-            _from_npy(extras[entry["ws"]]).astype(np.float32),
+            np.asarray(read_ws(entry), np.float32),
             source=str(entry.get("source", "")),
             part=str(entry.get("part", "all")),
             amount=float(entry.get("amount", 0.5)),
@@ -216,6 +239,53 @@ def _mix(entry: object, extras: Mapping[str, bytes], name: str, warnings: list[s
     except (KeyError, ValueError, TypeError, OSError) as e:
         warnings.append(f"layer {name!r}: its mix with another layer could not be restored ({e}); left out")
         return None
+
+
+def gan_layer_from_png(
+    meta: Mapping,
+    rgba: np.ndarray,
+    *,
+    model_key: str = "",
+    model_name: str = "",
+    model_path: str | Path | None = None,
+) -> tuple[Layer | None, list[str]]:
+    """The GAN layer an exported layer PNG came from: its pixels ``rgba`` [H, W, 4] with the latent, directions and
+    blend settings of its ``gan-editor`` chunk (``fileio.read_png_metadata``), bound to ``model_key`` as
+    ``load_project`` binds them. None when the PNG is not one GAN layer's export of this size (a flattened export
+    is a picture: its layers are only in the project). Tuned weights are not in PNGs: the layer edits with the base
+    model, which a warning says."""
+    from editor.fileio import decode_ws
+
+    entries = meta.get("layers")
+    h, w = rgba.shape[:2]
+    if meta.get("export") != "layer" or not isinstance(entries, list) or len(entries) != 1:
+        return None, []
+    entry = entries[0]
+    if list(meta.get("size", [])) != [w, h] or not isinstance(entry, dict) or not isinstance(entry.get("gan"), dict):
+        return None, []
+    gan, name, warnings = entry["gan"], str(entry.get("name") or "Layer"), []
+    try:
+        mix = _mix(gan.get("mix"), lambda e: decode_ws(e["ws"]), name, warnings)
+        state = _gan_state(
+            gan,
+            decode_ws(entry["ws"]),
+            model_key=model_key if _same_model(gan, model_name, model_path) else "",
+            size=(w, h),
+            mix=mix,
+        )
+    except (KeyError, ValueError, TypeError) as e:
+        return None, [f"the latent in this PNG could not be restored ({e}); opened as a picture"]
+    if gan.get("pti_weights"):
+        warnings.append(
+            f"layer {name!r} was tuned (pivotal tuning): the weights are only in projects, not in PNGs, so its "
+            "sliders render with the base model"
+        )
+    layer = make_gan_layer(np.ascontiguousarray(rgba, np.float32), state, name=name)
+    layer.opacity = float(entry.get("opacity", 1.0))
+    blend = entry.get("blend")
+    if isinstance(blend, str) and blend in BLEND_MODES:
+        layer.blend = blend
+    return layer, warnings
 
 
 def _int(v: str | None) -> int | None:

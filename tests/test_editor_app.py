@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_generator
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QImage, QKeySequence, QWheelEvent
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
@@ -362,6 +363,64 @@ def test_export_png_round_trip_with_metadata(make_window, tiny_model_file, tmp_p
         assert im.mode == "RGBA"
         np.testing.assert_array_equal(np.asarray(im), to_uint8(rgba))
     assert read_png_metadata(out2)["layers"] == []
+
+
+def test_an_exported_layer_png_opens_as_the_gan_layer_it_came_from(make_window, tiny_model_file, tmp_path):
+    """Export Layer writes the latent beside the pixels; opening that PNG gives back an editable GAN layer (same
+    latent, directions, opacity and blend), while a flattened export or another size opens as a picture."""
+    window, _ = sample_window(make_window, tiny_model_file, seed=5)
+    layer = window.doc.active_layer
+    drag_slider(window.latent_panel.sliders["first"].slider, [350, 400])  # +1.0
+    window.doc.set_opacity(layer.id, 0.5)
+    window.doc.set_blend(layer.id, "multiply")
+    layer = window.doc.layer(layer.id)
+    assert layer.gan.strengths == {"first": pytest.approx(1.0)}
+    out = tmp_path / "layer.png"
+    assert window.editor.export_png(out, what="layer")
+
+    other = make_window(model=tiny_model_file)
+    assert other.editor.open_image(out)
+    (opened,) = other.doc.layers
+    assert opened.gan is not None and opened.name == layer.name
+    np.testing.assert_array_equal(opened.gan.ws, layer.gan.ws)
+    assert opened.gan.strengths == {"first": pytest.approx(1.0)} and opened.gan.seed == 5
+    assert opened.opacity == pytest.approx(0.5) and opened.blend == "multiply"
+    np.testing.assert_array_equal(to_uint8(opened.pixels), to_uint8(layer.pixels))
+    assert "as the GAN layer it was exported from" in other.statusBar().currentMessage()
+    # It edits like the original: moving the slider back renders the seed's plain sample again.
+    drag_slider(other.latent_panel.sliders["first"].slider, [350, 300])
+    edited = other.doc.layers[0]
+    assert dict(edited.gan.strengths) == {"first": pytest.approx(0.0)} or dict(edited.gan.strengths) == {}
+    np.testing.assert_allclose(edited.pixels[..., :3], expected_sample(other.session.model, 5, 0.7), atol=1e-6)
+
+    # Without the model loaded the layer keeps its latent and says which model it needs.
+    bare = make_window()
+    assert bare.editor.open_image(out) and bare.doc.layers[0].gan is not None
+    assert "open its model (tiny)" in bare.statusBar().currentMessage()
+
+    # A flattened export is a picture: its layers are only in the project.
+    flat = tmp_path / "flat.png"
+    assert window.editor.export_png(flat)
+    assert other.editor.open_image(flat) and other.doc.layers[0].gan is None
+
+    # A layer PNG whose size no longer matches its record (scaled elsewhere) is a picture too.
+    with Image.open(out) as im:
+        meta = im.info["gan-editor"]
+        bigger = im.resize((32, 32))
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("gan-editor", meta)
+    bigger.save(tmp_path / "bigger.png", pnginfo=info)
+    assert other.editor.open_image(tmp_path / "bigger.png") and other.doc.layers[0].gan is None
+
+    # A damaged latent opens the pixels as a picture and says so.
+    broken = json.loads(meta)
+    broken["layers"][0]["ws"]["base64"] = "AAAA"
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("gan-editor", json.dumps(broken))
+    with Image.open(out) as im:
+        im.save(tmp_path / "broken.png", pnginfo=info)
+    assert other.editor.open_image(tmp_path / "broken.png") and other.doc.layers[0].gan is None
+    assert "could not be restored" in other.statusBar().currentMessage()
 
 
 def test_export_png_from_the_menu_leaves_the_project_unsaved(make_window, tiny_model_file, tmp_path, monkeypatch):

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from editor.document import Document, make_gan_layer, make_raster_layer
+from editor.controllers.latent import model_matches
+from editor.document import Document, Layer, make_gan_layer, make_raster_layer
 from editor.fileio import ImageFileError, ImageTooLarge, export_metadata, read_image, write_png
 from editor.jobs import (
     GenerateRequest,
@@ -251,9 +252,46 @@ class EditorController(QObject):
         if rgba is None:
             return False
         h, w = rgba.shape[:2]
-        self.doc.reset_to(w, h, [make_raster_layer(w, h, name=path.stem, pixels=rgba)], path=path)
-        self.status.emit(f"Opened {path.name} ({w} x {h})")
+        layer, warnings = self._exported_gan_layer(path, rgba)
+        if layer is None:
+            layer = make_raster_layer(w, h, name=path.stem, pixels=rgba)
+        self.doc.reset_to(w, h, [layer], path=path)
+        if layer.gan is None:
+            self.status.emit(f"Opened {path.name} ({w} x {h})" + (f"; {warnings[0]}" if warnings else ""))
+            return True
+        bound = (
+            ""
+            if model_matches(layer.gan, self.session)
+            else f"; open its model ({layer.gan.model_name or 'not named'}) to edit it"
+        )
+        self.status.emit(
+            f"Opened {path.name} ({w} x {h}) as the GAN layer it was exported from{bound}"
+            + "".join(f"; {m}" for m in warnings)
+        )
         return True
+
+    def _exported_gan_layer(self, path: Path, rgba: np.ndarray) -> tuple[Layer | None, list[str]]:
+        """The GAN layer a layer PNG exported by this editor came from (its latent, directions and blend), bound to
+        the loaded model when it is the one the layer was made with; (None, []) for any other picture."""
+        from editor.fileio import read_png_metadata
+        from editor.project import gan_layer_from_png
+
+        if path.suffix.lower() != ".png":
+            return None, []
+        try:
+            meta = read_png_metadata(path)
+        except (OSError, ValueError):
+            return None, []
+        if not meta:
+            return None, []
+        model = self.session.model
+        return gan_layer_from_png(
+            meta,
+            rgba,
+            model_key=self.session.key,
+            model_name=model.name if model is not None else "",
+            model_path=model.path if model is not None else None,
+        )
 
     def import_image(self, path: str | Path) -> bool:
         """Add a picture as a new layer, scaled down to fit the document if it is larger."""
