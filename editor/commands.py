@@ -234,3 +234,20 @@ class PaintMaskCommand(QUndoCommand):
         self.patches += other.patches
         self.rect = self.rect.united(other.rect)
         return True
+
+
+class CanvasCommand(QUndoCommand):
+    """Give the document another size and every layer new pixels and masks at once (Crop, Resize Image); undo
+    puts back the size and layers from before (as ``Document.saved_layers`` described them)."""
+
+    def __init__(self, doc: Document, width: int, height: int, layers: list[Layer], *, text: str) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.new = (width, height, list(layers))
+        self.old = (doc.width, doc.height, doc.saved_layers())
+
+    def redo(self) -> None:
+        self.doc._set_canvas(*self.new)
+
+    def undo(self) -> None:
+        self.doc._set_canvas(*self.old)

@@ -10,12 +10,14 @@ import shiboken6
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QMessageBox,
     QPushButton,
     QSpinBox,
@@ -54,6 +56,55 @@ class NewDocumentDialog(QDialog):
 
     def values(self) -> tuple[int, int, tuple[float, float, float, float] | None]:
         return self.width_box.value(), self.height_box.value(), BACKGROUNDS[self.background.currentText()]
+
+
+class ResizeImageDialog(QDialog):
+    """Image > Resize Image: a new width and height, in proportion by default, within ``max_pixels``."""
+
+    def __init__(self, width: int, height: int, *, max_pixels: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Resize image")
+        self._size, self.max_pixels = (width, height), max_pixels
+        self.width_box, self.height_box = QSpinBox(), QSpinBox()
+        for box, value in ((self.width_box, width), (self.height_box, height)):
+            box.setRange(1, 16384)
+            box.setSuffix(" px")
+            box.setValue(value)
+        self.keep = QCheckBox("Keep proportions")
+        self.keep.setChecked(True)
+        self.note = QLabel()
+        self.width_box.valueChanged.connect(lambda v: self._follow(self.width_box, v))
+        self.height_box.valueChanged.connect(lambda v: self._follow(self.height_box, v))
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Width", self.width_box)
+        form.addRow("Height", self.height_box)
+        form.addRow("", self.keep)
+        form.addRow(self.note)
+        form.addRow(self.buttons)
+        self._update_note()
+
+    def _follow(self, box: QSpinBox, value: int) -> None:
+        """With proportions kept, the other side follows the one just changed."""
+        if self.keep.isChecked():
+            w, h = self._size
+            other, ratio = (self.height_box, h / w) if box is self.width_box else (self.width_box, w / h)
+            other.blockSignals(True)
+            other.setValue(max(1, round(value * ratio)))
+            other.blockSignals(False)
+        self._update_note()
+
+    def _update_note(self) -> None:
+        w, h = self.values()
+        ok = w * h <= self.max_pixels
+        limit = "" if ok else f": the editor handles up to {self.max_pixels // 10**6} MP"
+        self.note.setText(f"{w * h / 1e6:.2f} MP{limit}")
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok and (w, h) != self._size)
+
+    def values(self) -> tuple[int, int]:
+        return self.width_box.value(), self.height_box.value()
 
 
 class SampleDialog(QDialog):

@@ -26,7 +26,7 @@ from PySide6.QtGui import QUndoStack
 
 from editor import commands
 from editor.latent import GanState
-from editor.raster import Dab, Rect, blank_rgba, composite, over_background
+from editor.raster import Dab, Rect, blank_rgba, composite, over_background, resize, resize_rgba
 from ganmodels.blending import BLEND_MODES, blend_label
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ class Document(QObject):
     mask_changed = Signal(str, object)  # layer id, changed Rect (None = whole mask)
     active_changed = Signal(str)  # "" when no layer is active
     reset = Signal()  # replaced wholesale (new / open): size, layers and history
+    resized = Signal()  # cropped or resized (or that undone): size, every layer's pixels and mask; same layer ids
     path_changed = Signal()  # saved under another file name
 
     def __init__(self, width: int = 512, height: int = 512, parent: QObject | None = None) -> None:
@@ -342,6 +343,59 @@ class Document(QObject):
         self._replace_layers([layer.id for layer in self._layers], merged, 0, text="Flatten image")
         return merged
 
+    def crop(self, rect: Rect) -> None:
+        """Cut the picture to ``rect`` (clipped to the document): every layer's pixels and mask; a GAN layer keeps
+        its latent and its render's square moves with the picture, so slider edits still land where it shows. One
+        undo step. ValueError for an empty rectangle."""
+        rect = rect.clipped(self._width, self._height)
+        if rect.empty:
+            raise ValueError("the area to crop to is empty")
+        if rect == Rect(0, 0, self._width, self._height):
+            return
+        rows, cols = rect.slices
+        layers = []
+        for layer in self.saved_layers():
+            gan = layer.gan
+            if gan is not None:
+                p = gan.placement
+                gan = gan.replace(placement=Rect(p.x - rect.x, p.y - rect.y, p.w, p.h))
+            layers.append(
+                dataclasses.replace(
+                    layer,
+                    pixels=np.ascontiguousarray(layer.pixels[rows, cols]),
+                    mask=np.ascontiguousarray(layer.mask[rows, cols]),
+                    gan=gan,
+                )
+            )
+        self.undo_stack.push(commands.CanvasCommand(self, rect.w, rect.h, layers, text=f"Crop to {rect.w} x {rect.h}"))
+
+    def resize_image(self, width: int, height: int) -> None:
+        """Scale the picture to ``width`` x ``height``: every layer's pixels (alpha-weighted) and mask; a GAN
+        layer's render square is scaled with it. One undo step."""
+        width, height = int(width), int(height)
+        if width < 1 or height < 1:
+            raise ValueError(f"an image needs at least 1 x 1 pixels, not {width} x {height}")
+        if (width, height) == self.size:
+            return
+        sx, sy = width / self._width, height / self._height
+        layers = []
+        for layer in self.saved_layers():
+            gan = layer.gan
+            if gan is not None:
+                p = gan.placement
+                x0, y0 = round(p.x * sx), round(p.y * sy)
+                x1, y1 = round((p.x + p.w) * sx), round((p.y + p.h) * sy)
+                gan = gan.replace(placement=Rect(x0, y0, max(1, x1 - x0), max(1, y1 - y0)))
+            mask = resize(layer.mask[..., None], width, height)[..., 0]
+            layers.append(
+                dataclasses.replace(
+                    layer, pixels=resize_rgba(layer.pixels, width, height), mask=np.ascontiguousarray(mask), gan=gan
+                )
+            )
+        self.undo_stack.push(
+            commands.CanvasCommand(self, width, height, layers, text=f"Resize image to {width} x {height}")
+        )
+
     def _replace_layers(self, ids: list[str], layer: Layer, index: int, *, text: str) -> None:
         self.undo_stack.beginMacro(text)
         try:
@@ -478,6 +532,16 @@ class Document(QObject):
 
     def _activate(self, layer_id: str) -> None:
         self._active_id = layer_id if self.find(layer_id) is not None else ""
+        self.active_changed.emit(self._active_id)
+
+    def _set_canvas(self, width: int, height: int, layers: Sequence[Layer]) -> None:
+        self._committed.clear()
+        self._width, self._height = int(width), int(height)
+        self._layers = list(layers)
+        if self.find(self._active_id) is None:
+            self._active_id = self._layers[-1].id if self._layers else ""
+        self.resized.emit()
+        self.layers_changed.emit()
         self.active_changed.emit(self._active_id)
 
     def _set_property(self, layer_id: str, name: str, value: object) -> None:

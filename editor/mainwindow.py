@@ -51,9 +51,17 @@ from editor.controllers.editor import (
 from editor.controllers.jobs import JobsController
 from editor.controllers.latent import LatentController
 from editor.controllers.layers import LayersController
-from editor.dialogs import NewDocumentDialog, SampleDialog, ask_recovery
+from editor.dialogs import NewDocumentDialog, ResizeImageDialog, SampleDialog, ask_recovery
 from editor.document import BlendMergeError, Document
-from editor.fileio import IMAGE_FILTER, IMAGE_SUFFIXES, MODEL_FILTER, MODEL_SUFFIXES, PNG_FILTER, safe_file_stem
+from editor.fileio import (
+    IMAGE_FILTER,
+    IMAGE_SUFFIXES,
+    MAX_DOCUMENT_PIXELS,
+    MODEL_FILTER,
+    MODEL_SUFFIXES,
+    PNG_FILTER,
+    safe_file_stem,
+)
 from editor.icons import icon
 from editor.jobs import JobRunner
 from editor.panels.history import HistoryPanel
@@ -62,6 +70,7 @@ from editor.panels.latent import LatentPanel
 from editor.panels.layers import LayersPanel
 from editor.panels.model import ModelPanel
 from editor.qtimage import qimage_to_rgba, rgba_to_qimage
+from editor.raster import Rect, centered_square, mask_bounds
 from editor.session import ModelSession
 from editor.settings import Settings
 from ganmodels.inpainting import METHOD_TIPS, available_methods, method_label
@@ -454,6 +463,18 @@ class MainWindow(QMainWindow):
             "&Merge Down", lambda: self._on_active_layer(self.doc.merge_down), shortcut=K("Ctrl+M"),
             tip="Merge the selected layer into the one below (a GAN layer merged becomes a raster layer)",
         )  # fmt: skip
+        self.act_crop_mask = a(
+            "&Crop to Mask", self.crop_to_mask,
+            tip="Cut the picture to the box around the selected layer's mask (every layer; GAN layers stay editable)",
+        )  # fmt: skip
+        self.act_crop_square = a(
+            "Crop to Centred &Square", self.crop_to_square,
+            tip="Cut the picture to its centred square: the part Invert reads",
+        )  # fmt: skip
+        self.act_resize_image = a(
+            "&Resize Image…", self.resize_image_dialog, shortcut=K("Ctrl+Alt+I"),
+            tip="Scale every layer and mask to another size (GAN layers stay editable)",
+        )  # fmt: skip
         self.act_flatten = a(
             "&Flatten Image", lambda: self._layer_op(self.doc.flatten_layers),
             tip="Replace all layers by one raster layer of the visible picture (hidden layers are dropped)",
@@ -471,6 +492,7 @@ class MainWindow(QMainWindow):
                           self.act_quit])  # fmt: skip
         _fill(mb.addMenu("&Edit"), [self.act_undo, self.act_redo, None, self.act_copy, self.act_copy_merged,
                                     self.act_paste, None, self.act_clear_mask, self.act_invert_mask])  # fmt: skip
+        _fill(mb.addMenu("&Image"), [self.act_crop_mask, self.act_crop_square, None, self.act_resize_image])
         _fill(mb.addMenu("&Brush"), [self.act_paint, self.act_erase, None, self.act_bigger, self.act_smaller,
                                      self.act_harder, self.act_softer])  # fmt: skip
         _fill(mb.addMenu("&Layer"), [self.act_layer_new, self.act_layer_duplicate, self.act_layer_rename,
@@ -568,6 +590,7 @@ class MainWindow(QMainWindow):
         self.canvas.files_dropped.connect(self.open_paths)
         self.doc.undo_stack.cleanChanged.connect(self._update_title)
         self.doc.reset.connect(self._update_title)
+        self.doc.resized.connect(self._update_title)
         self.doc.path_changed.connect(self._update_title)
         self.doc.active_changed.connect(self._update_actions)
         self.doc.layers_changed.connect(self._update_actions)
@@ -698,6 +721,8 @@ class MainWindow(QMainWindow):
         self.act_layer_down.setEnabled(index > 0)
         self.act_merge_down.setEnabled(index > 0)
         self.act_flatten.setEnabled(len(self.doc.layers) > 0)
+        self.act_crop_mask.setEnabled(has_layer)
+        self.act_crop_square.setEnabled(self.doc.width != self.doc.height)
 
     def _on_active_layer(self, op: Callable[[str], object]) -> None:
         """Run a Layer menu command on the selected layer."""
@@ -712,6 +737,39 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot merge these layers", str(e))
         except ValueError as e:
             self.show_status(f"Cannot do that: {e}.")
+
+    def crop_to_mask(self) -> None:
+        """Image > Crop to Mask: the box around the selected layer's mask becomes the picture (one undo step)."""
+        layer = self.doc.active_layer
+        if layer is None:
+            return
+        rect = mask_bounds(layer.mask)
+        if rect.empty:
+            self.show_status(f"{layer.name} has no mask: paint over the part to keep, then crop to it.")
+            return
+        self._crop(rect)
+
+    def crop_to_square(self) -> None:
+        """Image > Crop to Centred Square: keep the square Invert reads."""
+        self._crop(centered_square(*self.doc.size))
+
+    def _crop(self, rect: Rect) -> None:
+        self.latent_panel.end_key_gestures()  # (a slider change made just now is kept)
+        self.doc.crop(rect)
+        self.show_status(f"Cropped to {rect.w} x {rect.h} (Undo puts the rest back)")
+
+    def resize_image_dialog(self) -> None:
+        """Image > Resize Image: ask for a size, then scale every layer and mask (one undo step)."""
+        dialog = ResizeImageDialog(*self.doc.size, max_pixels=MAX_DOCUMENT_PIXELS, parent=self)
+        try:
+            accepted, (w, h) = dialog.exec(), dialog.values()
+        finally:
+            dialog.deleteLater()
+        if accepted and (w, h) != self.doc.size:
+            self.latent_panel.end_key_gestures()
+            with self.busy(f"Resizing to {w} x {h}..."):
+                self.doc.resize_image(w, h)
+            self.show_status(f"Resized to {w} x {h}")
 
     def choose_mask_color(self) -> None:
         """View > Mask Colour: a colour that stands out on the picture (remembered)."""

@@ -141,6 +141,26 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def resize_rgba(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Straight-alpha RGBA float32 [H, W, 4] resized (as ``resize``) with its colours weighted by alpha, so that
+    the colour of transparent pixels does not bleed into the opaque ones next to them."""
+    if rgba.shape[1::-1] == (width, height):
+        return rgba.astype(np.float32, copy=True)
+    pre = np.ascontiguousarray(rgba, np.float32).copy()
+    pre[..., :3] *= pre[..., 3:4]
+    out = resize(pre, width, height)  # [height, width, 4] premultiplied
+    alpha = out[..., 3:4]
+    np.divide(out[..., :3], alpha, out=out[..., :3], where=alpha > 1e-6)
+    out[..., :3][alpha[..., 0] <= 1e-6] = 0.0
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def mask_bounds(mask: np.ndarray) -> Rect:
+    """The smallest rectangle holding every masked pixel (value > 0) of a mask [H, W]; empty when none is."""
+    x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
+    return Rect(x, y, w, h)
+
+
 def centered_square(width: int, height: int) -> Rect:
     """The largest square centred in a width x height document."""
     side = min(width, height)

@@ -14,13 +14,14 @@ from conftest import tiny_generator
 from PIL import Image, PngImagePlugin
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QImage, QKeySequence, QWheelEvent
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel, QMessageBox
 from qt_helpers import drag_slider, window_factory
 
+from editor.dialogs import ResizeImageDialog
 from editor.document import make_raster_layer
 from editor.fileio import decode_ws, layer_metadata, read_png_metadata
 from editor.qtimage import qimage_to_rgba, rgba_to_qimage
-from editor.raster import to_uint8
+from editor.raster import Rect, place_rgb, to_uint8
 from editor.settings import Settings
 from ganmodels.generate import seeds_to_ws, synthesize, to_float01
 
@@ -656,6 +657,93 @@ def test_backend_jobs_report_progress_cancel_and_errors(qtbot, make_window):
     assert time.perf_counter() - t0 < 5 and stale.state.value == "cancelled" and results == ["result of 5"]
     assert window.statusBar().currentMessage() == "Cancelled: Fill (its document was closed)"
     assert window.jobs_panel.rows[stale.id][1].message.text() == "cancelled: its document was closed"
+
+
+def test_crop_and_resize_from_the_image_menu_keep_gan_layers_editable(make_window, tiny_model_file, monkeypatch):
+    window = make_window(model=tiny_model_file)
+    window.editor.new_document(48, 32)
+    window.editor.generate(5, 0.7)
+    layer = window.doc.active_layer
+    assert layer.gan.placement == Rect(8, 0, 32, 32)
+    mask = np.zeros([32, 48], np.float32)
+    mask[4:20, 12:36] = 1.0
+    window.doc.set_mask(layer.id, mask)
+    assert window.act_crop_mask.isEnabled() and window.act_crop_square.isEnabled()
+
+    window.act_crop_mask.trigger()
+    assert window.doc.size == (24, 16) and window.canvas.render_document().width() == 24
+    layer = window.doc.layer(layer.id)
+    assert layer.gan.placement == Rect(-4, -4, 32, 32)
+    assert "(24 x 16)" in window.windowTitle() and window.statusBar().currentMessage().startswith("Cropped to 24 x 16")
+    drag_slider(window.latent_panel.sliders["first"].slider, [350, 400, 450])  # +1.5: renders where it shows
+    layer = window.doc.layer(layer.id)
+    expected = place_rgb(_render_with_direction(window.session.model, layer, 1.5), Rect(-4, -4, 32, 32), 24, 16)
+    np.testing.assert_allclose(layer.pixels, expected, atol=1e-6)
+
+    window.act_crop_square.trigger()
+    assert window.doc.size == (16, 16) and window.doc.layer(layer.id).gan.placement == Rect(-8, -4, 32, 32)
+    assert not window.act_crop_square.isEnabled()
+
+    def accept_with_width(dialog):
+        dialog.width_box.setValue(40)  # the height follows
+        return 1
+
+    monkeypatch.setattr(ResizeImageDialog, "exec", accept_with_width)
+    window.act_resize_image.trigger()
+    assert window.doc.size == (40, 40) and window.doc.layer(layer.id).gan.placement == Rect(-20, -10, 80, 80)
+    assert window.statusBar().currentMessage() == "Resized to 40 x 40"
+    stack = window.doc.undo_stack
+    assert [stack.text(i) for i in range(stack.count())][-4:] == [
+        "Crop to 24 x 16",
+        "Direction first: +1.50",
+        "Crop to 16 x 16",
+        "Resize image to 40 x 40",
+    ]
+    for _ in range(4):
+        stack.undo()
+    assert window.doc.size == (48, 32) and window.doc.layer(layer.id).gan.placement == Rect(8, 0, 32, 32)
+    np.testing.assert_array_equal(window.doc.layer(layer.id).mask, mask)
+
+    window.doc.set_mask(layer.id, np.zeros([32, 48], np.float32))
+    window.act_crop_mask.trigger()  # nothing to crop to: explained, nothing changes
+    assert window.doc.size == (48, 32) and "has no mask" in window.statusBar().currentMessage()
+
+
+def test_resize_dialog_keeps_proportions_and_the_size_limit(qtbot):
+    dialog = ResizeImageDialog(300, 200, max_pixels=1_000_000)
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert not ok.isEnabled()  # the same size: nothing to do
+    dialog.height_box.setValue(100)
+    assert dialog.values() == (150, 100) and ok.isEnabled()
+    dialog.keep.setChecked(False)
+    dialog.width_box.setValue(2000)
+    assert dialog.values() == (2000, 100) and ok.isEnabled()
+    dialog.height_box.setValue(600)  # 1.2 MP
+    assert not ok.isEnabled() and "up to 1 MP" in dialog.note.text()
+
+
+def test_cropping_cancels_backend_jobs_made_for_the_old_picture(qtbot, make_window):
+    window = make_window(sync=False)
+    results = []
+
+    def steps(n):
+        for i in range(n):
+            time.sleep(0.01)
+            yield {"step": i + 1, "num_steps": n, "message": f"step {i + 1}"}
+        return "done"
+
+    job = window.editor.run_backend_job("inpaint", lambda: steps(500), results.append, description="Fill")
+    with qtbot.waitSignal(window.runner.job_progress, timeout=5000):
+        pass
+    window.doc.crop(Rect(0, 0, 100, 100))
+    qtbot.waitUntil(lambda: not job.active, timeout=5000)
+    qtbot.wait(50)
+    assert job.state.value == "cancelled" and results == []
+    assert window.statusBar().currentMessage() == "Cancelled: Fill (the picture was cropped or resized)"
+    window.doc.undo_stack.undo()  # a job started now lands in the picture as it is now
+    window.editor.run_backend_job("inpaint", lambda: steps(2), results.append, description="Fill")
+    qtbot.waitUntil(lambda: results == ["done"], timeout=5000)
 
 
 def test_main_entry_point_opens_files(qtbot, tmp_path, tiny_model_file, monkeypatch):

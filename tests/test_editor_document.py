@@ -354,3 +354,83 @@ def test_the_canvas_blends_as_the_document_composites(qapp, mode):
     ours = to_display(composite([(below, 1.0), (above, 0.8, mode)], size, size)).astype(np.float32)
     err = np.abs(drawn - ours)  # in 1/255 steps
     assert err.mean() < 0.6 and np.percentile(err, 99.5) <= 2.0 and (err > 3).mean() < 0.005
+
+
+def _gan(pixels, placement):
+    return make_gan_layer(pixels, GanState("m#1", None, "m", np.zeros([4, 8]), placement, seed=1), name="gan")
+
+
+def test_crop_cuts_every_layer_moves_gan_squares_and_undoes_exactly(doc):
+    rng = np.random.default_rng(3)
+    paint = make_raster_layer(W, H, name="paint", pixels=rng.random([H, W, 4]).astype(np.float32))
+    doc.add_layer(paint)
+    gan = _gan(rng.random([H, W, 4]).astype(np.float32), Rect(8, 0, H, H))
+    doc.add_layer(gan)
+    stroke(doc, [(20, 10), (40, 30)])  # a mask on the GAN layer
+    before = {la.id: (la.pixels.copy(), la.mask.copy(), la.gan) for la in doc.layers}
+    sizes = []
+    doc.resized.connect(lambda: sizes.append(doc.size))
+    count = doc.undo_stack.count()
+
+    doc.crop(Rect(10, 5, 30, 20))
+    assert doc.size == (30, 20) and sizes == [(30, 20)] and doc.undo_stack.count() == count + 1
+    assert doc.undo_stack.undoText() == "Crop to 30 x 20" and doc.active_id == gan.id
+    for la in doc.layers:
+        pixels, mask, _ = before[la.id]
+        np.testing.assert_array_equal(la.pixels, pixels[5:25, 10:40])
+        np.testing.assert_array_equal(la.mask, mask[5:25, 10:40])
+    assert doc.layer(gan.id).gan.placement == Rect(-2, -5, H, H)  # the render's square moved with the picture
+    assert doc.layer(gan.id).gan.seed == 1 and doc.flatten().shape == (20, 30, 4)
+
+    doc.undo_stack.undo()
+    assert doc.size == (W, H) and sizes[-1] == (W, H)
+    for la in doc.layers:
+        pixels, mask, state = before[la.id]
+        np.testing.assert_array_equal(la.pixels, pixels)
+        np.testing.assert_array_equal(la.mask, mask)
+        assert la.gan == state
+    doc.undo_stack.redo()
+    assert doc.size == (30, 20) and doc.layer(gan.id).gan.placement == Rect(-2, -5, H, H)
+
+    doc.crop(Rect(-10, -10, 100, 100))  # clipped to the picture: nothing to do, no undo step
+    assert doc.size == (30, 20) and doc.undo_stack.count() == count + 1
+    with pytest.raises(ValueError, match="empty"):
+        doc.crop(Rect(40, 40, 5, 5))
+
+
+def test_crop_during_a_slider_preview_keeps_the_recorded_pixels(doc):
+    layer = _gan(np.zeros([H, W, 4], np.float32), Rect(0, 0, W, W))
+    doc.add_layer(layer)
+    doc.preview_pixels(layer.id, np.full([H, W, 4], 0.5, np.float32))  # a drag's frame, not recorded
+    doc.crop(Rect(0, 0, 10, 10))
+    assert (doc.layer(layer.id).pixels == 0).all()  # what the latent describes, not the preview
+    doc.undo_stack.undo()
+    assert (doc.layer(layer.id).pixels == 0).all() and doc.size == (W, H)
+
+
+def test_resize_image_scales_layers_masks_and_gan_squares(doc):
+    half = np.zeros([H, W, 4], np.float32)
+    half[:, : W // 2] = (1.0, 0.0, 0.0, 1.0)  # opaque red beside transparent black
+    doc.add_layer(make_raster_layer(W, H, name="red", pixels=half))
+    gan = _gan(np.ones([H, W, 4], np.float32), Rect(8, 0, H, H))
+    doc.add_layer(gan)
+    doc.set_mask(gan.id, np.pad(np.ones([H // 2, W // 2], np.float32), ((0, H // 2), (0, W // 2))))
+
+    doc.resize_image(W // 2, H // 2)
+    assert doc.size == (32, 24) and doc.undo_stack.undoText() == "Resize image to 32 x 24"
+    red = doc.layers[1].pixels
+    assert red.shape == (24, 32, 4)
+    visible = red[..., 3] > 0
+    assert visible[:, :16].all() and not visible[:, 16:].any()
+    np.testing.assert_allclose(red[visible][:, :3], [[1.0, 0.0, 0.0]] * int(visible.sum()))  # no dark fringe
+    assert doc.layer(gan.id).gan.placement == Rect(4, 0, 24, 24)
+    mask = doc.layer(gan.id).mask
+    assert mask.shape == (24, 32) and (mask[:12, :16] == 1).all() and (mask[12:] == 0).all()
+
+    doc.undo_stack.undo()
+    assert doc.size == (W, H) and doc.layer(gan.id).gan.placement == Rect(8, 0, H, H)
+    np.testing.assert_array_equal(doc.layers[1].pixels, half)
+    doc.resize_image(W * 2, H)  # not in proportion: the square becomes a rectangle with the picture
+    assert doc.layer(gan.id).gan.placement == Rect(16, 0, 2 * H, H)
+    with pytest.raises(ValueError, match="at least 1 x 1"):
+        doc.resize_image(0, 5)

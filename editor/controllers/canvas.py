@@ -39,6 +39,7 @@ class CanvasController(QObject):
         self._timer.timeout.connect(self.refresh)
 
         doc.reset.connect(self._on_reset)
+        doc.resized.connect(self._on_reset)
         doc.layers_changed.connect(self._on_layers_changed)
         doc.layer_changed.connect(self._on_layer_changed)
         doc.layer_pixels_changed.connect(self._on_pixels_changed)

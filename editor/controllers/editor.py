@@ -102,7 +102,11 @@ class PtiInversion:
 class _BackendJob:
     on_result: Callable[[Any], None]
     generation: int  # document generation when submitted
+    canvas: int  # how many times the document had been cropped or resized (or that undone) when submitted
     preview_rect: Rect | None  # where its previews go on the canvas (None: not shown)
+
+
+_RESIZED = "the picture was cropped or resized"
 
 
 def oom_retry_description(model: Any) -> str:
@@ -159,6 +163,7 @@ class EditorController(QObject):
         self._backend_jobs: dict[int, _BackendJob] = {}
         self._generates: dict[int, int] = {}  # queued sample job id -> document generation when asked
         self._generation = 0  # bumped whenever the document is replaced
+        self._canvas = 0  # bumped whenever it is cropped or resized: backend results of another size are dropped
         self._io_depth = 0  # file reads / writes running on a helper thread (see ``_off_gui_thread``)
         self._held_results: list[tuple[int, object]] = []  # jobs that finished meanwhile, handled afterwards
         self._inpainted_from: dict[str, str] = {}  # inpaint result layer id -> the layer whose mask it filled
@@ -174,6 +179,7 @@ class EditorController(QObject):
         self._preview_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._preview_timer.timeout.connect(self._show_preview)
         doc.reset.connect(self._on_reset)
+        doc.resized.connect(self._on_resized)
         session.model_changed.connect(self._on_model_changed)
         runner.job_progress.connect(self._on_job_progress)
         runner.job_finished.connect(self._on_job_finished)
@@ -437,7 +443,7 @@ class EditorController(QObject):
         )
         job = self.runner.submit(request)
         if job.active:
-            self._backend_jobs[job.id] = _BackendJob(on_result, self._generation, preview_rect)
+            self._backend_jobs[job.id] = _BackendJob(on_result, self._generation, self._canvas, preview_rect)
         elif job.state == JobState.DONE:  # a sync runner ran it inside submit
             on_result(job.result)
         elif job.state == JobState.FAILED:
@@ -456,6 +462,14 @@ class EditorController(QObject):
         for key in [k for k in self._pti_registered if k not in self.doc.pti_weights]:
             self.runner.models.remove(key)  # tuned weights of the replaced document
             self._pti_registered.discard(key)
+
+    def _on_resized(self) -> None:
+        self._canvas += 1
+        for job_id in list(self._backend_jobs):  # their results have the old size and place
+            self.runner.cancel(job_id, reason=_RESIZED)
+        self._preview_pending = None
+        self._preview_timer.stop()
+        self._end_preview(self._preview_job)
 
     def _on_model_changed(self) -> None:
         problems = self._register_pti()
@@ -484,7 +498,15 @@ class EditorController(QObject):
 
     def _on_job_progress(self, job_id: int, _fraction: float, _message: str, preview: object) -> None:
         backend = self._backend_jobs.get(job_id)
-        if backend is None or backend.preview_rect is None or backend.generation != self._generation:
+        if (
+            backend is None
+            or backend.preview_rect is None
+            or (backend.generation, backend.canvas)
+            != (
+                self._generation,
+                self._canvas,
+            )
+        ):
             return
         if not isinstance(preview, np.ndarray) or (preview is self._preview_shown and job_id == self._preview_job):
             return
@@ -520,10 +542,11 @@ class EditorController(QObject):
         self._end_preview(job_id)
         backend = self._backend_jobs.pop(job_id, None)
         if backend is not None:
-            if backend.generation == self._generation:
+            if backend.generation == self._generation and backend.canvas == self._canvas:
                 backend.on_result(result)
             elif (job := self.runner.job(job_id)) is not None:
-                self.status.emit(f"{job.description}: done, but its document was closed meanwhile (result dropped)")
+                what = "its document was closed" if backend.generation != self._generation else _RESIZED
+                self.status.emit(f"{job.description}: done, but {what} meanwhile (result dropped)")
             return
         if not isinstance(result, GenerateResult):
             return

@@ -71,6 +71,7 @@ class LatentController(QObject):
         doc.layers_changed.connect(self.bind)
         doc.layer_changed.connect(self._on_layer_changed)
         doc.reset.connect(self._on_reset)
+        doc.resized.connect(self._on_reset)  # (a drag's renders have the old size: it ends as it stands)
         session.model_changed.connect(self._on_model_changed)
         session.directions_changed.connect(self._on_model_changed)
         runner.job_finished.connect(self._on_job_finished)

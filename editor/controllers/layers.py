@@ -39,6 +39,7 @@ class LayersController(QObject):
         doc.layer_pixels_changed.connect(self._on_pixels)
         doc.active_changed.connect(panel.set_active)
         doc.reset.connect(self._on_reset)
+        doc.resized.connect(self._on_reset)
 
         panel.add_requested.connect(self.add_layer)
         panel.delete_requested.connect(doc.delete_layer)
