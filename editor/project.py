@@ -261,18 +261,23 @@ def gan_layer_from_png(
     if meta.get("export") != "layer" or not isinstance(entries, list) or len(entries) != 1:
         return None, []
     entry = entries[0]
-    if list(meta.get("size", [])) != [w, h] or not isinstance(entry, dict) or not isinstance(entry.get("gan"), dict):
+    if meta.get("size") != [w, h] or not isinstance(entry, dict) or not isinstance(entry.get("gan"), dict):
         return None, []
     gan, name, warnings = entry["gan"], str(entry.get("name") or "Layer"), []
     try:
         mix = _mix(gan.get("mix"), lambda e: decode_ws(e["ws"]), name, warnings)
+        ws = decode_ws(entry["ws"])
+        if ws.ndim != 2:
+            raise ValueError(f"a latent of shape {list(ws.shape)}")
         state = _gan_state(
             gan,
-            decode_ws(entry["ws"]),
+            ws,
             model_key=model_key if _same_model(gan, model_name, model_path) else "",
             size=(w, h),
             mix=mix,
         )
+        layer = make_gan_layer(np.ascontiguousarray(rgba, np.float32), state, name=name)
+        layer.opacity = min(max(float(entry.get("opacity", 1.0)), 0.0), 1.0)
     except (KeyError, ValueError, TypeError) as e:
         return None, [f"the latent in this PNG could not be restored ({e}); opened as a picture"]
     if gan.get("pti_weights"):
@@ -280,8 +285,6 @@ def gan_layer_from_png(
             f"layer {name!r} was tuned (pivotal tuning): the weights are only in projects, not in PNGs, so its "
             "sliders render with the base model"
         )
-    layer = make_gan_layer(np.ascontiguousarray(rgba, np.float32), state, name=name)
-    layer.opacity = float(entry.get("opacity", 1.0))
     blend = entry.get("blend")
     if isinstance(blend, str) and blend in BLEND_MODES:
         layer.blend = blend

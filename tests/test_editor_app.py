@@ -422,6 +422,15 @@ def test_an_exported_layer_png_opens_as_the_gan_layer_it_came_from(make_window, 
         im.save(tmp_path / "broken.png", pnginfo=info)
     assert other.editor.open_image(tmp_path / "broken.png") and other.doc.layers[0].gan is None
     assert "could not be restored" in other.statusBar().currentMessage()
+    # Odd values anywhere in the chunk never stop the picture from opening.
+    odd_opacity = [{**json.loads(meta)["layers"][0], "opacity": "x"}]
+    for key, value in (("size", 5), ("layers", [{"gan": 1}]), ("layers", odd_opacity)):
+        odd = {**json.loads(meta), key: value}
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("gan-editor", json.dumps(odd))
+        with Image.open(out) as im:
+            im.save(tmp_path / "odd.png", pnginfo=info)
+        assert other.editor.open_image(tmp_path / "odd.png") and other.doc.layers[0].gan is None
 
 
 def test_export_png_from_the_menu_leaves_the_project_unsaved(make_window, tiny_model_file, tmp_path, monkeypatch):
