@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from ganmodels.dataset import load_labels
-from ganmodels.training import latest_checkpoint, load_checkpoint, save_checkpoint
+from ganmodels.training import checkpoint_labels, latest_checkpoint, load_checkpoint, save_checkpoint
 
 
 def main() -> None:
@@ -28,7 +28,11 @@ def main() -> None:
         raise SystemExit(f"no snapshot in {args.run}")
     options = json.loads((Path(args.run) / "training_options.json").read_text())
     state = load_checkpoint(ckpt)
-    labels = load_labels(options["data"]) if state.G.c_dim > 0 else None
+    labels = None
+    if state.G.c_dim > 0:  # the labels the run kept with its snapshot, else those of its data file
+        labels = checkpoint_labels(ckpt)
+        if labels is None:
+            labels = load_labels(options["data"])
     if state.G.c_dim > 0 and labels is None:
         raise SystemExit(f"the run is conditional but {options['data']} has no labels")
     out = save_checkpoint(
