@@ -10,6 +10,7 @@ import shlex
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -264,7 +265,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ganmodels.augment import POLICIES
     from ganmodels.clusters import ClassMatch, match_classes
-    from ganmodels.dataset import ImageDataset
+    from ganmodels.dataset import ImageDataset, balance_weights, concept_keys, load_names
     from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
     from ganmodels.training import (
         TrainConfig,
@@ -299,6 +300,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     xflip = args.xflip
     resume = None
+    run_balance = 0.0  # the resumed run's --balance
     if args.resume:  # a run directory (its newest snapshot) or one snapshot file
         src = Path(args.resume)
         resume = src if src.is_file() else latest_checkpoint(src)
@@ -307,9 +309,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 2
         # Data options are not part of the training state: keep the run's own.
         opts = (src.parent if src.is_file() else src) / "training_options.json"
-        if opts.exists():
-            xflip = xflip or bool(json.loads(opts.read_text()).get("xflip", False))
-        xflip = xflip or bool(checkpoint_extra(resume).get("xflip", False))
+        run_opts = json.loads(opts.read_text()) if opts.exists() else {}
+        run_opts = {**checkpoint_extra(resume), **run_opts} if isinstance(run_opts, dict) else checkpoint_extra(resume)
+        xflip = xflip or bool(run_opts.get("xflip", False))
+        run_balance = run_opts.get("balance", 0.0)
+        run_balance = float(run_balance) if isinstance(run_balance, (int, float)) else 0.0
+    balance = args.balance if args.balance is not None else (run_balance if args.resume else 0.0)
     if resume is not None and args.init_from:
         print("error: --resume continues a run, --init-from starts a new one: give only one", file=sys.stderr)
         return 2
@@ -317,6 +322,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("error: --augment-p (0..1) starts the ADA probability of a new run (--augment ada)", file=sys.stderr)
         return 2
     dataset = ImageDataset.from_path(args.data, xflip=xflip)
+    if balance > 0:
+        names = load_names(args.data)
+        if names is None:
+            print(f"error: --balance groups pictures by their file names; {args.data} keeps none", file=sys.stderr)
+            return 2
+        keys = concept_keys(names)
+        dataset = ImageDataset(
+            dataset.images, labels=dataset.labels, xflip=xflip, weights=balance_weights(keys, power=balance)
+        )
+        if rank == 0:
+            largest = max(Counter(keys).values())
+            print(
+                f"--balance {balance:g}: {len(dataset)} pictures in {len(set(keys))} groups of one emoji (named "
+                f"alike); a group of {largest} is drawn {largest ** (1 - balance):.2g}x as often as a one-picture "
+                f"group ({largest}x without --balance)"
+            )
     if resume is not None:  # a conditional run's snapshot may carry the labels it was trained with
         stored = checkpoint_labels(resume)
         if stored is not None and not np.array_equal(stored, dataset.labels):
@@ -327,7 +348,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            dataset = ImageDataset(dataset.images, labels=stored, xflip=xflip)
+            dataset = ImageDataset(dataset.images, labels=stored, xflip=xflip, weights=dataset.weights)
             print(f"using the class labels stored in {resume.name}")
     if args.cond and dataset.num_classes == 0:
         print(
@@ -375,6 +396,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                 return 2
             if rank == 0:
                 print("changed " + ", ".join(f"{k} to {v}" for k, v in changes.items()))
+        if balance != run_balance:
+            if state.G.c_dim > 0:  # draw the fakes' classes as often as the reals' are drawn now
+                probs = torch.as_tensor(dataset.class_frequencies(), dtype=torch.float32, device=device)
+                for G in (state.G, state.G_ema):
+                    G.mapping.c_probs.copy_(probs)
+            if rank == 0:
+                print(f"changed balance to {balance:g}")
     else:
         from ganmodels.device import training_precision
 
@@ -459,7 +487,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 G.mapping.c_probs.copy_(probs)
         if args.augment_p is not None:
             state.augment_p = args.augment_p
-    reporter = SnapshotReporter(run_dir, dataset=dataset, data_name=str(args.data), xflip=xflip) if rank == 0 else None
+    reporter = (
+        SnapshotReporter(run_dir, dataset=dataset, data_name=str(args.data), xflip=xflip, balance=balance)
+        if rank == 0
+        else None
+    )
     if reporter is not None:
         reporter.write_config(state)
     bar = _tqdm(  # counted in whole images (kimg fractions drifted: 0.036000000000000004/0.064)
@@ -1112,6 +1144,13 @@ def _non_negative_float(text: str) -> float:
     return _number(text, float, minimum=0, inclusive=True)
 
 
+def _unit_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {value:g}")
+    return value
+
+
 def _multiple_of_8(text: str) -> int:
     value = _positive_int(text)
     if value % 8:
@@ -1277,6 +1316,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="no per-pixel noise inputs in G: every detail comes from the latent (editable), as in StyleGAN3",
     )
     s.add_argument("--xflip", action="store_true", help="random horizontal flips of the data")
+    s.add_argument(
+        "--balance",
+        type=_unit_float,
+        default=None,
+        help="draw the variants of one emoji (pictures named alike but for skin tone, e.g. 1f44b-1f3fd.webp) less "
+        "often: each picture weighs 1 / (pictures of its emoji) ^ BALANCE, so 0 = every picture alike (default), "
+        "1 = every emoji alike; conditional runs draw the fakes' classes the same way (given with --resume, it "
+        "changes the run's)",
+    )
     s.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     s.add_argument(
         "--channels-last",

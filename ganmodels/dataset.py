@@ -41,10 +41,13 @@ __all__ = [
     "BuildReport",
     "DatasetError",
     "ImageDataset",
+    "balance_weights",
     "build_dataset",
+    "concept_keys",
     "list_sources",
     "load_images",
     "load_labels",
+    "load_names",
     "prepare_image",
     "save_labels",
 ]
@@ -515,6 +518,69 @@ def _check_labels(labels: np.ndarray, count: int, where: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def load_names(path: str | Path) -> list[str] | None:
+    """The source file name of each picture of a dataset (.npz or folder), or None when it does not record them."""
+    path = Path(path)
+    try:
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                if "names" not in z.files:
+                    return None
+                names, count = [str(n) for n in z["names"]], len(z["images"])
+        else:
+            meta = json.loads((path / DATASET_JSON).read_text(encoding="utf-8"))
+            if meta.get("names") is None:
+                return None
+            names, count = [str(n) for n in meta["names"]], int(meta["count"])
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"cannot read the picture names of dataset {path}: {e}") from e
+    if len(names) != count:
+        raise DatasetError(f"{path}: {len(names)} picture names for {count} pictures")
+    return names
+
+
+#: Code points that make a variant of an emoji rather than another emoji: the five skin tones (Fitzpatrick
+#: modifiers U+1F3FB..U+1F3FF) and the text / emoji presentation selectors (U+FE0E, U+FE0F).
+_VARIANT_CODE_POINTS = frozenset({"1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff", "fe0e", "fe0f"})
+
+
+def concept_keys(names: Sequence[str]) -> list[str]:
+    """A key per picture that variants of one emoji share: the file's path without suffix, lower case, with the
+    skin-tone and presentation code points left out of file names made of code points (``"1f44b-1f3fd.webp"`` and
+    ``"emoji_u1f44b_1f3fd.png"`` -> ``"1f44b"``). Other names are their own key (mirrored copies of one file share
+    it); pictures in different folders never share one."""
+    keys = []
+    for name in names:
+        path = Path(str(name).replace("\\", "/").lower())
+        folder = "" if str(path.parent) == "." else path.parent.as_posix() + "/"
+        stem = path.stem
+        code = stem[len("emoji_u") :] if stem.startswith("emoji_u") else stem  # Noto's file names
+        parts = code.replace("_", "-").split("-")
+        if all(_is_code_point(p) for p in parts):
+            stem = "-".join([p for p in parts if p not in _VARIANT_CODE_POINTS] or parts)
+        keys.append(folder + stem)
+    return keys
+
+
+def _is_code_point(token: str) -> bool:
+    return 4 <= len(token) <= 6 and all(c in "0123456789abcdef" for c in token)
+
+
+def balance_weights(keys: Sequence[str], *, power: float = 1.0) -> np.ndarray:
+    """Sampling weights float64 [N] (summing to 1) that show a group of pictures sharing a key less often the more
+    pictures it has: each picture weighs ``1 / (pictures with its key) ** power``. 0 = every picture alike,
+    1 = every group alike (e.g. one emoji in six skin tones counts as much as an emoji drawn once)."""
+    if not 0 <= power <= 1:
+        raise ValueError(f"power must be within 0..1, got {power}")
+    if not len(keys):
+        raise ValueError("no pictures to weigh")
+    _, inverse, counts = np.unique(
+        np.asarray(list(keys), dtype=object).astype(str), return_inverse=True, return_counts=True
+    )
+    w = counts[inverse].astype(np.float64) ** -power  # [N]
+    return w / w.sum()
+
+
 def load_labels(path: str | Path) -> np.ndarray | None:
     """Class labels int64 [N] of a dataset (.npz or folder), or None when it has none."""
     path = Path(path)
@@ -564,10 +630,24 @@ def save_labels(path: str | Path, labels: np.ndarray) -> None:
         raise
 
 
+def _check_weights(weights: np.ndarray, count: int) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (count,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise DatasetError(f"ImageDataset: weights must be {count} finite numbers >= 0, not all 0")
+    return w / w.sum()
+
+
 class ImageDataset:
     """In-memory training images; batches are float32 [B, 3, R, R] in [-1, 1] (x / 127.5 - 1)."""
 
-    def __init__(self, images: np.ndarray, *, labels: np.ndarray | None = None, xflip: bool = False) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        *,
+        labels: np.ndarray | None = None,
+        xflip: bool = False,
+        weights: np.ndarray | None = None,
+    ) -> None:
         images = _check_images(images, "ImageDataset")
         if not images.flags.writeable or not images.flags.c_contiguous:
             images = np.array(images, copy=True, order="C")
@@ -576,6 +656,7 @@ class ImageDataset:
             None if labels is None else torch.from_numpy(_check_labels(labels, len(images), "ImageDataset"))
         )  # [N] int64
         self.xflip = xflip
+        self._weights = None if weights is None else torch.from_numpy(_check_weights(weights, len(images)))  # [N]
 
     @classmethod
     def from_path(cls, path: str | Path, *, xflip: bool = False) -> ImageDataset:
@@ -597,11 +678,18 @@ class ImageDataset:
         """1 + the largest label (0 without labels)."""
         return 0 if self._labels is None else int(self._labels.max()) + 1
 
+    @property
+    def weights(self) -> np.ndarray | None:
+        """How often each picture is drawn, float64 [N] summing to 1, or None (all alike)."""
+        return None if self._weights is None else self._weights.numpy()
+
     def class_frequencies(self) -> np.ndarray:
-        """Fraction of the pictures in each class: float64 [num_classes]."""
+        """Fraction of the drawn pictures in each class (of the pictures, with no ``weights``): float64
+        [num_classes]."""
         if self._labels is None:
             return np.zeros(0)
-        counts = np.bincount(self._labels.numpy(), minlength=self.num_classes)
+        w = None if self._weights is None else self._weights.numpy()
+        counts = np.bincount(self._labels.numpy(), weights=w, minlength=self.num_classes)
         return counts / counts.sum()
 
     def __len__(self) -> int:
@@ -640,9 +728,14 @@ class ImageDataset:
     def sample_labeled(
         self, batch_size: int, *, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Like :meth:`sample` (same draws from `generator`), plus the pictures' labels [B] int64 (None if none)."""
+        """Like :meth:`sample` (same draws from `generator`), plus the pictures' labels [B] int64 (None if none).
+
+        With ``weights`` the pictures are drawn as often as those say (with replacement)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        idx = torch.randint(len(self), (batch_size,), generator=generator)  # [B]
+        if self._weights is None:
+            idx = torch.randint(len(self), (batch_size,), generator=generator)  # [B]
+        else:
+            idx = torch.multinomial(self._weights, batch_size, replacement=True, generator=generator)  # [B]
         flip = torch.rand(batch_size, generator=generator) < 0.5 if self.xflip else None  # [B]
         return self.batch(idx, flip=flip), (None if self._labels is None else self._labels[idx])

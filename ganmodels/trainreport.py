@@ -27,6 +27,7 @@ class SnapshotReporter:
         dataset: Any,
         data_name: str,
         xflip: bool = False,
+        balance: float = 0.0,
         log_every: int = 20,
         metric_images: int = 500,
     ) -> None:
@@ -35,6 +36,7 @@ class SnapshotReporter:
         self.dataset = dataset
         self.data_name = data_name
         self.xflip = xflip
+        self.balance = balance
         self.log_every = log_every
         self.metric_images = metric_images  # 0 = no per-snapshot metrics
         self._acc: dict[str, list[float]] = {}
@@ -43,7 +45,15 @@ class SnapshotReporter:
 
     def write_config(self, state: TrainState) -> None:
         (self.run_dir / "training_options.json").write_text(
-            json.dumps({"config": state.config.to_dict(), "data": self.data_name, "xflip": self.xflip}, indent=2)
+            json.dumps(
+                {
+                    "config": state.config.to_dict(),
+                    "data": self.data_name,
+                    "xflip": self.xflip,
+                    "balance": self.balance,
+                },
+                indent=2,
+            )
         )
 
     def log(self, prog: TrainProgress) -> None:

@@ -1,7 +1,7 @@
 """Write a small resumable copy of a run's newest snapshot (e.g. resources/training/emoji64-snapshot.safetensors).
 
 G, G_ema and D in fp16, Adam's second moments in bf16 (the first moments only when beta1 > 0), the counters, the
-run's data options (x-flips) and, for a conditional run, the class labels of its data, so that `ganmodels train
+run's data options (x-flips, --balance) and, for a conditional run, the class labels of its data, so that `ganmodels train
 DATA --resume FILE --out DIR` continues it on another machine even where `dataset cluster` would number the
 classes differently.
 
@@ -36,7 +36,11 @@ def main() -> None:
     if state.G.c_dim > 0 and labels is None:
         raise SystemExit(f"the run is conditional but {options['data']} has no labels")
     out = save_checkpoint(
-        state, args.out, extra={"xflip": bool(options.get("xflip"))}, compact=True, data_labels=labels
+        state,
+        args.out,
+        extra={"xflip": bool(options.get("xflip")), "balance": float(options.get("balance") or 0.0)},
+        compact=True,
+        data_labels=labels,
     )
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {ckpt.name}: {state.total_kimg:.1f} kimg")
 

@@ -671,3 +671,53 @@ def test_resuming_from_a_snapshot_uses_the_class_labels_stored_in_it(tmp_path, c
     out2 = tmp_path / "resumed2"
     assert main(["--quiet", "train", str(other), "--out", str(out2), "--resume", str(snap), *common]) == 2
     assert "for 32 pictures" in capsys.readouterr().err
+
+
+def test_balance_draws_variants_of_one_emoji_less_often_and_a_resumed_run_keeps_or_changes_it(tmp_path, capsys):
+    import json
+
+    from ganmodels.cli import main
+    from ganmodels.dataset import _write_npz
+    from ganmodels.training import latest_checkpoint, load_checkpoint
+
+    x, truth = toy_images(32)
+    labels = np.where(np.arange(32) < 24, 0, truth % 2 + 1)  # class 0: 4 emoji in 6 skin tones each
+    tones = ["1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff", "fe0f"]
+    names = [f"1f46{i // 6}-{tones[i % 6]}.webp" for i in range(24)] + [f"1f3{i:02x}.webp" for i in range(8)]
+    data = tmp_path / "d.npz"
+    _write_npz(data, list(x), names, [False] * 32, xflip=False)
+    save_labels(data, labels)
+    common = ["--batch", "8", "--cbase", "256", "--cmax", "32", "--z-dim", "32", "--w-dim", "32"]
+    common += ["--precision", "fp32", "--threads", "1", "--cond"]
+    run = tmp_path / "run"
+    assert main(["--quiet", "train", str(data), "--out", str(run), "--kimg", "0.008", "--balance", "1", *common]) == 0
+    said = capsys.readouterr().out
+    assert "32 pictures in 12 groups" in said and "a group of 6 is drawn 1x as often" in said
+    assert json.loads((run / "training_options.json").read_text())["balance"] == 1.0
+    probs = load_checkpoint(latest_checkpoint(run)).G.mapping.c_probs  # 4 of 12 emoji are class 0
+    assert torch.allclose(probs[:3], torch.tensor([4 / 12, 4 / 12, 4 / 12]), atol=1e-6)
+
+    # resumed without --balance: the run's own is kept; with another, the fakes' classes follow it
+    assert (
+        main(["--quiet", "train", str(data), "--out", str(run), "--resume", str(run), "--kimg", "0.016", *common]) == 0
+    )
+    assert "changed balance" not in capsys.readouterr().out
+    assert json.loads((run / "training_options.json").read_text())["balance"] == 1.0
+    args = ["--quiet", "train", str(data), "--out", str(run), "--resume", str(run), "--kimg", "0.024", "--balance", "0"]
+    assert main([*args, *common]) == 0
+    assert "changed balance to 0" in capsys.readouterr().out
+    state = load_checkpoint(latest_checkpoint(run))
+    for G in (state.G, state.G_ema):
+        assert torch.allclose(G.mapping.c_probs[:3], torch.tensor([24 / 32, 4 / 32, 4 / 32]), atol=1e-6)
+    assert json.loads((run / "training_options.json").read_text())["balance"] == 0.0
+
+    # names that say nothing or wrong values: a clear error before any training
+    bare = tmp_path / "bare.npz"
+    np.savez(bare, images=x)
+    assert (
+        main(["--quiet", "train", str(bare), "--out", str(tmp_path / "b"), "--balance", "0.5", "--kimg", "0.008"]) == 2
+    )
+    assert "keeps none" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--quiet", "train", str(data), "--out", str(tmp_path / "c"), "--balance", "2"])
+    assert "within 0..1" in capsys.readouterr().err

@@ -19,9 +19,12 @@ from ganmodels.dataset import (
     BuildReport,
     DatasetError,
     ImageDataset,
+    balance_weights,
     build_dataset,
+    concept_keys,
     list_sources,
     load_images,
+    load_names,
     prepare_image,
 )
 
@@ -487,3 +490,92 @@ def test_dataset_from_path_and_validation(tmp_path: Path, images: np.ndarray) ->
         ImageDataset(images[:, :, :4])
     with pytest.raises(IndexError):
         ds.batch([5])
+
+
+# ---------------------------------------------------------------- balanced sampling
+
+
+def test_concept_keys_group_skin_tones_and_presentation_selectors_only() -> None:
+    names = [
+        "1f44b.webp",
+        "1f44b-1f3fd.webp",
+        "1F44B-1F3FF.WEBP",
+        "emoji_u1f44b_1f3fb.png",
+        "2764-fe0f.webp",
+        "2764.png",
+        "1f469-200d-1f4bb.webp",  # a woman technologist: not a variant of a woman
+        "1f469.webp",
+        "cat-fe0f.png",  # not made of code points: kept whole
+        "photo_001.jpg",
+    ]
+    keys = concept_keys(names)
+    assert keys[:4] == ["1f44b"] * 4
+    assert keys[4] == keys[5] == "2764"
+    assert keys[6] == "1f469-200d-1f4bb" and keys[7] == "1f469"
+    assert keys[8] == "cat-fe0f" and keys[9] == "photo_001"
+    assert concept_keys(["1f3fb.webp"]) == ["1f3fb"]  # a skin-tone swatch alone keeps its name
+    assert concept_keys(["a/1f44b-1f3fd.png", "b\\1f44b.png", "a/x.png", "b/x.png"]) == [
+        "a/1f44b",
+        "b/1f44b",
+        "a/x",
+        "b/x",
+    ]
+
+
+def test_balance_weights_follow_group_sizes() -> None:
+    keys = ["a"] * 6 + ["b", "c"]
+    w1 = balance_weights(keys, power=1.0)
+    assert w1.shape == (8,) and w1.dtype == np.float64
+    assert np.isclose(w1.sum(), 1.0)
+    assert np.isclose(w1[:6].sum(), 1 / 3) and np.isclose(w1[6], 1 / 3) and np.isclose(w1[7], 1 / 3)
+    assert np.allclose(balance_weights(keys, power=0.0), 1 / 8)
+    half = balance_weights(keys, power=0.5)
+    assert np.isclose(half[:6].sum() / half[6], 6**0.5)  # a group of 6 is drawn sqrt(6) x as often as a single
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="power"):
+            balance_weights(keys, power=bad)
+    with pytest.raises(ValueError):
+        balance_weights([], power=1.0)
+
+
+def test_weighted_sampling_draws_as_often_as_the_weights_say(images: np.ndarray) -> None:
+    plain = ImageDataset(images, labels=np.array([0, 0, 1, 1, 1]))
+    assert plain.weights is None
+    assert np.allclose(plain.class_frequencies(), [0.4, 0.6])
+    w = np.array([0.0, 1.0, 1.0, 2.0, 4.0])
+    ds = ImageDataset(images, labels=np.array([0, 0, 1, 1, 1]), weights=w)
+    assert np.allclose(ds.weights, w / 8)
+    assert np.allclose(ds.class_frequencies(), [1 / 8, 7 / 8])
+    x, labels = ds.sample_labeled(4000, generator=torch.Generator().manual_seed(5))
+    everything = ds.batch(np.arange(5))  # [5, 3, 8, 8]
+    which = (x[:, None] == everything[None]).flatten(2).all(2).float().argmax(1)  # [4000] index of each draw
+    counts = np.bincount(which.numpy(), minlength=5)
+    assert counts[0] == 0
+    assert np.allclose(counts / 4000, w / 8, atol=0.03)
+    assert torch.equal(labels, torch.tensor([0, 0, 1, 1, 1])[which])
+    again = ds.sample(16, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(again, x[:16])  # the same generator gives the same draws
+    # unweighted draws are those of torch.randint, as before weights existed
+    idx = torch.randint(5, (16,), generator=torch.Generator().manual_seed(9))
+    assert torch.equal(plain.sample(16, generator=torch.Generator().manual_seed(9)), plain.batch(idx))
+    for bad in (np.ones(4), np.array([1.0, -1, 1, 1, 1]), np.zeros(5), np.array([1.0, np.nan, 1, 1, 1])):
+        with pytest.raises(DatasetError, match="weights"):
+            ImageDataset(images, weights=bad)
+
+
+def test_load_names_of_npz_and_folder_datasets(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, name in enumerate(["1f44b.png", "1f44b-1f3fd.png", "2764-fe0f.png"]):
+        Image.new("RGB", (16, 16), (40 * i, 200, 30)).save(src / name)
+    for out in (tmp_path / "d.npz", tmp_path / "folder"):
+        for _ in build_dataset(src, resolution=8, out=out):
+            pass
+        names = load_names(out)
+        assert sorted(names) == ["1f44b-1f3fd.png", "1f44b.png", "2764-fe0f.png"]
+        assert len(names) == len(load_images(out))
+    np.savez(tmp_path / "bare.npz", images=np.zeros((2, 8, 8, 3), np.uint8))
+    assert load_names(tmp_path / "bare.npz") is None
+    np.savez(tmp_path / "odd.npz", images=np.zeros((2, 8, 8, 3), np.uint8), names=np.array(["a"]))
+    with pytest.raises(DatasetError, match="names"):
+        load_names(tmp_path / "odd.npz")
