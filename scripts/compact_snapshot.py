@@ -1,9 +1,9 @@
 """Write a small resumable copy of a run's newest snapshot (e.g. resources/training/emoji64-snapshot.safetensors).
 
 G, G_ema and D in fp16, Adam's second moments in bf16 (the first moments only when beta1 > 0), the counters, the
-run's data options (x-flips, --balance) and, for a conditional run, the class labels of its data, so that `ganmodels train
-DATA --resume FILE --out DIR` continues it on another machine even where `dataset cluster` would number the
-classes differently.
+run's data options (x-flips, --balance) and, for a conditional run, the class labels of its data, so that
+`ganmodels train DATA --resume FILE --out DIR` continues it on another machine even where `dataset cluster` would
+number the classes differently.
 
     python scripts/compact_snapshot.py RUN_DIR OUT.safetensors
 """
