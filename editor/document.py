@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,6 +113,41 @@ def make_gan_layer(pixels: np.ndarray, state: GanState, *, name: str) -> Layer:
         mask=np.zeros([h, w], np.float32),
         gan=state,
     )
+
+
+def scale_layers(
+    layers: Sequence[Layer],
+    size: tuple[int, int],
+    width: int,
+    height: int,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Layer]:
+    """Copies of ``layers`` (of a ``size`` = (w, h) picture) scaled to ``width`` x ``height``: pixels alpha-weighted,
+    masks, and each GAN layer's render square with them. Reads only its arguments, so it may run off the GUI
+    thread; ``progress(done, total)`` is called per layer (and may raise to stop; total 0 for a single layer,
+    which has no steps to show)."""
+    sx, sy = width / size[0], height / size[1]
+    out = []
+    steps = len(layers) if len(layers) > 1 else 0
+    for i, layer in enumerate(layers):
+        if progress is not None:
+            progress(i, steps)
+        gan = layer.gan
+        if gan is not None:
+            p = gan.placement
+            x0, y0 = round(p.x * sx), round(p.y * sy)
+            x1, y1 = round((p.x + p.w) * sx), round((p.y + p.h) * sy)
+            gan = gan.replace(placement=Rect(x0, y0, max(1, x1 - x0), max(1, y1 - y0)))
+        mask = resize(layer.mask[..., None], width, height)[..., 0]
+        out.append(
+            dataclasses.replace(
+                layer, pixels=resize_rgba(layer.pixels, width, height), mask=np.ascontiguousarray(mask), gan=gan
+            )
+        )
+    if progress is not None:
+        progress(len(layers), steps)
+    return out
 
 
 class Document(QObject):
@@ -369,31 +404,23 @@ class Document(QObject):
             )
         self.undo_stack.push(commands.CanvasCommand(self, rect.w, rect.h, layers, text=f"Crop to {rect.w} x {rect.h}"))
 
-    def resize_image(self, width: int, height: int) -> None:
+    def resize_image(self, width: int, height: int, *, layers: Sequence[Layer] | None = None) -> None:
         """Scale the picture to ``width`` x ``height``: every layer's pixels (alpha-weighted) and mask; a GAN
-        layer's render square is scaled with it. One undo step."""
+        layer's render square is scaled with it. One undo step. ``layers``: what :func:`scale_layers` made of
+        :meth:`saved_layers` (e.g. off the GUI thread) while the document did not change."""
         width, height = int(width), int(height)
         if width < 1 or height < 1:
             raise ValueError(f"an image needs at least 1 x 1 pixels, not {width} x {height}")
         if (width, height) == self.size:
             return
-        sx, sy = width / self._width, height / self._height
-        layers = []
-        for layer in self.saved_layers():
-            gan = layer.gan
-            if gan is not None:
-                p = gan.placement
-                x0, y0 = round(p.x * sx), round(p.y * sy)
-                x1, y1 = round((p.x + p.w) * sx), round((p.y + p.h) * sy)
-                gan = gan.replace(placement=Rect(x0, y0, max(1, x1 - x0), max(1, y1 - y0)))
-            mask = resize(layer.mask[..., None], width, height)[..., 0]
-            layers.append(
-                dataclasses.replace(
-                    layer, pixels=resize_rgba(layer.pixels, width, height), mask=np.ascontiguousarray(mask), gan=gan
-                )
-            )
+        if layers is None:
+            layers = scale_layers(self.saved_layers(), self.size, width, height)
+        elif [layer.id for layer in layers] != [layer.id for layer in self._layers] or any(
+            layer.pixels.shape[:2] != (height, width) or layer.mask.shape != (height, width) for layer in layers
+        ):
+            raise ValueError("the scaled layers are not this document's at the new size")
         self.undo_stack.push(
-            commands.CanvasCommand(self, width, height, layers, text=f"Resize image to {width} x {height}")
+            commands.CanvasCommand(self, width, height, list(layers), text=f"Resize image to {width} x {height}")
         )
 
     def _replace_layers(self, ids: list[str], layer: Layer, index: int, *, text: str) -> None:

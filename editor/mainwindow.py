@@ -768,8 +768,9 @@ class MainWindow(QMainWindow):
         if accepted and (w, h) != self.doc.size:
             self.latent_panel.end_key_gestures()
             with self.busy(f"Resizing to {w} x {h}..."):
-                self.doc.resize_image(w, h)
-            self.show_status(f"Resized to {w} x {h}")
+                done = self.editor.resize_image(w, h)
+            if done:
+                self.show_status(f"Resized to {w} x {h}")
 
     def choose_mask_color(self) -> None:
         """View > Mask Colour: a colour that stands out on the picture (remembered)."""

@@ -732,6 +732,48 @@ def test_resize_dialog_keeps_proportions_and_the_size_limit(qtbot):
     assert not ok.isEnabled() and "up to 1 MP" in dialog.note.text()
 
 
+def test_resize_scales_on_a_helper_thread_and_a_cancel_changes_nothing(qtbot, make_window, monkeypatch):
+    import threading
+
+    from editor.controllers import editor as editor_module
+
+    window = make_window(sync=False)
+    window.doc.set_mask(window.doc.active_id, np.ones([window.doc.size[1], window.doc.size[0]], np.float32))
+    before = [(layer.id, layer.pixels.copy()) for layer in window.doc.saved_layers()]
+    count = window.doc.undo_stack.count()
+    threads, real_scale = [], editor_module.scale_layers
+
+    def cancelled(layers, size, width, height, *, progress):
+        threads.append(threading.current_thread())
+        progress.cancel()
+        progress(0, len(layers))  # what a cancel does at the next layer: raises
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(editor_module, "scale_layers", cancelled)
+    size = window.doc.size
+    assert window.editor.resize_image(30, 20) is False
+    assert threads and threads[0] is not threading.main_thread()
+    assert window.doc.size == size and window.doc.undo_stack.count() == count
+    for (layer_id, pixels), layer in zip(before, window.doc.saved_layers()):
+        assert layer.id == layer_id and np.array_equal(layer.pixels, pixels)
+    assert window.statusBar().currentMessage() == "Resize cancelled: the picture is as it was"
+
+    calls = []
+
+    def counted(*args, **kw):
+        calls.append(threading.current_thread())
+        return real_scale(*args, **kw)
+
+    monkeypatch.setattr(editor_module, "scale_layers", counted)
+    assert window.editor.resize_image(30, 20) is True
+    assert calls[0] is not threading.main_thread()
+    assert window.doc.size == (30, 20) and window.doc.undo_stack.count() == count + 1
+    layer = window.doc.saved_layers()[0]
+    assert layer.pixels.shape == (20, 30, 4) and layer.mask.shape == (20, 30) and (layer.mask > 0.99).all()
+    with pytest.raises(ValueError, match="not this document"):  # layers of another size are refused
+        window.doc.resize_image(10, 10, layers=window.doc.saved_layers())
+
+
 def test_cropping_cancels_backend_jobs_made_for_the_old_picture(qtbot, make_window):
     window = make_window(sync=False)
     results = []

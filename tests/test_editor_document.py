@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from editor.document import Document, make_gan_layer, make_raster_layer
+from editor.document import Document, make_gan_layer, make_raster_layer, scale_layers
 from editor.latent import GanState
 from editor.raster import Dab, Rect, StrokeSpacer, composite, dab_alpha, stamp_dabs, to_display
 from ganmodels.blending import BLEND_MODES
@@ -434,3 +434,20 @@ def test_resize_image_scales_layers_masks_and_gan_squares(doc):
     assert doc.layer(gan.id).gan.placement == Rect(16, 0, 2 * H, H)
     with pytest.raises(ValueError, match="at least 1 x 1"):
         doc.resize_image(0, 5)
+
+    # computed apart (as off the GUI thread), then applied: the same result; progress once per layer, then done
+    doc.undo_stack.undo()
+    calls = []
+    scaled = scale_layers(
+        doc.saved_layers(), doc.size, 40, 12, progress=lambda done, total: calls.append((done, total))
+    )
+    n = len(doc.layers)
+    assert calls == [(i, n) for i in range(n + 1)]
+    doc.resize_image(40, 12, layers=scaled)
+    apart = [(layer.pixels.copy(), layer.mask.copy(), layer.gan and layer.gan.placement) for layer in doc.layers]
+    doc.undo_stack.undo()
+    doc.resize_image(40, 12)
+    assert apart[-1][2] == Rect(5, 0, 30, 12)
+    for (pixels, mask, placement), layer in zip(apart, doc.layers):
+        assert np.array_equal(pixels, layer.pixels) and np.array_equal(mask, layer.mask)
+        assert placement == (layer.gan and layer.gan.placement)

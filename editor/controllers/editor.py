@@ -26,7 +26,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from editor.controllers.latent import model_matches
-from editor.document import Document, Layer, make_gan_layer, make_raster_layer
+from editor.document import Document, Layer, make_gan_layer, make_raster_layer, scale_layers
 from editor.fileio import ImageFileError, ImageTooLarge, export_metadata, read_image, write_png
 from editor.jobs import (
     GenerateRequest,
@@ -462,6 +462,25 @@ class EditorController(QObject):
         for key in [k for k in self._pti_registered if k not in self.doc.pti_weights]:
             self.runner.models.remove(key)  # tuned weights of the replaced document
             self._pti_registered.discard(key)
+
+    def resize_image(self, width: int, height: int) -> bool:
+        """Scale every layer and mask to ``width`` x ``height`` (one undo step), the scaling done on a helper
+        thread (a 6000 x 6000 layer takes seconds) with a box that can cancel it; job results wait meanwhile, so
+        nothing changes the document under it. False when cancelled (nothing changed)."""
+        doc = self.doc
+        if (width, height) == doc.size:
+            return True
+        layers, size = doc.saved_layers(), doc.size
+        progress = FileProgress(f"Resizing to {width} x {height}...", abandon=True)
+        try:
+            scaled = self._off_gui_thread(
+                lambda: scale_layers(layers, size, width, height, progress=progress), progress
+            )
+        except FileWorkCancelled:
+            self.status.emit("Resize cancelled: the picture is as it was")
+            return False
+        doc.resize_image(width, height, layers=scaled)
+        return True
 
     def _on_resized(self) -> None:
         self._canvas += 1
