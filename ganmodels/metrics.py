@@ -557,32 +557,41 @@ def kid_from_features(
     return total / num_subsets / m
 
 
+def manifold_coverage(
+    manifold_features: np.ndarray | torch.Tensor, probe_features: np.ndarray | torch.Tensor, *, k: int = 3
+) -> np.ndarray:
+    """Which probes ``[P, D]`` lie inside the manifold of ``[M, D]`` features: the union of balls around its points
+    reaching their ``k``-th nearest neighbour in the same set (Kynkäänniemi et al. 2019). bool [P]; exact pairwise
+    distances (float64)."""
+    manifold, probes = _as_features(manifold_features), _as_features(probe_features)
+    if manifold.shape[1] != probes.shape[1]:
+        raise ValueError(f"feature dims differ: {manifold.shape[1]} vs {probes.shape[1]}")
+    if manifold.shape[0] <= k:
+        raise ValueError(f"a manifold with k = {k} needs more than {k} samples")
+    rows = 1024  # distance matrices in blocks of rows: memory stays O(rows x N) for large sets
+    radii = torch.cat(  # [M]; the 1st nearest neighbour is the point itself
+        [torch.cdist(b, manifold).kthvalue(k + 1, dim=1).values for b in manifold.split(rows)]
+    )
+    inside = torch.cat([(torch.cdist(b, manifold) <= radii[None]).any(dim=1) for b in probes.split(rows)])  # [P]
+    return inside.numpy()
+
+
 def precision_recall(
     real_features: np.ndarray | torch.Tensor, fake_features: np.ndarray | torch.Tensor, *, k: int = 3
 ) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019) of features ``[N1, D]`` (data) and ``[N2, D]``.
 
     Each set's manifold is the union of balls around its points reaching their ``k``-th nearest neighbour in the
-    same set. Precision: the share of generated samples inside the data's manifold (how many look like some data);
-    recall: the share of the data inside the generated manifold (how much of the data the model covers). Both in
-    [0, 1]; exact pairwise distances (float64).
+    same set (:func:`manifold_coverage`). Precision: the share of generated samples inside the data's manifold (how
+    many look like some data); recall: the share of the data inside the generated manifold (how much of the data
+    the model covers). Both in [0, 1]; exact pairwise distances (float64).
     """
     real, fake = _as_features(real_features), _as_features(fake_features)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"feature dims differ: {real.shape[1]} vs {fake.shape[1]}")
     if min(real.shape[0], fake.shape[0]) <= k:
         raise ValueError(f"precision/recall with k = {k} needs more than {k} samples per set")
-
-    rows = 1024  # distance matrices in blocks of rows: memory stays O(rows x N) for large sets
-
-    def coverage(manifold: torch.Tensor, probes: torch.Tensor) -> float:
-        radii = torch.cat(  # [M]; the 1st nearest neighbour is the point itself
-            [torch.cdist(b, manifold).kthvalue(k + 1, dim=1).values for b in manifold.split(rows)]
-        )
-        inside = torch.cat([(torch.cdist(b, manifold) <= radii[None]).any(dim=1) for b in probes.split(rows)])  # [P]
-        return float(inside.double().mean())
-
-    return coverage(real, fake), coverage(fake, real)
+    return float(manifold_coverage(real, fake, k=k).mean()), float(manifold_coverage(fake, real, k=k).mean())
 
 
 def inception_score(probs: np.ndarray | torch.Tensor, *, splits: int = 10) -> tuple[float, float]:

@@ -240,6 +240,16 @@ def test_precision_recall_on_points_whose_neighbourhoods_are_known() -> None:
         M.precision_recall(real[:3], fake, k=3)
 
 
+def test_manifold_coverage_says_which_probes_are_covered() -> None:
+    real = np.stack([np.arange(10.0), np.zeros(10)], axis=1)  # [10, 2]; with k = 1 every ball has radius 1
+    probes = np.array([[0.5, 0.0], [9.0, 1.0], [9.0, 1.01], [-2.0, 0.0]])
+    covered = M.manifold_coverage(real, probes, k=1)
+    assert covered.dtype == bool and covered.tolist() == [True, True, False, False]
+    assert M.manifold_coverage(real, probes, k=3).tolist() == [True, True, True, True]  # radius 3
+    with pytest.raises(ValueError, match="more than 3"):
+        M.manifold_coverage(real[:3], probes, k=3)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Inception Score
 
