@@ -718,22 +718,22 @@ class ImageDataset:
             x[f] = x[f].flip(2)
         return x.permute(0, 3, 1, 2).to(torch.float32).div_(127.5).sub_(1.0).contiguous()  # [B, 3, R, R]
 
-    def sample(self, batch_size: int, *, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, batch_size: int, *, generator: torch.Generator, weighted: bool = True) -> torch.Tensor:
         """A random batch [B, 3, R, R] float32 in [-1, 1], drawn with replacement using only `generator` (CPU).
 
-        With ``xflip=True`` each image is also mirrored with probability 1/2.
+        With ``xflip=True`` each image is also mirrored with probability 1/2. With ``weights`` the pictures are
+        drawn as often as those say, unless ``weighted=False`` (every picture alike: the draws of a dataset
+        without weights, e.g. for metrics against the data as it is).
         """
-        return self.sample_labeled(batch_size, generator=generator)[0]
+        return self.sample_labeled(batch_size, generator=generator, weighted=weighted)[0]
 
     def sample_labeled(
-        self, batch_size: int, *, generator: torch.Generator
+        self, batch_size: int, *, generator: torch.Generator, weighted: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Like :meth:`sample` (same draws from `generator`), plus the pictures' labels [B] int64 (None if none).
-
-        With ``weights`` the pictures are drawn as often as those say (with replacement)."""
+        """Like :meth:`sample` (same draws from `generator`), plus the pictures' labels [B] int64 (None if none)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if self._weights is None:
+        if self._weights is None or not weighted:
             idx = torch.randint(len(self), (batch_size,), generator=generator)  # [B]
         else:
             idx = torch.multinomial(self._weights, batch_size, replacement=True, generator=generator)  # [B]

@@ -117,7 +117,9 @@ class SnapshotReporter:
             fakes = torch.cat(
                 [G(z[i : i + 50], c[i : i + 50], noise_mode="const") for i in range(0, n, 50)]
             ).float()  # [n, C, R, R]
-        reals = self.dataset.sample(n, generator=gen).float()  # [n, C, R, R] in [-1, 1]
+        # The data as it is, also in a --balance run (comparable across the run and with other runs)
+        uniform = {"weighted": False} if getattr(self.dataset, "weights", None) is not None else {}
+        reals = self.dataset.sample(n, generator=gen, **uniform).float()  # [n, C, R, R] in [-1, 1]
         row: dict[str, Any] = {"kimg": round(state.cur_nimg / 1000, 3), "step": state.step, "images": n}
         row.update(swd(reals, fakes, generator=torch.Generator().manual_seed(0)))
         half = n // 2

@@ -721,3 +721,21 @@ def test_balance_draws_variants_of_one_emoji_less_often_and_a_resumed_run_keeps_
     with pytest.raises(SystemExit):
         main(["--quiet", "train", str(data), "--out", str(tmp_path / "c"), "--balance", "2"])
     assert "within 0..1" in capsys.readouterr().err
+
+
+def test_snapshot_metrics_compare_with_the_data_as_it_is_in_a_balanced_run(tmp_path):
+    from ganmodels.trainreport import SnapshotReporter
+
+    x, truth = toy_images(32)
+    state = new_state(cond_config(4))
+    plain = ImageDataset(x, labels=truth)
+    weights = np.where(np.arange(32) < 8, 10.0, 0.1)  # far from uniform
+    balanced = ImageDataset(x, labels=truth, weights=weights)
+    rows = []
+    for name, data in (("a", plain), ("b", balanced)):
+        reporter = SnapshotReporter(tmp_path / name, dataset=data, data_name="toy", metric_images=64)
+        rows.append(reporter.write_metrics(state))
+    for key in ("SWDx1e3_avg", "pair_l1_real", "pair_l1_fake", "diversity_ratio"):
+        assert rows[0][key] == rows[1][key]
+    weighted_reals = balanced.sample(64, generator=torch.Generator().manual_seed(2024))
+    assert not torch.equal(weighted_reals, plain.sample(64, generator=torch.Generator().manual_seed(2024)))

@@ -555,9 +555,10 @@ def test_weighted_sampling_draws_as_often_as_the_weights_say(images: np.ndarray)
     assert torch.equal(labels, torch.tensor([0, 0, 1, 1, 1])[which])
     again = ds.sample(16, generator=torch.Generator().manual_seed(5))
     assert torch.equal(again, x[:16])  # the same generator gives the same draws
-    # unweighted draws are those of torch.randint, as before weights existed
+    # unweighted draws are those of torch.randint, as before weights existed; weighted=False draws so too
     idx = torch.randint(5, (16,), generator=torch.Generator().manual_seed(9))
     assert torch.equal(plain.sample(16, generator=torch.Generator().manual_seed(9)), plain.batch(idx))
+    assert torch.equal(ds.sample(16, generator=torch.Generator().manual_seed(9), weighted=False), plain.batch(idx))
     for bad in (np.ones(4), np.array([1.0, -1, 1, 1, 1]), np.zeros(5), np.array([1.0, np.nan, 1, 1, 1])):
         with pytest.raises(DatasetError, match="weights"):
             ImageDataset(images, weights=bad)
