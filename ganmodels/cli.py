@@ -398,7 +398,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 print("changed " + ", ".join(f"{k} to {v}" for k, v in changes.items()))
         if balance != run_balance:
             if state.G.c_dim > 0:  # draw the fakes' classes as often as the reals' are drawn now
-                probs = torch.as_tensor(dataset.class_frequencies(), dtype=torch.float32, device=device)
+                freq = dataset.class_frequencies()  # [num_classes <= c_dim]
+                probs = torch.zeros(state.G.c_dim, dtype=torch.float32, device=device)
+                probs[: len(freq)] = torch.as_tensor(freq, dtype=torch.float32)
                 for G in (state.G, state.G_ema):
                     G.mapping.c_probs.copy_(probs)
             if rank == 0:
