@@ -10,7 +10,6 @@ import shlex
 import signal
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -265,7 +264,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ganmodels.augment import POLICIES
     from ganmodels.clusters import ClassMatch, match_classes
-    from ganmodels.dataset import ImageDataset, balance_weights, concept_keys, load_names
+    from ganmodels.dataset import ImageDataset, balance_weights, concept_keys, group_sizes, load_names
     from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
     from ganmodels.training import (
         TrainConfig,
@@ -314,7 +313,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         xflip = xflip or bool(run_opts.get("xflip", False))
         run_balance = run_opts.get("balance", 0.0)
         run_balance = float(run_balance) if isinstance(run_balance, (int, float)) else 0.0
-    balance = args.balance if args.balance is not None else (run_balance if args.resume else 0.0)
+    balance = args.balance if args.balance is not None else run_balance
     if resume is not None and args.init_from:
         print("error: --resume continues a run, --init-from starts a new one: give only one", file=sys.stderr)
         return 2
@@ -332,7 +331,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             dataset.images, labels=dataset.labels, xflip=xflip, weights=balance_weights(keys, power=balance)
         )
         if rank == 0:
-            largest = max(Counter(keys).values())
+            largest = int(group_sizes(keys).max())
             print(
                 f"--balance {balance:g}: {len(dataset)} pictures in {len(set(keys))} groups of one emoji (named "
                 f"alike); a group of {largest} is drawn {largest ** (1 - balance):.2g}x as often as a one-picture "

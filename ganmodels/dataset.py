@@ -44,6 +44,7 @@ __all__ = [
     "balance_weights",
     "build_dataset",
     "concept_keys",
+    "group_sizes",
     "list_sources",
     "load_images",
     "load_labels",
@@ -566,6 +567,12 @@ def _is_code_point(token: str) -> bool:
     return 4 <= len(token) <= 6 and all(c in "0123456789abcdef" for c in token)
 
 
+def group_sizes(keys: Sequence[str]) -> np.ndarray:
+    """For each picture, how many pictures share its key (e.g. of :func:`concept_keys`): int64 [N]."""
+    _, inverse, counts = np.unique(np.asarray(list(keys), dtype=str), return_inverse=True, return_counts=True)
+    return counts[inverse].astype(np.int64).reshape(-1)
+
+
 def balance_weights(keys: Sequence[str], *, power: float = 1.0) -> np.ndarray:
     """Sampling weights float64 [N] (summing to 1) that show a group of pictures sharing a key less often the more
     pictures it has: each picture weighs ``1 / (pictures with its key) ** power``. 0 = every picture alike,
@@ -574,10 +581,7 @@ def balance_weights(keys: Sequence[str], *, power: float = 1.0) -> np.ndarray:
         raise ValueError(f"power must be within 0..1, got {power}")
     if not len(keys):
         raise ValueError("no pictures to weigh")
-    _, inverse, counts = np.unique(
-        np.asarray(list(keys), dtype=object).astype(str), return_inverse=True, return_counts=True
-    )
-    w = counts[inverse].astype(np.float64) ** -power  # [N]
+    w = group_sizes(keys).astype(np.float64) ** -power  # [N]
     return w / w.sum()
 
 

@@ -18,22 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import torch
 from blind_grids import load_generator  # (scripts/, the folder of this script, is on the path)
 
 from ganmodels.components import load_discriminator
-from ganmodels.dataset import concept_keys, load_images, load_names
+from ganmodels.dataset import concept_keys, group_sizes, load_images, load_names
 from ganmodels.generate import seeds_to_ws, synthesize
 from ganmodels.importers import load_any
 from ganmodels.metrics import DiscriminatorFeatures, compute_features, manifold_coverage
-
-
-def group_sizes(names: list[str]) -> np.ndarray:
-    """For each picture, how many pictures share its emoji (:func:`ganmodels.dataset.concept_keys`): int [N]."""
-    keys = concept_keys(names)
-    _, inverse, counts = np.unique(np.asarray(keys), return_inverse=True, return_counts=True)
-    return counts[inverse]
 
 
 def main() -> None:
@@ -51,7 +43,7 @@ def main() -> None:
     names = load_names(args.data)
     if names is None:
         raise SystemExit(f"{args.data} keeps no picture names to group by")
-    sizes = group_sizes(names)  # [N]
+    sizes = group_sizes(concept_keys(names))  # [N] pictures of each picture's emoji
     D = load_discriminator(load_any(args.features), device="cpu")
     if D is None:
         raise SystemExit(f"{args.features} has no discriminator")

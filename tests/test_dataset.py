@@ -22,6 +22,7 @@ from ganmodels.dataset import (
     balance_weights,
     build_dataset,
     concept_keys,
+    group_sizes,
     list_sources,
     load_images,
     load_names,
@@ -524,6 +525,8 @@ def test_concept_keys_group_skin_tones_and_presentation_selectors_only() -> None
 
 def test_balance_weights_follow_group_sizes() -> None:
     keys = ["a"] * 6 + ["b", "c"]
+    sizes = group_sizes(keys)
+    assert sizes.dtype == np.int64 and sizes.tolist() == [6] * 6 + [1, 1]
     w1 = balance_weights(keys, power=1.0)
     assert w1.shape == (8,) and w1.dtype == np.float64
     assert np.isclose(w1.sum(), 1.0)
