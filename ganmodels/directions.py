@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -320,6 +321,17 @@ def describe_effects(effects: dict[str, float], *, threshold: float = 0.5, most:
     right = [EFFECT_WORDS[k][0 if effects[k] > 0 else 1] for k in strong]
     left = [EFFECT_WORDS[k][1 if effects[k] > 0 else 0] for k in strong]
     return f"to +: {', '.join(right)}; to -: {', '.join(left)}"
+
+
+_ENDS = re.compile(r"to \+: ([^;()]+); to -: ([^;()]+?)(?: \(|$)")
+
+
+def effect_ends(description: str) -> tuple[str, str] | None:
+    """The slider's two ends as :func:`describe_effects` words them at the start of a description ('to +: larger,
+    darker; to -: smaller, lighter (...)'): ``(minus_words, plus_words)``, e.g. ``("smaller, lighter", "larger,
+    darker")``; None for a description worded otherwise (a direction file of other tools, "a subtle change")."""
+    m = _ENDS.match(description)
+    return (m.group(2).strip(), m.group(1).strip()) if m else None
 
 
 @torch.no_grad()

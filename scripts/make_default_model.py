@@ -105,6 +105,13 @@ def main() -> None:
         "features is not comparable with Inception FID; diversity_ratio: how different two generated pictures of one "
         "class are, relative to two of the data's (1 = as varied as the data)",
     }
+    options = Path(args.run) / "training_options.json"
+    balance = json.loads(options.read_text()).get("balance", 0.0) if options.exists() else 0.0
+    if balance:  # ganmodels train --balance: emoji drawn in several skin tones weigh less
+        card["sampling"] = (
+            f"the last part of training drew pictures with --balance {balance}: pictures of one emoji in n skin tones "
+            f"or presentations weigh 1 / n^{balance} each"
+        )
     if G.c_dim > 0:
         card["classes"] = (
             f"conditional on {G.c_dim} k-means classes of the training pictures (ganmodels dataset cluster "

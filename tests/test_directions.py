@@ -12,6 +12,7 @@ from ganmodels.directions import (
     Direction,
     describe_directions,
     describe_effects,
+    effect_ends,
     ganspace,
     labelled_direction,
     load_directions,
@@ -161,3 +162,17 @@ def test_describe_directions_measures_each_direction_on_the_seeds_samples(tiny_G
         assert (d.name, d.layers, d.scale) == (p.name, p.layers, p.scale) and torch.equal(d.vector, p.vector)
     with pytest.raises(ValueError, match="at least two"):
         measure_effects(_disc_renderer, torch.zeros([1, 2, 4]), dirs[0])
+
+
+def test_effect_ends_reads_back_the_words_of_describe_effects():
+    effects = {"pixels": 0.2, "size": 1.5, "brightness": -0.9, "saturation": 0.0, "warmth": 0.1, "x": 0.0, "y": 0.7}
+    words = describe_effects(effects)
+    assert words == "to +: larger, darker, moves down; to -: smaller, lighter, moves up"
+    assert effect_ends(words) == ("smaller, lighter, moves up", "larger, darker, moves down")
+    # as describe_directions stores it: the measured words, then the direction's own description in brackets
+    assert effect_ends(f"{words} (SeFa direction 1 of the coarse layers (0-3))") == (
+        "smaller, lighter, moves up",
+        "larger, darker, moves down",
+    )
+    for other in ("a subtle change", describe_effects({"pixels": 0.2}), "smile (InterFaceGAN)", ""):
+        assert effect_ends(other) is None

@@ -70,6 +70,44 @@ def test_window_with_a_model_shows_its_card_and_directions(make_window, tiny_mod
     assert window.device_label.text().startswith("CPU")
 
 
+def test_direction_sliders_show_what_their_ends_do(make_window, tmp_path):
+    from ganmodels.directions import Direction
+    from ganmodels.modelfile import save_model
+
+    G, cfg = tiny_generator()
+    v = torch.zeros(cfg.w_dim)
+    v[0] = 1.0
+    measured = "to +: larger, more colourful, moves up; to -: smaller, greyer, moves down (SeFa direction 1)"
+    path = save_model(
+        tmp_path / "described.safetensors",
+        G,
+        config=cfg,
+        card={"name": "described"},
+        directions={
+            "measured": Direction("measured", v, (0, 3), method="sefa", description=measured),
+            "plain": Direction("plain", -v, (0, 3), description="smile"),
+        },
+    )
+    window = make_window(model=path)
+    panel = window.latent_panel
+    assert list(panel.sliders) == ["measured", "plain"] and list(panel.captions) == ["measured"]
+    captions = panel.captions["measured"]
+    assert (captions.minus, captions.plus) == (
+        "\u2212 smaller, greyer, moves down",
+        "larger, more colourful, moves up +",
+    )
+    assert measured in captions.toolTip()
+    captions.resize(2000, captions.height())
+    assert captions.texts() == (captions.minus, captions.plus)  # room for both: whole
+    captions.resize(captions.right_margin + 120, captions.height())
+    left, right = captions.texts()  # too narrow: both shortened, within the room
+    assert left.endswith("\u2026") and right.endswith("\u2026") and left.startswith("\u2212")
+    fm = captions.fontMetrics()
+    assert fm.horizontalAdvance(left) + fm.horizontalAdvance(right) <= 120
+    window.session.load(path)  # loading it again rebuilds them, once each
+    assert list(window.latent_panel.captions) == ["measured"]
+
+
 def test_model_panel_shows_metrics_readably(make_window, tmp_path):
     from ganmodels.modelfile import save_model
 

@@ -20,6 +20,7 @@ from editor.latent import GanState, LatentMix, sample_name, state_effective_ws
 from editor.panels.latent import MIX_PART_LABELS, DirectionInfo, LatentPanel
 from editor.qtimage import display_cache
 from editor.session import ModelSession
+from ganmodels.directions import effect_ends
 from ganmodels.generate import seed_to_class, seeds_to_ws
 
 
@@ -177,7 +178,12 @@ class LatentController(QObject):
             for d in model.directions.values():
                 tip = d.description or d.name
                 infos.append(
-                    DirectionInfo(d.name, d.scale, f"{tip}\n{d.method}, layers {d.layers[0]}-{d.layers[1] - 1}")
+                    DirectionInfo(
+                        d.name,
+                        d.scale,
+                        f"{tip}\n{d.method}, layers {d.layers[0]}-{d.layers[1] - 1}",
+                        ends=effect_ends(d.description),
+                    )
                 )
         self.panel.set_directions(infos, model_loaded=model is not None)
         self.bind()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QPainter, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -46,6 +48,53 @@ class DirectionInfo:
     name: str
     scale: float
     tooltip: str = ""
+    ends: tuple[str, str] | None = None  # what the slider's - and + ends do (measured), shown under it
+
+
+class _EndCaptions(QWidget):
+    """Small grey words under a direction slider: what its left (-) and right (+) ends do, elided to fit (the full
+    words are in the tooltip)."""
+
+    def __init__(self, minus: str, plus: str, *, right_margin: int, parent=None) -> None:
+        super().__init__(parent)
+        self.minus, self.plus = f"\u2212 {minus}", f"{plus} +"
+        self.right_margin = right_margin
+        font = self.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
+        self.setFont(font)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        return QSize(0, self.fontMetrics().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+    def texts(self) -> tuple[str, str]:
+        """The two captions as drawn at the current width (elided when both do not fit)."""
+        fm = self.fontMetrics()
+        width = max(0, self.width() - self.right_margin)
+        gap = fm.horizontalAdvance("  ")
+        left_w, right_w = fm.horizontalAdvance(self.minus), fm.horizontalAdvance(self.plus)
+        room = width - gap
+        if left_w + right_w <= room:
+            return self.minus, self.plus
+        # a short one keeps its words and the longer one gets the rest; else half each
+        mode = Qt.TextElideMode.ElideRight
+        if left_w <= room // 2:
+            return self.minus, fm.elidedText(self.plus, mode, max(0, room - left_w))
+        if right_w <= room // 2:
+            return fm.elidedText(self.minus, mode, max(0, room - right_w)), self.plus
+        half = max(0, room // 2)
+        return fm.elidedText(self.minus, mode, half), fm.elidedText(self.plus, mode, half)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+        left, right = self.texts()
+        rect = self.rect().adjusted(0, 0, -self.right_margin, 0)
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), left)
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), right)
 
 
 class _ValueSlider(QWidget):
@@ -143,6 +192,7 @@ class LatentPanel(QWidget):
         self.setObjectName("latent-panel")
         self.sliders: dict[str, _ValueSlider] = {}
         self.scales: dict[str, float] = {}
+        self.captions: dict[str, _EndCaptions] = {}  # direction name -> the words under its slider
 
         self.title = QLabel()
         self.title.setWordWrap(True)
@@ -250,7 +300,9 @@ class LatentPanel(QWidget):
         self.scales.clear()
         for row in range(self.directions_grid.rowCount()):
             self.directions_grid.setRowStretch(row, 0)
-        for row, d in enumerate(directions):
+        self.captions.clear()
+        row = 0
+        for d in directions:
             label = QLabel(d.name)
             label.setToolTip(d.tooltip)
             span = STRENGTH_RANGE * d.scale
@@ -261,11 +313,23 @@ class LatentPanel(QWidget):
             slider.value_changed.connect(lambda v, name=d.name: self.strength_changed.emit(name, v))
             slider.gesture_started.connect(self.gesture_started)
             slider.gesture_finished.connect(self.gesture_finished)
-            self.directions_grid.addWidget(label, row, 0)
-            self.directions_grid.addWidget(slider, row, 1)
+            cell = QWidget()  # the slider, and under it what its ends do when that is known
+            column = QVBoxLayout(cell)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(0)
+            column.addWidget(slider)
+            if d.ends is not None:
+                margin = slider.label.minimumWidth() + slider.layout().spacing()
+                captions = _EndCaptions(*d.ends, right_margin=margin)
+                captions.setToolTip(d.tooltip)
+                column.addWidget(captions)
+                self.captions[d.name] = captions
+            self.directions_grid.addWidget(label, row, 0, Qt.AlignmentFlag.AlignTop)
+            self.directions_grid.addWidget(cell, row, 1)
+            row += 1
             self.sliders[d.name] = slider
             self.scales[d.name] = d.scale
-        self.directions_grid.setRowStretch(len(directions), 1)
+        self.directions_grid.setRowStretch(row, 1)
         self.no_directions.setVisible(model_loaded and not directions)
 
     def show_layer(self, title: str | None, message: str = "") -> None:
