@@ -29,6 +29,7 @@ from editor.icons import icon
 from editor.panels.latent import MAX_SEED, TRUNCATION_MAX
 from editor.qtimage import rgb_to_qimage
 
+MAX_PTI_STEPS = 5000
 BACKGROUNDS = {"White": (1.0, 1.0, 1.0, 1.0), "Black": (0.0, 0.0, 0.0, 1.0), "Transparent": None}
 
 
@@ -105,6 +106,49 @@ class ResizeImageDialog(QDialog):
 
     def values(self) -> tuple[int, int]:
         return self.width_box.value(), self.height_box.value()
+
+
+class PivotalTuningDialog(QDialog):
+    """Generate > Invert with Pivotal Tuning: what it does, and how many tuning steps (``steps`` to start with).
+    ``masked``: the picture's mask will be left out of the inversion, which the dialog says."""
+
+    def __init__(self, steps: int, *, masked: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Invert with pivotal tuning")
+        text = (
+            "Inverts the visible picture (its centred square) into a new GAN layer, then tunes a copy of the "
+            "model's generator for that layer alone, so that it draws the picture more faithfully. The layer's "
+            "sliders render with the tuned copy; every other layer keeps the model as it is."
+        )
+        if masked:
+            text += " The masked part is left out: the layer is not made to match what the mask covers."
+        self.about = QLabel(text)
+        self.about.setWordWrap(True)
+        self.storage = QLabel(
+            "Tuned weights are kept in projects (File > Save Project); an exported PNG keeps the layer's latent, "
+            "which renders with the untuned model. More steps: closer to the picture, and slower (the Jobs panel "
+            "shows the progress and can cancel)."
+        )
+        self.storage.setWordWrap(True)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, MAX_PTI_STEPS)
+        self.steps.setSingleStep(10)
+        self.steps.setSuffix(" steps")
+        self.steps.setValue(min(max(int(steps), 1), MAX_PTI_STEPS))
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Invert")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow(self.about)
+        form.addRow("Tuning", self.steps)
+        form.addRow(self.storage)
+        form.addRow(self.buttons)
+        self.setMinimumWidth(420)
+
+    def values(self) -> int:
+        """The tuning steps chosen."""
+        return self.steps.value()
 
 
 class SampleDialog(QDialog):

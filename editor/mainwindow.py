@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QFrame,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -51,7 +50,7 @@ from editor.controllers.editor import (
 from editor.controllers.jobs import JobsController
 from editor.controllers.latent import LatentController
 from editor.controllers.layers import LayersController
-from editor.dialogs import NewDocumentDialog, ResizeImageDialog, SampleDialog, ask_recovery
+from editor.dialogs import NewDocumentDialog, PivotalTuningDialog, ResizeImageDialog, SampleDialog, ask_recovery
 from editor.document import BlendMergeError, Document
 from editor.fileio import (
     IMAGE_FILTER,
@@ -1126,10 +1125,14 @@ class MainWindow(QMainWindow):
 
     def choose_pti_invert(self) -> None:
         """Generate > Invert with Pivotal Tuning: ask for the number of tuning steps, then invert and tune."""
-        steps, ok = QInputDialog.getInt(
-            self, "Invert with Pivotal Tuning", "Tuning steps after the inversion:", DEFAULT_PTI_STEPS, 1, 5000, 10
-        )
-        if ok:
+        masked = self.editor.inversion_mask_layer() is not None
+        dialog = PivotalTuningDialog(self.settings.pti_steps(DEFAULT_PTI_STEPS), masked=masked, parent=self)
+        try:
+            accepted, steps = dialog.exec(), dialog.values()
+        finally:
+            dialog.deleteLater()
+        if accepted:
+            self.settings.set_pti_steps(steps)
             self.editor.invert_image(pti_steps=steps)
 
     def show_about(self) -> None:

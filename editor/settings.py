@@ -62,6 +62,17 @@ class Settings:
     def inpaint_method(self, value: str) -> None:
         self.q.setValue("inpaint/method", str(value))
 
+    def pti_steps(self, default: int) -> int:
+        """The tuning steps of the last Invert with Pivotal Tuning, or ``default``."""
+        try:
+            steps = int(self.q.value("invert/pti_steps", default))
+        except (TypeError, ValueError):
+            return default
+        return steps if steps > 0 else default
+
+    def set_pti_steps(self, steps: int) -> None:
+        self.q.setValue("invert/pti_steps", int(steps))
+
     def last_folder(self, kind: str) -> str:
         """The folder a file dialog of this kind (image, model, export) last used, or the home folder."""
         if kind not in FOLDER_KINDS:

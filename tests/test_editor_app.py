@@ -1534,3 +1534,38 @@ def test_blend_modes_tried_in_a_row_are_one_undo_step(qtbot, make_window):
     assert window.doc.layers[0].blend == "overlay"
     stack.undo()
     assert window.doc.layers[0].blend == "normal" and box.currentData() == "normal"
+
+
+def test_pivotal_tuning_dialog_explains_remembers_its_steps_and_cancels(make_window, tiny_model_file, monkeypatch):
+    from editor.dialogs import PivotalTuningDialog
+
+    window = make_window(model=tiny_model_file)
+    window.editor.new_document(16, 16)
+    asked, shown = [], []
+    monkeypatch.setattr(window.editor, "invert_image", lambda **kw: asked.append(kw))
+
+    def answer(steps):
+        def exec_(dialog):
+            shown.append((dialog.steps.value(), dialog.about.text()))
+            if steps is None:
+                return False  # Cancel
+            dialog.steps.setValue(steps)
+            return True
+
+        return exec_
+
+    monkeypatch.setattr(PivotalTuningDialog, "exec", answer(None))
+    window.choose_pti_invert()
+    assert asked == [] and shown[-1][0] == 100 and "mask" not in shown[-1][1]  # the default; cancelled: nothing
+    monkeypatch.setattr(PivotalTuningDialog, "exec", answer(40))
+    window.choose_pti_invert()
+    assert asked == [{"pti_steps": 40}] and window.settings.pti_steps(100) == 40
+    mask = np.zeros((16, 16), np.float32)
+    mask[4:8, 4:8] = 1
+    window.doc.set_mask(window.doc.active_id, mask)
+    window.choose_pti_invert()  # opens with the last choice and says the masked part is left out
+    assert shown[-1][0] == 40 and "masked part is left out" in shown[-1][1]
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert asked[-1] == {"pti_steps": 40} and not window.findChildren(PivotalTuningDialog)  # each one deleted
+    window.settings.q.setValue("invert/pti_steps", "lots")  # a damaged setting falls back to the default
+    assert window.settings.pti_steps(100) == 100

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QPointF, Qt, QTimer
-from PySide6.QtWidgets import QInputDialog
 
 from editor.document import make_raster_layer
 from editor.jobs import render_ws
@@ -498,7 +497,13 @@ def test_pti_layers_survive_an_ora_round_trip(qtbot, make_window, tiny_model_fil
     doc = window.doc
     _gradient_target(window)
     asked = []
-    monkeypatch.setattr(QInputDialog, "getInt", lambda *_args, **_kw: (5, True))  # the user asks for 5 steps
+    from editor.dialogs import PivotalTuningDialog
+
+    def ask_five(dialog):  # the user asks for 5 steps
+        dialog.steps.setValue(5)
+        return True
+
+    monkeypatch.setattr(PivotalTuningDialog, "exec", ask_five)
     monkeypatch.setattr(window.editor, "invert_image", lambda **kw: asked.append(kw))
     assert window.act_invert_pti in window.generate_menu.actions()
     window.act_invert_pti.trigger()

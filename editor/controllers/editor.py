@@ -714,6 +714,15 @@ class EditorController(QObject):
     # ----------------------------------------------------------------------------------------------------------
     # Invert and inpaint
 
+    def inversion_mask_layer(self) -> Layer | None:
+        """The layer whose mask an inversion would leave out of the picture, or None (no mask): the active layer's,
+        or with an inversion's result active, the mask of the layer that inversion came from."""
+        layer = self.doc.active_layer
+        if layer is not None and not layer.mask.any():  # an inversion's result is active: its picture's mask
+            origin = self.doc.find(self._inverted.get(layer.id, ""))
+            layer = origin if origin is not None and origin.mask.any() else layer
+        return layer if layer is not None and layer.mask.any() else None
+
     def invert_image(self, *, steps: int = DEFAULT_INVERT_STEPS, pti_steps: int = 0) -> Job | None:
         """Invert the visible picture (its centred square) into a new GAN layer, ignoring the active layer's mask.
         Layers made by earlier inversions are left out of the picture: another inversion (say with pivotal tuning
@@ -741,13 +750,10 @@ class EditorController(QObject):
             names = ", ".join(repr(la.name) for la in earlier)
             by = "an earlier inversion" if len(earlier) == 1 else "earlier inversions"
             left_out = f" (the picture without {names}, made by {by})"
-        layer = self.doc.active_layer
-        if layer is not None and not layer.mask.any():  # an inversion's result is active: its picture's mask
-            origin = self.doc.find(self._inverted.get(layer.id, ""))
-            layer = origin if origin is not None and origin.mask.any() else layer
-        mask_from = layer.id if layer is not None and layer.mask.any() else ""
+        layer = self.inversion_mask_layer()
+        mask_from = layer.id if layer is not None else ""
         mask = None
-        if layer is not None and layer.mask.any():
+        if layer is not None:
             mask = layer.mask[rect.y : rect.y + rect.h, rect.x : rect.x + rect.w].copy()
             if mask.min() >= 1:
                 self.error.emit("Nothing to invert", "The mask covers the whole picture.")
