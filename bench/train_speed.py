@@ -1,7 +1,8 @@
 """Training throughput (img/s) at 64 px with R1, EMA and DiffAugment on: fp32 vs fp32+channels_last vs
 bf16 autocast vs bf16+channels_last, in one run, each as a ratio to fp32; then bf16+channels_last once more with
 StyleGAN2's demodulation computed literally from [N, O, I, kh, kw] per-sample weights (as before 2026-12-02)
-instead of ``ganmodels.ops.demodulation_coefficients``.
+instead of ``ganmodels.ops.demodulation_coefficients``; last bf16+channels_last with G's reconstruction task on
+(``--g-recon``: half a batch rebuilt from learned codes every step), as the img/s shown to D.
 
     python bench/train_speed.py [--steps 12] [--cbase 2048] [--cmax 128] [--batch 16]
 """
@@ -9,6 +10,7 @@ instead of ``ganmodels.ops.demodulation_coefficients``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -16,7 +18,7 @@ import torch
 from ganmodels import ops
 from ganmodels.device import cpu_has_fast_bf16
 from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
-from ganmodels.training import TrainConfig, _Augmenter, new_state, train_step
+from ganmodels.training import TrainConfig, _Augmenter, attach_codes, new_state, train_step
 
 
 def images_per_second(cfg: TrainConfig, *, steps: int) -> float:
@@ -27,12 +29,17 @@ def images_per_second(cfg: TrainConfig, *, steps: int) -> float:
     reals = torch.rand([cfg.batch_size, 3, res, res], generator=g) * 2 - 1
     if cfg.channels_last:
         reals = reals.contiguous(memory_format=torch.channels_last)
+    rebuild = None
+    if cfg.g_recon_weight > 0:  # codes for 64 pictures, the first g_recon_batch of them rebuilt every step
+        attach_codes(state, 64)
+        n = min(cfg.g_recon_batch, cfg.batch_size)
+        rebuild = torch.arange(n), reals[:n].contiguous()
     for _ in range(2):
-        train_step(state, reals, aug)
+        train_step(state, reals, aug, rebuild=rebuild)
     state.step = 0  # measure a window that includes exactly one R1 step per r1_interval steps
     t = time.perf_counter()
     for _ in range(steps):
-        train_step(state, reals, aug)
+        train_step(state, reals, aug, rebuild=rebuild)
     return steps * cfg.batch_size / (time.perf_counter() - t)
 
 
@@ -71,6 +78,12 @@ def main() -> None:
     finally:
         ops.demodulation_coefficients = factored
     print(f" bf16 channels_last=True , literal demodulation: {ips:6.2f} img/s; factored is {best / ips:.2f}x faster")
+    recon = dataclasses.replace(cfg, g_recon_weight=1.0, g_recon_batch=args.batch // 2)
+    ips = images_per_second(recon, steps=args.steps)
+    print(
+        f" bf16 channels_last=True , + G rebuilding {recon.g_recon_batch} a step: {ips:6.2f} img/s shown to D, "
+        f"{ips / best:.2f} of the speed without"
+    )
 
 
 if __name__ == "__main__":

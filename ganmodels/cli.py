@@ -268,6 +268,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ganmodels.networks import DiscriminatorConfig, GeneratorConfig
     from ganmodels.training import (
         TrainConfig,
+        attach_codes,
         checkpoint_extra,
         checkpoint_labels,
         init_distributed,
@@ -374,6 +375,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "augment_policy": args.augment_policy,
             "diversity_weight": args.diversity,
             "d_recon_weight": args.d_recon,
+            "g_recon_weight": args.g_recon,
             "g_lr": args.lr,
             "d_lr": args.lr,
             "ema_kimg": args.ema_kimg,
@@ -441,6 +443,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 augment_policy=args.augment_policy or POLICIES,
                 diversity_weight=args.diversity or 0.0,
                 d_recon_weight=args.d_recon or 0.0,
+                g_recon_weight=args.g_recon or 0.0,
                 ada_target=args.ada_target,
                 precision=precision,
                 channels_last=args.channels_last is not False,
@@ -493,6 +496,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         if rank == 0
         else None
     )
+    if args.g_recon_init:
+        if state.config.g_recon_weight <= 0:
+            print("error: --g-recon-init starts the codes of --g-recon: give a --g-recon weight too", file=sys.stderr)
+            return 2
+        if state.codes is not None:
+            if rank == 0:
+                print("note: --g-recon-init ignored: the run has its codes already", file=sys.stderr)
+        else:
+            init = _encoder_codes(args.g_recon_init, state, dataset)
+            if init is None:
+                return 2
+            attach_codes(state, len(dataset), init=init.to(device))
+            if rank == 0:
+                print(f"codes of G's rebuilding start from the encoder of {Path(args.g_recon_init).name}")
     if reporter is not None:
         reporter.write_config(state)
     bar = _tqdm(  # counted in whole images (kimg fractions drifted: 0.036000000000000004/0.064)
@@ -535,6 +552,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return 0
+
+
+def _encoder_codes(path: str, state: Any, dataset: Any) -> Any:
+    """--g-recon-init: the encoder of the model file at ``path`` guesses every picture's code ([N, w_dim]), or None
+    after printing why it cannot."""
+    from ganmodels.components import load_encoder
+    from ganmodels.modelfile import load_model
+    from ganmodels.training import encoder_codes
+
+    model = load_model(path)
+    encoder = load_encoder(model)
+    if encoder is None:
+        print(f"error: {Path(path).name} has no encoder to start the codes from", file=sys.stderr)
+        return None
+    cfg = encoder.config
+    if (cfg.img_resolution, cfg.w_dim) != (dataset.resolution, state.G.w_dim):
+        print(
+            f"error: the encoder of {Path(path).name} reads {cfg.img_resolution} px pictures into {cfg.w_dim}-value "
+            f"codes; this run has {dataset.resolution} px pictures and {state.G.w_dim}-value codes",
+            file=sys.stderr,
+        )
+        return None
+    return encoder_codes(encoder, dataset)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1306,6 +1346,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of a self-supervised task for D: a small decoder rebuilds each real picture from D's 8 px "
         "features, so D must describe content instead of memorising the data (FastGAN; default 0; given with "
         "--resume, it changes the run's)",
+    )
+    s.add_argument(
+        "--g-recon",
+        type=float,
+        default=None,
+        help="weight of a reconstruction task for G: every training picture gets a learned latent code, and each "
+        "step G also rebuilds 16 pictures from theirs (GLO), so it learns to draw every picture of the data, the "
+        "rare ones too; about a tenth slower (bench/train_speed.py; default 0; given with --resume, it changes the "
+        "run's)",
+    )
+    s.add_argument(
+        "--g-recon-init",
+        default=None,
+        metavar="MODEL",
+        help="start the codes of --g-recon from the guesses of this model file's encoder (e.g. the shipped model, "
+        "for a run that continues its training) instead of random codes of each picture's class",
     )
     s.add_argument(
         "--ada-target", type=float, default=0.6, help="ADA's target for E[sign(D(real))] (lower = more augmentation)"

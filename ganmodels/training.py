@@ -72,6 +72,13 @@ class TrainConfig:
     # Self-supervised D: a small decoder rebuilds each real picture D is shown (at up to 32 px) from D's 8 px
     # activations; this weight times the L1 error joins D's loss (FastGAN's reconstruction; ReconDecoder).
     d_recon_weight: float = 0.0
+    # G rebuilds pictures of the data from codes: every training picture has one learned W code (GLO, Bojanowski et
+    # al. 2018), and each step G also takes a step on g_recon_weight x the Laplacian-pyramid L1 error of
+    # g_recon_batch pictures rebuilt from their codes: a dense signal for every picture, which the adversarial
+    # loss alone gives the rare ones seldom (recon_step).
+    g_recon_weight: float = 0.0
+    g_recon_batch: int = 16
+    g_recon_code_lr: float = 0.003
     ema_kimg: float = 5.0
     ema_rampup: float | None = 0.05
     augment: str = "diffaugment"
@@ -93,6 +100,10 @@ class TrainConfig:
             raise ValueError("diversity_weight must be >= 0")
         if self.d_recon_weight < 0:
             raise ValueError("d_recon_weight must be >= 0")
+        if self.g_recon_weight < 0:
+            raise ValueError("g_recon_weight must be >= 0")
+        if self.g_recon_batch < 1 or not self.g_recon_code_lr > 0:
+            raise ValueError("g_recon_batch must be >= 1 and g_recon_code_lr > 0")
         if self.r1_gamma < 0:
             raise ValueError("r1_gamma must be >= 0")
         if not (self.g_lr > 0 and self.d_lr > 0):
@@ -155,6 +166,8 @@ class TrainState:
     prior_seconds: float = 0.0  # ...and seconds
     R: ReconDecoder | None = None  # D's reconstruction head, when config.d_recon_weight > 0
     opt_R: torch.optim.Adam | None = None
+    codes: torch.Tensor | None = None  # [N, w_dim] one W code per training picture, when g_recon_weight > 0
+    opt_codes: torch.optim.Adam | None = None
 
     @property
     def total_kimg(self) -> float:
@@ -246,6 +259,87 @@ def attach_recon_decoder(state: TrainState) -> None:
         R.to(memory_format=torch.channels_last)
     state.R = R
     state.opt_R = _lazy_adam(R.parameters(), cfg.d_lr, cfg.betas, 0)
+
+
+def attach_codes(
+    state: TrainState, num: int, labels: torch.Tensor | None = None, *, init: torch.Tensor | None = None
+) -> None:
+    """Give the run one W code per training picture, [num, w_dim], and their Adam (beta1 = 0: a code outside a
+    step's batch has a zero gradient and does not move). Each starts as ``init`` [num, w_dim] when given (e.g.
+    :func:`encoder_codes`), else as G's mapping of a random z (from ``config.seed``) with the picture's class
+    (``labels`` [num] for a conditional G), a typical W of that class."""
+    cfg, G = state.config, state.G
+    device = next(G.parameters()).device
+    if init is not None:
+        if tuple(init.shape) != (num, G.w_dim):
+            raise ValueError(f"starting codes of shape {tuple(init.shape)}; the run needs ({num}, {G.w_dim})")
+        state.codes = init.detach().float().to(device).clone().contiguous().requires_grad_(True)
+        state.opt_codes = torch.optim.Adam([state.codes], lr=cfg.g_recon_code_lr, betas=(0.0, cfg.betas[1]), eps=1e-8)
+        return
+    g = torch.Generator().manual_seed(cfg.seed + 2)
+    z = torch.randn([num, G.z_dim], generator=g).to(device)  # [N, z_dim]
+    if G.c_dim > 0:
+        if labels is None or len(labels) != num:
+            raise ValueError("a conditional G needs the class of every picture to start their codes")
+        c = one_hot_c(G, labels.to(device))
+    else:
+        c = torch.zeros([num, 0], device=device)
+    with torch.no_grad():
+        codes = torch.cat([G.mapping(z[i : i + 256], c[i : i + 256])[:, 0] for i in range(0, num, 256)])  # [N, w]
+    state.codes = codes.float().contiguous().requires_grad_(True)
+    state.opt_codes = torch.optim.Adam([state.codes], lr=cfg.g_recon_code_lr, betas=(0.0, cfg.betas[1]), eps=1e-8)
+
+
+@torch.no_grad()
+def encoder_codes(encoder: nn.Module, dataset: Any, *, batch: int = 64) -> torch.Tensor:
+    """An encoder's guess of every picture's W (the first row of its ws): starting codes for :func:`attach_codes`
+    [len(dataset), w_dim]. ``encoder``: image [N, 3, R, R] -> (ws [N, num_ws, w_dim], ...), e.g. a model's
+    ``ganmodels.encoder.Encoder``; ``dataset`` has ``batch(indices)`` and ``len``."""
+    device = next(encoder.parameters()).device
+    out = []
+    for i in range(0, len(dataset), batch):
+        ws = encoder(dataset.batch(torch.arange(i, min(i + batch, len(dataset)))).to(device))[0]  # [B, num_ws, w]
+        out.append(ws[:, 0].float().cpu())
+    return torch.cat(out)
+
+
+def pyramid_l1(a: torch.Tensor, b: torch.Tensor, *, levels: int = 3) -> torch.Tensor:
+    """Mean absolute difference of pictures [N, C, H, W], summed over the levels of their Laplacian pyramids
+    (band-pass levels and the low-pass residual): edges count as much as flat colour."""
+    from ganmodels.metrics import laplacian_pyramid
+
+    levels = max(1, min(levels, int(math.log2(min(a.shape[2], a.shape[3]))) - 1))
+    return sum((x - y).abs().mean() for x, y in zip(laplacian_pyramid(a, levels), laplacian_pyramid(b, levels)))
+
+
+def recon_step(state: TrainState, indices: torch.Tensor, targets: torch.Tensor) -> float:
+    """One G + codes step rebuilding ``targets`` [B, 3, R, R] (the training pictures at ``indices`` [B], unflipped)
+    from their codes (every style row the same W), weighted by ``g_recon_weight``; returns the unweighted error."""
+    cfg, G = state.config, state.G
+    device = targets.device
+    if state.codes is None or state.opt_codes is None:
+        raise ValueError("the run has no codes (attach_codes)")
+    G.requires_grad_(True)
+    apply_optimizer_config(state)
+    for group in state.opt_codes.param_groups:
+        group["lr"] = cfg.g_recon_code_lr
+    with _autocast(cfg, device):
+        ws = state.codes[indices.to(device)][:, None].expand(-1, G.num_ws, -1)  # [B, num_ws, w_dim]
+        img = G.synthesis(ws, noise_mode="const")  # [B, 3, R, R]
+    loss = pyramid_l1(img.float(), targets.float())
+    state.opt_G.zero_grad(set_to_none=True)
+    state.opt_codes.zero_grad(set_to_none=True)
+    (cfg.g_recon_weight * loss).backward()
+    _sync_grads(G)
+    if _world() > 1 and state.codes.grad is not None:
+        torch.distributed.all_reduce(state.codes.grad)
+        state.codes.grad /= _world()
+    for p in [*G.parameters(), state.codes]:
+        if p.grad is not None:
+            torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+    state.opt_G.step()
+    state.opt_codes.step()
+    return loss.item()
 
 
 def _rank() -> int:
@@ -355,6 +449,7 @@ def train_step(
     real_labels: torch.Tensor | None = None,
     *,
     diversity_targets: torch.Tensor | None = None,
+    rebuild: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One G step and one D step (with lazy R1 / path-length regularisation when due).
 
@@ -364,6 +459,8 @@ def train_step(
     then pictures i and i + B/2 share a class, and G is pushed to make them, on average over the pairs, at least
     as different as two of the data's pictures of that class (a hinge: no push once they are).
     With ``d_recon_weight > 0`` D's pass over the reals also trains a head rebuilding them (:class:`ReconDecoder`).
+    ``rebuild``: (indices [B'], pictures [B', 3, R, R]) of the data for :func:`recon_step` after G's step (needed
+    when ``g_recon_weight > 0``, with the run's codes attached).
     """
     cfg = state.config
     G, D, rng = state.G, state.D, state.rng
@@ -422,6 +519,12 @@ def train_step(
         if p.grad is not None:
             torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
     state.opt_G.step()
+
+    # ---- G rebuilds pictures of the data from their codes (GLO).
+    if cfg.g_recon_weight > 0:
+        if rebuild is None:
+            raise ValueError("g_recon_weight > 0 needs pictures of the data and their indices to rebuild")
+        losses["G_recon"] = recon_step(state, *rebuild)
 
     # ---- D main (+ lazy R1 on the same real pass, or WGAN-GP).
     G.requires_grad_(False)
@@ -591,6 +694,11 @@ def save_checkpoint(
     if state.R is not None:
         t_r, opt_meta["opt_R"] = optimizer_tensors("opt_R", state.opt_R)
         tensors.update(t_r)
+    if state.codes is not None and state.opt_codes is not None:
+        codes = state.codes.detach().cpu().contiguous()
+        tensors["codes"] = codes.half() if compact else codes
+        t_c, opt_meta["opt_codes"] = optimizer_tensors("opt_codes", state.opt_codes)
+        tensors.update(t_c)
     if compact:
         # With beta1 = 0 (the StyleGAN default) Adam's first moment is just the last gradient, overwritten by the
         # next step: it is not stored (load_optimizer puts zeros back), which changes nothing.
@@ -652,6 +760,12 @@ def load_checkpoint(
             state.R.load_state_dict({k[2:]: f.get_tensor(k) for k in f.keys() if k.startswith("R.")})
             load_optimizer(state.opt_R, "opt_R", f, json.loads(meta["opt_R"]))
             _match_layouts(state.opt_R)
+        if "codes" in f.keys() and "opt_codes" in meta:
+            device_ = next(state.G.parameters()).device
+            codes = f.get_tensor("codes").float().to(device_).contiguous().requires_grad_(True)
+            state.codes = codes
+            state.opt_codes = torch.optim.Adam([codes], lr=config.g_recon_code_lr, betas=(0.0, config.betas[1]))
+            load_optimizer(state.opt_codes, "opt_codes", f, json.loads(meta["opt_codes"]))
         state.rng.set_state(f.get_tensor("rng"))
     counters = json.loads(meta["counters"])
     state.step = int(counters["step"])
@@ -912,6 +1026,15 @@ def train(
         if not 0 < classes <= state.G.c_dim:
             raise ValueError(f"the networks are conditional on {state.G.c_dim} classes; the dataset has {classes}")
     targets = diversity_targets(dataset, state.G.c_dim, device=device) if cfg.diversity_weight > 0 else None
+    if cfg.g_recon_weight > 0:
+        if not hasattr(dataset, "batch"):
+            raise ValueError("g_recon_weight > 0 needs a dataset of pictures (an ImageDataset)")
+        if state.codes is None:
+            labels_all = getattr(dataset, "labels", None) if conditional else None
+            attach_codes(state, len(dataset), None if labels_all is None else torch.as_tensor(labels_all))
+        elif len(state.codes) != len(dataset):
+            raise ValueError(f"the run's codes are for {len(state.codes)} pictures; the dataset has {len(dataset)}")
+    recon_per_rank = max(1, cfg.g_recon_batch // _world())
     while state.cur_nimg < total_kimg * 1000:
         labels = None
         if conditional:
@@ -922,7 +1045,11 @@ def train(
         reals = reals.to(device)
         if cfg.channels_last:
             reals = reals.contiguous(memory_format=torch.channels_last)
-        losses = train_step(state, reals, aug, labels, diversity_targets=targets)
+        rebuild = None
+        if cfg.g_recon_weight > 0:  # pictures to rebuild, drawn alike (not by --balance weights), unflipped
+            idx = torch.randint(len(dataset), (recon_per_rank,), generator=state.rng)  # [B']
+            rebuild = idx, dataset.batch(idx).to(device)
+        losses = train_step(state, reals, aug, labels, diversity_targets=targets, rebuild=rebuild)
         state.augment_p = aug.p if cfg.augment == "ada" else state.augment_p
         now, cpu_now = time.monotonic(), time.process_time()
         dt = trained_seconds(now - t_prev, cpu_now - cpu_prev)

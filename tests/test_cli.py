@@ -312,10 +312,14 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
 
     assert load_checkpoint(latest_checkpoint(run)).config.diversity_weight == 2.0
     assert load_checkpoint(latest_checkpoint(run)).R is not None  # D's reconstruction head, saved with the run
-    changed = ["--lr", "0.001", "--ema-kimg", "0.5", "--gamma", "0.05"]
+    changed = ["--lr", "0.001", "--ema-kimg", "0.5", "--gamma", "0.05", "--g-recon", "1"]
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.028", *changed]) == 0
-    assert "changed g_lr to 0.001, d_lr to 0.001, ema_kimg to 0.5, r1_gamma to 0.05" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "changed g_recon_weight to 1.0, g_lr to 0.001, d_lr to 0.001, ema_kimg to 0.5, r1_gamma to 0.05" in out
     lowered = load_checkpoint(latest_checkpoint(run))
+    from ganmodels.dataset import load_images
+
+    assert lowered.codes is not None and lowered.codes.shape == (len(load_images(data)), 16)  # one W per picture
     assert (lowered.config.g_lr, lowered.config.ema_kimg, lowered.config.r1_gamma) == (0.001, 0.5, 0.05)
     assert lowered.config.diversity_weight == 2.0  # changed before, not now
     assert lowered.opt_G.param_groups[0]["lr"] == 0.001  # no path-length regularisation: no lazy factor
@@ -341,6 +345,28 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     assert "is also the input" in capsys.readouterr().err and load_model(out).card["kimg"] == 0.028
     assert main(["--quiet", "info", str(latest_checkpoint(run))]) == 2
     assert "use 'ganmodels export' for a training snapshot" in capsys.readouterr().err
+    # G's rebuilding codes can start from a model's encoder (a new run here; the same goes for a resumed one).
+    from ganmodels.components import load_encoder, resave_with
+    from ganmodels.dataset import ImageDataset
+    from ganmodels.encoder import ENCODER_KIND, new_encoder
+    from ganmodels.training import encoder_codes
+
+    encoder = new_encoder(m.G)
+    with_encoder = resave_with(
+        m,
+        tmp_path / "with-encoder.safetensors",
+        add={"encoder": (ENCODER_KIND, encoder.config.to_dict(), encoder.state_dict())},
+    )
+    fresh = [*args[:3], "--out", str(tmp_path / "run3"), *args[5:], "--g-recon", "1"]
+    assert main([*fresh, "--g-recon-init", str(out)]) == 2
+    assert "exported.safetensors has no encoder to start the codes from" in capsys.readouterr().err
+    assert main([*fresh[:-2], "--g-recon-init", str(with_encoder)]) == 2
+    assert "give a --g-recon weight too" in capsys.readouterr().err
+    assert main([*fresh, "--g-recon-init", str(with_encoder)]) == 0
+    assert "codes of G's rebuilding start from the encoder of with-encoder.safetensors" in capsys.readouterr().out
+    guessed = encoder_codes(load_encoder(load_model(with_encoder)), ImageDataset.from_path(data))
+    codes = load_checkpoint(latest_checkpoint(tmp_path / "run3")).codes
+    assert codes.shape == guessed.shape and (codes - guessed).abs().max() < 0.05  # 4 steps from the guesses
     # Resuming on pictures of another size says so (instead of a matrix error)
     data16 = tmp_path / "data16.npz"
     assert main(["--quiet", "dataset", "build", str(src), "--res", "32", "--out", str(data16)]) == 0
