@@ -261,6 +261,11 @@ def attach_recon_decoder(state: TrainState) -> None:
     state.opt_R = _lazy_adam(R.parameters(), cfg.d_lr, cfg.betas, 0)
 
 
+def _codes_adam(codes: torch.Tensor, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam for the codes: beta1 = 0, so a code outside a step's batch (a zero gradient) does not move."""
+    return torch.optim.Adam([codes], lr=cfg.g_recon_code_lr, betas=(0.0, cfg.betas[1]), eps=1e-8)
+
+
 def attach_codes(
     state: TrainState, num: int, labels: torch.Tensor | None = None, *, init: torch.Tensor | None = None
 ) -> None:
@@ -274,7 +279,7 @@ def attach_codes(
         if tuple(init.shape) != (num, G.w_dim):
             raise ValueError(f"starting codes of shape {tuple(init.shape)}; the run needs ({num}, {G.w_dim})")
         state.codes = init.detach().float().to(device).clone().contiguous().requires_grad_(True)
-        state.opt_codes = torch.optim.Adam([state.codes], lr=cfg.g_recon_code_lr, betas=(0.0, cfg.betas[1]), eps=1e-8)
+        state.opt_codes = _codes_adam(state.codes, cfg)
         return
     g = torch.Generator().manual_seed(cfg.seed + 2)
     z = torch.randn([num, G.z_dim], generator=g).to(device)  # [N, z_dim]
@@ -287,7 +292,7 @@ def attach_codes(
     with torch.no_grad():
         codes = torch.cat([G.mapping(z[i : i + 256], c[i : i + 256])[:, 0] for i in range(0, num, 256)])  # [N, w]
     state.codes = codes.float().contiguous().requires_grad_(True)
-    state.opt_codes = torch.optim.Adam([state.codes], lr=cfg.g_recon_code_lr, betas=(0.0, cfg.betas[1]), eps=1e-8)
+    state.opt_codes = _codes_adam(state.codes, cfg)
 
 
 @torch.no_grad()
@@ -762,9 +767,8 @@ def load_checkpoint(
             _match_layouts(state.opt_R)
         if "codes" in f.keys() and "opt_codes" in meta:
             device_ = next(state.G.parameters()).device
-            codes = f.get_tensor("codes").float().to(device_).contiguous().requires_grad_(True)
-            state.codes = codes
-            state.opt_codes = torch.optim.Adam([codes], lr=config.g_recon_code_lr, betas=(0.0, config.betas[1]))
+            state.codes = f.get_tensor("codes").float().to(device_).contiguous().requires_grad_(True)
+            state.opt_codes = _codes_adam(state.codes, config)
             load_optimizer(state.opt_codes, "opt_codes", f, json.loads(meta["opt_codes"]))
         state.rng.set_state(f.get_tensor("rng"))
     counters = json.loads(meta["counters"])
