@@ -134,9 +134,27 @@ class SnapshotReporter:
             k = len(self._data_diversity)
             labels = c.argmax(1) if conditional else torch.zeros(n, dtype=torch.long)
             row["diversity_ratio"] = diversity_ratio(intra_class_distance(fakes, labels, k), self._data_diversity)
+        if state.codes is not None and hasattr(self.dataset, "batch") and len(state.codes) == len(self.dataset):
+            row["rebuild_psnr"] = self._rebuild_psnr(state)
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         return row
+
+    def _rebuild_psnr(self, state: TrainState, *, num: int = 256) -> float:
+        """A --g-recon run: mean PSNR (dB) of G_ema drawing the same ``num`` training pictures (evenly spread over
+        the data) from their codes; how well G has learnt to draw the data, whatever D thinks."""
+        from ganmodels.losses import psnr
+
+        G = state.G_ema
+        idx = torch.linspace(0, len(self.dataset) - 1, min(num, len(self.dataset))).round().long()  # [n]
+        with torch.no_grad():
+            codes = state.codes.detach()[idx].to(next(G.parameters()).device)  # [n, w_dim]
+            out = []
+            for i in range(0, len(idx), 64):
+                ws = codes[i : i + 64, None].expand(-1, G.num_ws, -1)  # [b, num_ws, w_dim]
+                img = G.synthesis(ws, noise_mode="const").float().cpu()
+                out.append(psnr(img, self.dataset.batch(idx[i : i + 64])))
+        return float(torch.cat(out).mean())
 
     def _class_consistency(self, fakes: np.ndarray, labels: np.ndarray) -> float:
         from ganmodels.clusters import FeatureSpace, class_consistency

@@ -320,6 +320,8 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     from ganmodels.dataset import load_images
 
     assert lowered.codes is not None and lowered.codes.shape == (len(load_images(data)), 16)  # one W per picture
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert "rebuild_psnr" not in rows[0] and 0 < rows[-1]["rebuild_psnr"] < 60  # how well G_ema draws the data
     assert (lowered.config.g_lr, lowered.config.ema_kimg, lowered.config.r1_gamma) == (0.001, 0.5, 0.05)
     assert lowered.config.diversity_weight == 2.0  # changed before, not now
     assert lowered.opt_G.param_groups[0]["lr"] == 0.001  # no path-length regularisation: no lazy factor
