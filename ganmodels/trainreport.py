@@ -190,8 +190,8 @@ class SnapshotReporter:
         mpath = self.run_dir / "metrics.jsonl"
         mrows = [json.loads(line) for line in mpath.read_text().splitlines() if line.strip()] if mpath.exists() else []
         fig, axes = plt.subplots(1, 3 if mrows else 2, figsize=(15 if mrows else 10, 3.5))
-        for key in ("G", "D", "D_recon"):  # D_recon: the --d-recon head's L1 error, when on
-            if key != "D_recon" or any(key in r for r in rows):
+        for key in ("G", "D", "D_recon", "G_recon"):  # the --d-recon head's / --g-recon rebuilding's error, when on
+            if key in ("G", "D") or any(key in r for r in rows):
                 axes[0].plot(kimg, [r.get(key, np.nan) for r in rows], label=key)
         axes[0].set_xlabel("kimg")
         axes[0].set_title("losses")
@@ -204,6 +204,8 @@ class SnapshotReporter:
         if mrows:
             mk = [r["kimg"] for r in mrows]
             axes[2].plot(mk, [r.get("SWDx1e3_avg", np.nan) for r in mrows], "o-", label="SWD x1e3 (avg)")
+            if any("rebuild_psnr" in r for r in mrows):  # a --g-recon run: how well G draws the data from codes
+                axes[2].plot(mk, [r.get("rebuild_psnr", np.nan) for r in mrows], "d-", color="C4", label="rebuild dB")
             axes[2].set_xlabel("kimg")
             axes[2].set_title("snapshot metrics")
             twin = axes[2].twinx()
