@@ -301,8 +301,7 @@ class LatentPanel(QWidget):
         for row in range(self.directions_grid.rowCount()):
             self.directions_grid.setRowStretch(row, 0)
         self.captions.clear()
-        row = 0
-        for d in directions:
+        for row, d in enumerate(directions):
             label = QLabel(d.name)
             label.setToolTip(d.tooltip)
             span = STRENGTH_RANGE * d.scale
@@ -326,10 +325,9 @@ class LatentPanel(QWidget):
                 self.captions[d.name] = captions
             self.directions_grid.addWidget(label, row, 0, Qt.AlignmentFlag.AlignTop)
             self.directions_grid.addWidget(cell, row, 1)
-            row += 1
             self.sliders[d.name] = slider
             self.scales[d.name] = d.scale
-        self.directions_grid.setRowStretch(row, 1)
+        self.directions_grid.setRowStretch(len(directions), 1)
         self.no_directions.setVisible(model_loaded and not directions)
 
     def show_layer(self, title: str | None, message: str = "") -> None:
