@@ -73,9 +73,9 @@ class TrainConfig:
     # activations; this weight times the L1 error joins D's loss (FastGAN's reconstruction; ReconDecoder).
     d_recon_weight: float = 0.0
     # G rebuilds pictures of the data from codes: every training picture has one learned W code (GLO, Bojanowski et
-    # al. 2018), and each step G also takes a step on g_recon_weight x the Laplacian-pyramid L1 error of
-    # g_recon_batch pictures rebuilt from their codes: a dense signal for every picture, which the adversarial
-    # loss alone gives the rare ones seldom (recon_step).
+    # al. 2018), and G's loss gains g_recon_weight x the Laplacian-pyramid L1 error of g_recon_batch pictures
+    # rebuilt from their codes: a dense signal for every picture, which the adversarial loss alone gives the rare
+    # ones seldom (train_step). Its gradients are small beside the adversarial ones: weights of about 10 matter.
     g_recon_weight: float = 0.0
     g_recon_batch: int = 16
     g_recon_code_lr: float = 0.003
@@ -167,7 +167,8 @@ class TrainState:
     R: ReconDecoder | None = None  # D's reconstruction head, when config.d_recon_weight > 0
     opt_R: torch.optim.Adam | None = None
     codes: torch.Tensor | None = None  # [N, w_dim] one W code per training picture, when g_recon_weight > 0
-    opt_codes: torch.optim.Adam | None = None
+    codes_v: torch.Tensor | None = None  # [N, w_dim] their Adam second moments, per row (_codes_step)...
+    codes_t: torch.Tensor | None = None  # [N] int64 ... and step counts
 
     @property
     def total_kimg(self) -> float:
@@ -261,25 +262,25 @@ def attach_recon_decoder(state: TrainState) -> None:
     state.opt_R = _lazy_adam(R.parameters(), cfg.d_lr, cfg.betas, 0)
 
 
-def _codes_adam(codes: torch.Tensor, cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam for the codes: beta1 = 0, so a code outside a step's batch (a zero gradient) does not move."""
-    return torch.optim.Adam([codes], lr=cfg.g_recon_code_lr, betas=(0.0, cfg.betas[1]), eps=1e-8)
+def _set_codes(state: TrainState, codes: torch.Tensor) -> None:
+    """Make ``codes`` [N, w_dim] the run's, with fresh per-row Adam state."""
+    state.codes = codes.detach().float().contiguous().requires_grad_(True)
+    state.codes_v = torch.zeros_like(state.codes, requires_grad=False)
+    state.codes_t = torch.zeros(len(codes), dtype=torch.long, device=codes.device)
 
 
 def attach_codes(
     state: TrainState, num: int, labels: torch.Tensor | None = None, *, init: torch.Tensor | None = None
 ) -> None:
-    """Give the run one W code per training picture, [num, w_dim], and their Adam (beta1 = 0: a code outside a
-    step's batch has a zero gradient and does not move). Each starts as ``init`` [num, w_dim] when given (e.g.
-    :func:`encoder_codes`), else as G's mapping of a random z (from ``config.seed``) with the picture's class
-    (``labels`` [num] for a conditional G), a typical W of that class."""
+    """Give the run one W code per training picture, [num, w_dim] (updated by :func:`_codes_step`). Each starts as
+    ``init`` [num, w_dim] when given (e.g. :func:`encoder_codes`), else as G's mapping of a random z (from
+    ``config.seed``) with the picture's class (``labels`` [num] for a conditional G), a typical W of that class."""
     cfg, G = state.config, state.G
     device = next(G.parameters()).device
     if init is not None:
         if tuple(init.shape) != (num, G.w_dim):
             raise ValueError(f"starting codes of shape {tuple(init.shape)}; the run needs ({num}, {G.w_dim})")
-        state.codes = init.detach().float().to(device).clone().contiguous().requires_grad_(True)
-        state.opt_codes = _codes_adam(state.codes, cfg)
+        _set_codes(state, init.to(device).clone())
         return
     g = torch.Generator().manual_seed(cfg.seed + 2)
     z = torch.randn([num, G.z_dim], generator=g).to(device)  # [N, z_dim]
@@ -289,10 +290,26 @@ def attach_codes(
         c = one_hot_c(G, labels.to(device))
     else:
         c = torch.zeros([num, 0], device=device)
+    with torch.no_grad():  # (G's tracked mean w stays as it is)
+        ws = [G.mapping(z[i : i + 256], c[i : i + 256], skip_w_avg_update=True)[:, 0] for i in range(0, num, 256)]
+    _set_codes(state, torch.cat(ws))  # [N, w_dim]
+
+
+def _codes_step(state: TrainState, rows: torch.Tensor) -> None:
+    """Adam (beta1 = 0, the run's beta2) on the codes' ``rows`` [U] (distinct) from ``codes.grad``, each row with its
+    own second moment and step count: a row is used about once every N / g_recon_batch steps, and Adam over the
+    whole table would let its moment decay between visits and then step about 1 / sqrt(1 - beta2) times too far."""
+    cfg = state.config
+    beta2 = cfg.betas[1]
+    assert state.codes is not None and state.codes_v is not None and state.codes_t is not None
+    g = state.codes.grad[rows].float()  # [U, w_dim]
+    v = state.codes_v[rows] * beta2 + (1 - beta2) * g.square()
+    t = state.codes_t[rows] + 1  # [U]
+    state.codes_v[rows] = v
+    state.codes_t[rows] = t
+    v_hat = v / (1 - beta2 ** t.to(v.dtype))[:, None]
     with torch.no_grad():
-        codes = torch.cat([G.mapping(z[i : i + 256], c[i : i + 256])[:, 0] for i in range(0, num, 256)])  # [N, w]
-    state.codes = codes.float().contiguous().requires_grad_(True)
-    state.opt_codes = _codes_adam(state.codes, cfg)
+        state.codes[rows] -= cfg.g_recon_code_lr * g / (v_hat.sqrt() + 1e-8)
 
 
 @torch.no_grad()
@@ -315,36 +332,6 @@ def pyramid_l1(a: torch.Tensor, b: torch.Tensor, *, levels: int = 3) -> torch.Te
 
     levels = max(1, min(levels, int(math.log2(min(a.shape[2], a.shape[3]))) - 1))
     return sum((x - y).abs().mean() for x, y in zip(laplacian_pyramid(a, levels), laplacian_pyramid(b, levels)))
-
-
-def recon_step(state: TrainState, indices: torch.Tensor, targets: torch.Tensor) -> float:
-    """One G + codes step rebuilding ``targets`` [B, 3, R, R] (the training pictures at ``indices`` [B], unflipped)
-    from their codes (every style row the same W), weighted by ``g_recon_weight``; returns the unweighted error."""
-    cfg, G = state.config, state.G
-    device = targets.device
-    if state.codes is None or state.opt_codes is None:
-        raise ValueError("the run has no codes (attach_codes)")
-    G.requires_grad_(True)
-    apply_optimizer_config(state)
-    for group in state.opt_codes.param_groups:
-        group["lr"] = cfg.g_recon_code_lr
-    with _autocast(cfg, device):
-        ws = state.codes[indices.to(device)][:, None].expand(-1, G.num_ws, -1)  # [B, num_ws, w_dim]
-        img = G.synthesis(ws, noise_mode="const")  # [B, 3, R, R]
-    loss = pyramid_l1(img.float(), targets.float())
-    state.opt_G.zero_grad(set_to_none=True)
-    state.opt_codes.zero_grad(set_to_none=True)
-    (cfg.g_recon_weight * loss).backward()
-    _sync_grads(G)
-    if _world() > 1 and state.codes.grad is not None:
-        torch.distributed.all_reduce(state.codes.grad)
-        state.codes.grad /= _world()
-    for p in [*G.parameters(), state.codes]:
-        if p.grad is not None:
-            torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
-    state.opt_G.step()
-    state.opt_codes.step()
-    return loss.item()
 
 
 def _rank() -> int:
@@ -373,6 +360,13 @@ def _sync_grads(module: nn.Module) -> None:
 
 # --------------------------------------------------------------------------------------------------------------
 # Losses
+
+
+def _gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """The code rows [B'] every rank used this step, concatenated (ranks use the same B')."""
+    parts = [torch.zeros_like(rows) for _ in range(_world())]
+    torch.distributed.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)
 
 
 def _autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
@@ -456,7 +450,8 @@ def train_step(
     diversity_targets: torch.Tensor | None = None,
     rebuild: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """One G step and one D step (with lazy R1 / path-length regularisation when due).
+    """One G step and one D step (with lazy R1 / path-length regularisation when due; with ``g_recon_weight > 0``
+    G's step also rebuilds pictures of the data from their codes, and the codes take a step).
 
     reals: [B, 3, R, R] float32 in [-1, 1] on the training device; real_labels: [B] class indices (needed when
     the networks are conditional). Generated pictures get classes drawn by the G's class frequencies.
@@ -464,8 +459,8 @@ def train_step(
     then pictures i and i + B/2 share a class, and G is pushed to make them, on average over the pairs, at least
     as different as two of the data's pictures of that class (a hinge: no push once they are).
     With ``d_recon_weight > 0`` D's pass over the reals also trains a head rebuilding them (:class:`ReconDecoder`).
-    ``rebuild``: (indices [B'], pictures [B', 3, R, R]) of the data for :func:`recon_step` after G's step (needed
-    when ``g_recon_weight > 0``, with the run's codes attached).
+    ``rebuild``: (indices [B'], pictures [B', 3, R, R], unflipped) of the data for G to rebuild from their codes
+    (needed when ``g_recon_weight > 0``, with the run's codes attached).
     """
     cfg = state.config
     G, D, rng = state.G, state.D, state.rng
@@ -475,6 +470,9 @@ def train_step(
     losses: dict[str, float] = {}
     if G.c_dim > 0 and real_labels is None:
         raise ValueError("a conditional G needs the labels of the real pictures")
+    use_rebuild = cfg.g_recon_weight > 0
+    if use_rebuild and (rebuild is None or state.codes is None):
+        raise ValueError("g_recon_weight > 0 needs the run's codes (attach_codes) and pictures of the data to rebuild")
     if cfg.d_recon_weight > 0 and state.R is None:
         attach_recon_decoder(state)
     apply_optimizer_config(state)  # the config's (a resumed run may have changed them)
@@ -503,6 +501,16 @@ def train_step(
         ratio = (dist / diversity_targets[k]).mean()
         loss_g = loss_g + cfg.diversity_weight * F.relu(1 - ratio)
         losses["G_div"] = ratio.item()  # generated / data distance within a class
+    if use_rebuild:  # G draws pictures of the data from their codes (GLO)
+        assert rebuild is not None and state.codes is not None
+        rows, targets = rebuild[0].to(device), rebuild[1].to(device)
+        with _autocast(cfg, device):
+            ws_rec = state.codes[rows][:, None].expand(-1, G.num_ws, -1)  # [B', num_ws, w_dim]
+            rebuilt = G.synthesis(ws_rec, noise_mode="const")  # [B', 3, R, R]
+        error = pyramid_l1(rebuilt.float(), targets.float())
+        loss_g = loss_g + cfg.g_recon_weight * error
+        losses["G_recon"] = error.item()
+        state.codes.grad = None
     state.opt_G.zero_grad(set_to_none=True)
     loss_g.backward()
 
@@ -524,12 +532,14 @@ def train_step(
         if p.grad is not None:
             torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
     state.opt_G.step()
-
-    # ---- G rebuilds pictures of the data from their codes (GLO).
-    if cfg.g_recon_weight > 0:
-        if rebuild is None:
-            raise ValueError("g_recon_weight > 0 needs pictures of the data and their indices to rebuild")
-        losses["G_recon"] = recon_step(state, *rebuild)
+    if use_rebuild and state.codes is not None and state.codes.grad is not None:
+        if _world() > 1:  # every rank rebuilt other pictures: the codes move by the mean over ranks
+            torch.distributed.all_reduce(state.codes.grad)
+            state.codes.grad /= _world()
+            rows = _gather_rows(rows)
+        torch.nan_to_num(state.codes.grad, nan=0, posinf=1e5, neginf=-1e5, out=state.codes.grad)
+        _codes_step(state, rows.unique())
+        state.codes.grad = None
 
     # ---- D main (+ lazy R1 on the same real pass, or WGAN-GP).
     G.requires_grad_(False)
@@ -699,11 +709,11 @@ def save_checkpoint(
     if state.R is not None:
         t_r, opt_meta["opt_R"] = optimizer_tensors("opt_R", state.opt_R)
         tensors.update(t_r)
-    if state.codes is not None and state.opt_codes is not None:
-        codes = state.codes.detach().cpu().contiguous()
+    if state.codes is not None and state.codes_v is not None and state.codes_t is not None:
+        codes, v = state.codes.detach().cpu().contiguous(), state.codes_v.detach().cpu().contiguous()
         tensors["codes"] = codes.half() if compact else codes
-        t_c, opt_meta["opt_codes"] = optimizer_tensors("opt_codes", state.opt_codes)
-        tensors.update(t_c)
+        tensors["codes.v"] = v.bfloat16() if compact else v
+        tensors["codes.t"] = state.codes_t.detach().cpu().contiguous()
     if compact:
         # With beta1 = 0 (the StyleGAN default) Adam's first moment is just the last gradient, overwritten by the
         # next step: it is not stored (load_optimizer puts zeros back), which changes nothing.
@@ -765,11 +775,12 @@ def load_checkpoint(
             state.R.load_state_dict({k[2:]: f.get_tensor(k) for k in f.keys() if k.startswith("R.")})
             load_optimizer(state.opt_R, "opt_R", f, json.loads(meta["opt_R"]))
             _match_layouts(state.opt_R)
-        if "codes" in f.keys() and "opt_codes" in meta:
+        if "codes" in f.keys():
             device_ = next(state.G.parameters()).device
-            state.codes = f.get_tensor("codes").float().to(device_).contiguous().requires_grad_(True)
-            state.opt_codes = _codes_adam(state.codes, config)
-            load_optimizer(state.opt_codes, "opt_codes", f, json.loads(meta["opt_codes"]))
+            _set_codes(state, f.get_tensor("codes").to(device_))
+            if "codes.v" in f.keys() and "codes.t" in f.keys():
+                state.codes_v = f.get_tensor("codes.v").float().to(device_).contiguous()
+                state.codes_t = f.get_tensor("codes.t").long().to(device_).contiguous()
         state.rng.set_state(f.get_tensor("rng"))
     counters = json.loads(meta["counters"])
     state.step = int(counters["step"])
@@ -1038,7 +1049,11 @@ def train(
             attach_codes(state, len(dataset), None if labels_all is None else torch.as_tensor(labels_all))
         elif len(state.codes) != len(dataset):
             raise ValueError(f"the run's codes are for {len(state.codes)} pictures; the dataset has {len(dataset)}")
-    recon_per_rank = max(1, cfg.g_recon_batch // _world())
+        if _world() > 1:  # the same codes on every rank (each computed its own)
+            torch.distributed.broadcast(state.codes.data, 0)
+    recon_per_rank = cfg.g_recon_batch // _world()
+    if cfg.g_recon_weight > 0 and recon_per_rank * _world() != cfg.g_recon_batch:
+        raise ValueError("g_recon_batch must be divisible by the number of processes")
     while state.cur_nimg < total_kimg * 1000:
         labels = None
         if conditional:
