@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -169,6 +170,7 @@ class TrainState:
     codes: torch.Tensor | None = None  # [N, w_dim] one W code per training picture, when g_recon_weight > 0
     codes_v: torch.Tensor | None = None  # [N, w_dim] their Adam second moments, per row (_codes_step)...
     codes_t: torch.Tensor | None = None  # [N] int64 ... and step counts
+    codes_data: str = ""  # data_fingerprint of the pictures the codes belong to ("" = not known)
 
     @property
     def total_kimg(self) -> float:
@@ -260,6 +262,15 @@ def attach_recon_decoder(state: TrainState) -> None:
         R.to(memory_format=torch.channels_last)
     state.R = R
     state.opt_R = _lazy_adam(R.parameters(), cfg.d_lr, cfg.betas, 0)
+
+
+def data_fingerprint(dataset: Any) -> str:
+    """SHA-256 of a dataset's pictures in their order ("" for a dataset without ``images``): the codes of
+    ``--g-recon`` belong to one picture each, by index."""
+    images = getattr(dataset, "images", None)
+    if images is None:
+        return ""
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
 
 
 def _set_codes(state: TrainState, codes: torch.Tensor) -> None:
@@ -738,6 +749,7 @@ def save_checkpoint(
                 "seconds": state.seconds,
                 "prior_kimg": state.prior_kimg,
                 "prior_seconds": state.prior_seconds,
+                "codes_data": state.codes_data,
             }
         ),
         **{k: json.dumps(v) for k, v in opt_meta.items()},
@@ -790,6 +802,7 @@ def load_checkpoint(
     state.seconds = float(counters["seconds"])
     state.prior_kimg = float(counters.get("prior_kimg", 0.0))
     state.prior_seconds = float(counters.get("prior_seconds", 0.0))
+    state.codes_data = str(counters.get("codes_data", "")) if state.codes is not None else ""
     return state
 
 
@@ -1044,11 +1057,19 @@ def train(
     if cfg.g_recon_weight > 0:
         if not hasattr(dataset, "batch"):
             raise ValueError("g_recon_weight > 0 needs a dataset of pictures (an ImageDataset)")
+        fingerprint = data_fingerprint(dataset)
         if state.codes is None:
             labels_all = getattr(dataset, "labels", None) if conditional else None
             attach_codes(state, len(dataset), None if labels_all is None else torch.as_tensor(labels_all))
+            state.codes_data = ""
         elif len(state.codes) != len(dataset):
             raise ValueError(f"the run's codes are for {len(state.codes)} pictures; the dataset has {len(dataset)}")
+        if state.codes_data and fingerprint and state.codes_data != fingerprint:
+            raise ValueError(
+                "the run's codes were learnt on other pictures than this dataset's (or the same in another order): "
+                "resume on the dataset the run was trained on"
+            )
+        state.codes_data = state.codes_data or fingerprint
         if _world() > 1:  # the same codes on every rank (each computed its own)
             torch.distributed.broadcast(state.codes.data, 0)
     recon_per_rank = cfg.g_recon_batch // _world()

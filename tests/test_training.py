@@ -17,6 +17,7 @@ from ganmodels.training import (
     TrainState,
     _Augmenter,
     attach_codes,
+    data_fingerprint,
     diversity_targets,
     latest_checkpoint,
     load_checkpoint,
@@ -560,3 +561,20 @@ def test_training_precision_auto_picks_bf16_only_on_a_cpu_with_native_bf16(monke
     assert device_mod.training_precision("auto", cuda) == "fp32"
     monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
     assert device_mod.training_precision("auto", cpu) == "fp32"
+
+
+def test_codes_belong_to_the_pictures_they_were_learnt_on(tmp_path):
+    from ganmodels.dataset import ImageDataset
+
+    images = (ToyData(8).x.permute(0, 2, 3, 1).add(1).mul(127.5).round().clamp(0, 255)).to(torch.uint8).numpy()
+    data = ImageDataset(images)
+    state = new_state(tiny_config(augment="none", g_recon_weight=1.0, g_recon_batch=4))
+    for _ in train(state, data, total_kimg=0.008, run_dir=tmp_path):
+        pass
+    assert state.codes_data == data_fingerprint(data) != ""
+    resumed = load_checkpoint(latest_checkpoint(tmp_path))
+    assert resumed.codes_data == state.codes_data
+    next(train(resumed, ImageDataset(images.copy()), total_kimg=1))  # the same pictures: fine
+    shuffled = ImageDataset(images[[1, 0, *range(2, 8)]])  # same size, another order: each code would be wrong
+    with pytest.raises(ValueError, match="codes were learnt on other pictures"):
+        next(train(load_checkpoint(latest_checkpoint(tmp_path)), shuffled, total_kimg=1))
