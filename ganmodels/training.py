@@ -353,6 +353,13 @@ def _world() -> int:
     return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
 
 
+def _gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """The code rows [B'] every rank used this step, concatenated (ranks use the same B')."""
+    parts = [torch.zeros_like(rows) for _ in range(_world())]
+    torch.distributed.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)
+
+
 def _sync_grads(module: nn.Module) -> None:
     """Average gradients over ranks (one flat all_reduce)."""
     if _world() == 1:
@@ -371,13 +378,6 @@ def _sync_grads(module: nn.Module) -> None:
 
 # --------------------------------------------------------------------------------------------------------------
 # Losses
-
-
-def _gather_rows(rows: torch.Tensor) -> torch.Tensor:
-    """The code rows [B'] every rank used this step, concatenated (ranks use the same B')."""
-    parts = [torch.zeros_like(rows) for _ in range(_world())]
-    torch.distributed.all_gather(parts, rows.contiguous())
-    return torch.cat(parts)
 
 
 def _autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
@@ -543,7 +543,8 @@ def train_step(
         if p.grad is not None:
             torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
     state.opt_G.step()
-    if use_rebuild and state.codes is not None and state.codes.grad is not None:
+    if use_rebuild:
+        assert state.codes is not None and state.codes.grad is not None
         if _world() > 1:  # every rank rebuilt other pictures: the codes move by the mean over ranks
             torch.distributed.all_reduce(state.codes.grad)
             state.codes.grad /= _world()
@@ -1061,7 +1062,6 @@ def train(
         if state.codes is None:
             labels_all = getattr(dataset, "labels", None) if conditional else None
             attach_codes(state, len(dataset), None if labels_all is None else torch.as_tensor(labels_all))
-            state.codes_data = ""
         elif len(state.codes) != len(dataset):
             raise ValueError(f"the run's codes are for {len(state.codes)} pictures; the dataset has {len(dataset)}")
         if state.codes_data and fingerprint and state.codes_data != fingerprint:

@@ -143,18 +143,15 @@ class SnapshotReporter:
     def _rebuild_psnr(self, state: TrainState, *, num: int = 256) -> float:
         """A --g-recon run: mean PSNR (dB) of G_ema drawing the same ``num`` training pictures (evenly spread over
         the data) from their codes; how well G has learnt to draw the data, whatever D thinks."""
+        from ganmodels.generate import synthesize
         from ganmodels.losses import psnr
 
         G = state.G_ema
         idx = torch.linspace(0, len(self.dataset) - 1, min(num, len(self.dataset))).round().long()  # [n]
         with torch.no_grad():
-            codes = state.codes.detach()[idx].to(next(G.parameters()).device)  # [n, w_dim]
-            out = []
-            for i in range(0, len(idx), 64):
-                ws = codes[i : i + 64, None].expand(-1, G.num_ws, -1)  # [b, num_ws, w_dim]
-                img = G.synthesis(ws, noise_mode="const").float().cpu()
-                out.append(psnr(img, self.dataset.batch(idx[i : i + 64])))
-        return float(torch.cat(out).mean())
+            ws = state.codes.detach()[idx, None].expand(-1, G.num_ws, -1)  # [n, num_ws, w_dim]
+            drawn = synthesize(G, ws, batch_size=64).float().cpu()  # [n, 3, R, R]
+        return float(psnr(drawn, self.dataset.batch(idx)).mean())
 
     def _class_consistency(self, fakes: np.ndarray, labels: np.ndarray) -> float:
         from ganmodels.clusters import FeatureSpace, class_consistency
