@@ -376,6 +376,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "diversity_weight": args.diversity,
             "d_recon_weight": args.d_recon,
             "g_recon_weight": args.g_recon,
+            "g_recon_code_lr": args.g_recon_code_lr,
             "g_lr": args.lr,
             "d_lr": args.lr,
             "ema_kimg": args.ema_kimg,
@@ -444,6 +445,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 diversity_weight=args.diversity or 0.0,
                 d_recon_weight=args.d_recon or 0.0,
                 g_recon_weight=args.g_recon or 0.0,
+                **({} if args.g_recon_code_lr is None else {"g_recon_code_lr": args.g_recon_code_lr}),
                 ada_target=args.ada_target,
                 precision=precision,
                 channels_last=args.channels_last is not False,
@@ -1355,6 +1357,15 @@ def build_parser() -> argparse.ArgumentParser:
         "step G also rebuilds 16 pictures from theirs (GLO), so it learns to draw every picture of the data, the "
         "rare ones too; its gradients are small beside the adversarial ones, weights of about 10 matter; 0.87-0.91 "
         "of the speed at --batch 32 (bench/train_speed.py; default 0; given with --resume, it changes the run's)",
+    )
+    s.add_argument(
+        "--g-recon-code-lr",
+        type=float,
+        default=None,
+        metavar="LR",
+        help="step of the codes of --g-recon: each visit of a picture moves every number of its code by about this "
+        "much (Adam); a picture is visited once every (pictures / 16) steps (default 0.003; given with --resume, it "
+        "changes the run's)",
     )
     s.add_argument(
         "--g-recon-init",

@@ -312,11 +312,15 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
 
     assert load_checkpoint(latest_checkpoint(run)).config.diversity_weight == 2.0
     assert load_checkpoint(latest_checkpoint(run)).R is not None  # D's reconstruction head, saved with the run
-    changed = ["--lr", "0.001", "--ema-kimg", "0.5", "--gamma", "0.05", "--g-recon", "1"]
+    changed = ["--lr", "0.001", "--ema-kimg", "0.5", "--gamma", "0.05", "--g-recon", "1", "--g-recon-code-lr", "0.02"]
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.028", *changed]) == 0
     out = capsys.readouterr().out
-    assert "changed g_recon_weight to 1.0, g_lr to 0.001, d_lr to 0.001, ema_kimg to 0.5, r1_gamma to 0.05" in out
+    assert (
+        "changed g_recon_weight to 1.0, g_recon_code_lr to 0.02, g_lr to 0.001, d_lr to 0.001, ema_kimg to 0.5, "
+        "r1_gamma to 0.05" in out
+    )
     lowered = load_checkpoint(latest_checkpoint(run))
+    assert lowered.config.g_recon_code_lr == 0.02
     from ganmodels.dataset import load_images
 
     assert lowered.codes is not None and lowered.codes.shape == (len(load_images(data)), 16)  # one W per picture
@@ -372,11 +376,12 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     assert "exported.safetensors has no encoder to start the codes from" in capsys.readouterr().err
     assert main([*fresh[:-2], "--g-recon-init", str(with_encoder)]) == 2
     assert "give a --g-recon weight too" in capsys.readouterr().err
-    assert main([*fresh, "--g-recon-init", str(with_encoder)]) == 0
+    assert main([*fresh, "--g-recon-init", str(with_encoder), "--g-recon-code-lr", "0.005"]) == 0
     assert "codes of G's rebuilding start from the encoder of with-encoder.safetensors" in capsys.readouterr().out
     guessed = encoder_codes(load_encoder(load_model(with_encoder)), ImageDataset.from_path(data))
     codes = load_checkpoint(latest_checkpoint(tmp_path / "run3")).codes
     assert codes.shape == guessed.shape and (codes - guessed).abs().max() < 0.05  # 4 steps from the guesses
+    assert load_checkpoint(latest_checkpoint(tmp_path / "run3")).config.g_recon_code_lr == 0.005
     # Resuming on pictures of another size says so (instead of a matrix error)
     data16 = tmp_path / "data16.npz"
     assert main(["--quiet", "dataset", "build", str(src), "--res", "32", "--out", str(data16)]) == 0
