@@ -377,6 +377,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "d_recon_weight": args.d_recon,
             "g_recon_weight": args.g_recon,
             "g_recon_code_lr": args.g_recon_code_lr,
+            "g_recon_batch": args.g_recon_batch,
             "g_lr": args.lr,
             "d_lr": args.lr,
             "ema_kimg": args.ema_kimg,
@@ -446,6 +447,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 d_recon_weight=args.d_recon or 0.0,
                 g_recon_weight=args.g_recon or 0.0,
                 **({} if args.g_recon_code_lr is None else {"g_recon_code_lr": args.g_recon_code_lr}),
+                **({} if args.g_recon_batch is None else {"g_recon_batch": args.g_recon_batch}),
                 ada_target=args.ada_target,
                 precision=precision,
                 channels_last=args.channels_last is not False,
@@ -1359,13 +1361,21 @@ def build_parser() -> argparse.ArgumentParser:
         "of the speed at --batch 32 (bench/train_speed.py; default 0; given with --resume, it changes the run's)",
     )
     s.add_argument(
+        "--g-recon-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pictures G rebuilds from their codes each step with --g-recon (default 16; more = more passes over "
+        "the data per kimg, each step a little slower; given with --resume, it changes the run's)",
+    )
+    s.add_argument(
         "--g-recon-code-lr",
         type=float,
         default=None,
         metavar="LR",
         help="step of the codes of --g-recon: each visit of a picture moves every number of its code by about this "
-        "much (Adam); a picture is visited once every (pictures / 16) steps (default 0.003; given with --resume, it "
-        "changes the run's)",
+        "much (Adam); a picture is visited once every (pictures / --g-recon-batch) steps (default 0.003; given "
+        "with --resume, it changes the run's)",
     )
     s.add_argument(
         "--g-recon-init",
