@@ -378,6 +378,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "g_recon_weight": args.g_recon,
             "g_recon_code_lr": args.g_recon_code_lr,
             "g_recon_batch": args.g_recon_batch,
+            "g_recon_adv_weight": args.g_recon_adv,
             "g_lr": args.lr,
             "d_lr": args.lr,
             "ema_kimg": args.ema_kimg,
@@ -448,6 +449,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 g_recon_weight=args.g_recon or 0.0,
                 **({} if args.g_recon_code_lr is None else {"g_recon_code_lr": args.g_recon_code_lr}),
                 **({} if args.g_recon_batch is None else {"g_recon_batch": args.g_recon_batch}),
+                g_recon_adv_weight=args.g_recon_adv or 0.0,
                 ada_target=args.ada_target,
                 precision=precision,
                 channels_last=args.channels_last is not False,
@@ -1367,6 +1369,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="pictures G rebuilds from their codes each step with --g-recon (default 16; more = more passes over "
         "the data per kimg, each step a little slower; given with --resume, it changes the run's)",
+    )
+    s.add_argument(
+        "--g-recon-adv",
+        type=float,
+        default=None,
+        metavar="W",
+        help="with --g-recon, D also judges the rebuilt pictures and G's loss gains W x its adversarial loss on "
+        "them (L1 + GAN as in pix2pix: L1 alone settles for a blur; default 0; given with --resume, it changes the "
+        "run's)",
     )
     s.add_argument(
         "--g-recon-code-lr",

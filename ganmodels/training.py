@@ -80,6 +80,9 @@ class TrainConfig:
     g_recon_weight: float = 0.0
     g_recon_batch: int = 16
     g_recon_code_lr: float = 0.003
+    # ... and this weight x G's adversarial loss on the rebuilt pictures (L1 + GAN as in pix2pix): L1 alone settles
+    # for a blurred mean of what a code could be; D's judgement asks for a sharp picture.
+    g_recon_adv_weight: float = 0.0
     ema_kimg: float = 5.0
     ema_rampup: float | None = 0.05
     augment: str = "diffaugment"
@@ -103,6 +106,8 @@ class TrainConfig:
             raise ValueError("d_recon_weight must be >= 0")
         if self.g_recon_weight < 0:
             raise ValueError("g_recon_weight must be >= 0")
+        if self.g_recon_adv_weight < 0:
+            raise ValueError("g_recon_adv_weight must be >= 0")
         if self.g_recon_batch < 1 or not self.g_recon_code_lr > 0:
             raise ValueError("g_recon_batch must be >= 1 and g_recon_code_lr > 0")
         if self.r1_gamma < 0:
@@ -460,6 +465,7 @@ def train_step(
     *,
     diversity_targets: torch.Tensor | None = None,
     rebuild: tuple[torch.Tensor, torch.Tensor] | None = None,
+    rebuild_labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One G step and one D step (with lazy R1 / path-length regularisation when due; with ``g_recon_weight > 0``
     G's step also rebuilds pictures of the data from their codes, and the codes take a step).
@@ -471,7 +477,8 @@ def train_step(
     as different as two of the data's pictures of that class (a hinge: no push once they are).
     With ``d_recon_weight > 0`` D's pass over the reals also trains a head rebuilding them (:class:`ReconDecoder`).
     ``rebuild``: (indices [B'], pictures [B', 3, R, R], unflipped) of the data for G to rebuild from their codes
-    (needed when ``g_recon_weight > 0``, with the run's codes attached).
+    (needed when ``g_recon_weight > 0``, with the run's codes attached); ``rebuild_labels`` [B'] their classes
+    (needed for D's judgement of them, ``g_recon_adv_weight > 0``, with conditional networks).
     """
     cfg = state.config
     G, D, rng = state.G, state.D, state.rng
@@ -484,6 +491,9 @@ def train_step(
     use_rebuild = cfg.g_recon_weight > 0
     if use_rebuild and (rebuild is None or state.codes is None):
         raise ValueError("g_recon_weight > 0 needs the run's codes (attach_codes) and pictures of the data to rebuild")
+    judge_rebuild = use_rebuild and cfg.g_recon_adv_weight > 0
+    if judge_rebuild and G.c_dim > 0 and rebuild_labels is None:
+        raise ValueError("g_recon_adv_weight > 0 with a conditional G needs the classes of the rebuilt pictures")
     if cfg.d_recon_weight > 0 and state.R is None:
         attach_recon_decoder(state)
     apply_optimizer_config(state)  # the config's (a resumed run may have changed them)
@@ -518,9 +528,20 @@ def train_step(
         with _autocast(cfg, device):
             ws_rec = state.codes[rows][:, None].expand(-1, G.num_ws, -1)  # [B', num_ws, w_dim]
             rebuilt = G.synthesis(ws_rec, noise_mode="const")  # [B', 3, R, R]
+            if judge_rebuild:
+                rec_c = (
+                    one_hot_c(G, rebuild_labels.to(device))
+                    if G.c_dim > 0
+                    else torch.zeros([len(rows), 0], device=device)
+                )  # [B', c_dim]
+                rec_logits, _ = _d_logits(D, rebuilt, rec_c, aug, rng, cl)
         error = pyramid_l1(rebuilt.float(), targets.float())
         loss_g = loss_g + cfg.g_recon_weight * error
         losses["G_recon"] = error.item()
+        if judge_rebuild:
+            adv = F.softplus(-rec_logits).mean() if cfg.loss == "ns" else -rec_logits.mean()
+            loss_g = loss_g + cfg.g_recon_adv_weight * adv
+            losses["G_recon_adv"] = adv.item()
         state.codes.grad = None
     state.opt_G.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -1085,11 +1106,15 @@ def train(
         reals = reals.to(device)
         if cfg.channels_last:
             reals = reals.contiguous(memory_format=torch.channels_last)
-        rebuild = None
+        rebuild = rebuild_labels = None
         if cfg.g_recon_weight > 0:  # pictures to rebuild, drawn alike (not by --balance weights), unflipped
             idx = torch.randint(len(dataset), (recon_per_rank,), generator=state.rng)  # [B']
             rebuild = idx, dataset.batch(idx).to(device)
-        losses = train_step(state, reals, aug, labels, diversity_targets=targets, rebuild=rebuild)
+            if conditional and cfg.g_recon_adv_weight > 0:
+                rebuild_labels = torch.from_numpy(dataset.labels)[idx]  # [B']
+        losses = train_step(
+            state, reals, aug, labels, diversity_targets=targets, rebuild=rebuild, rebuild_labels=rebuild_labels
+        )
         state.augment_p = aug.p if cfg.augment == "ada" else state.augment_p
         now, cpu_now = time.monotonic(), time.process_time()
         dt = trained_seconds(now - t_prev, cpu_now - cpu_prev)

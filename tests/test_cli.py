@@ -313,11 +313,12 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     assert load_checkpoint(latest_checkpoint(run)).config.diversity_weight == 2.0
     assert load_checkpoint(latest_checkpoint(run)).R is not None  # D's reconstruction head, saved with the run
     changed = ["--lr", "0.001", "--ema-kimg", "0.5", "--gamma", "0.05", "--g-recon", "1", "--g-recon-code-lr", "0.02"]
-    changed += ["--g-recon-batch", "8"]
+    changed += ["--g-recon-batch", "8", "--g-recon-adv", "0.5"]
     assert main([*args[:-2], "--resume", str(run), "--kimg", "0.028", *changed]) == 0
     out = capsys.readouterr().out
     assert (
-        "changed g_recon_weight to 1.0, g_recon_code_lr to 0.02, g_recon_batch to 8, g_lr to 0.001, d_lr to 0.001, "
+        "changed g_recon_weight to 1.0, g_recon_code_lr to 0.02, g_recon_batch to 8, g_recon_adv_weight to 0.5, "
+        "g_lr to 0.001, d_lr to 0.001, "
         "ema_kimg to 0.5, r1_gamma to 0.05" in out
     )
     lowered = load_checkpoint(latest_checkpoint(run))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
@@ -307,6 +308,36 @@ def test_diversity_loss_pairs_generated_pictures_of_one_class():
     g_step_c = seen[0]  # [8, 4]: the classes D judged in the G step
     assert torch.equal(g_step_c[:4], g_step_c[4:]) and len(set(g_step_c.argmax(1).tolist())) > 1
     assert losses["G_div"] > 0
+
+
+def test_d_judges_the_rebuilt_pictures_with_their_own_classes():
+    x, labels = toy_images(64)
+    data = ImageDataset(x, labels=labels)
+    state = new_state(cond_config(4, g_recon_weight=1.0, g_recon_batch=8, g_recon_adv_weight=0.5))
+    D_before = copy.deepcopy(state.D)  # (the step's D pass changes D)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    forward = state.D.forward
+
+    def spy(img, c, **kw):
+        seen.append((img.detach().clone(), c.detach().clone()))
+        return forward(img, c, **kw)
+
+    state.D.forward = spy
+    drawn: list[torch.Tensor] = []
+    batch = data.batch
+    data.batch = lambda idx, flip=None: (drawn.append(idx.clone()), batch(idx, flip=flip))[1]
+    losses = next(train(state, data, total_kimg=0.008)).losses
+    assert len(seen) == 4 and len(drawn) == 2  # G: fakes, the rebuilt pictures; D: reals, fakes
+    rebuilt, c = seen[1]  # [8, 3, 16, 16], [8, 4]
+    assert c.argmax(1).tolist() == labels[drawn[1].numpy()].tolist()  # each judged as its picture's class
+    assert losses["G_recon_adv"] == pytest.approx(torch.nn.functional.softplus(-D_before(rebuilt, c)).mean().item())
+    # Without the classes of the rebuilt pictures a conditional run cannot judge them
+    aug = _Augmenter(state.config, 0.0)
+    reals = data.batch(torch.arange(8))
+    with pytest.raises(ValueError, match="needs the classes of the rebuilt pictures"):
+        train_step(state, reals, aug, torch.from_numpy(labels[:8]), rebuild=(torch.arange(8), reals))
+    with pytest.raises(ValueError, match="g_recon_adv_weight must be >= 0"):
+        cond_config(4, g_recon_adv_weight=-1.0)
 
 
 def test_conditional_training_needs_labels():
