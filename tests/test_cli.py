@@ -318,11 +318,11 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     out = capsys.readouterr().out
     assert (
         "changed g_recon_weight to 1.0, g_recon_code_lr to 0.02, g_recon_batch to 8, g_recon_adv_weight to 0.5, "
-        "g_lr to 0.001, d_lr to 0.001, "
-        "ema_kimg to 0.5, r1_gamma to 0.05" in out
+        "g_lr to 0.001, d_lr to 0.001, ema_kimg to 0.5, r1_gamma to 0.05" in out
     )
     lowered = load_checkpoint(latest_checkpoint(run))
     assert lowered.config.g_recon_code_lr == 0.02 and lowered.config.g_recon_batch == 8
+    assert lowered.config.g_recon_adv_weight == 0.5
     from ganmodels.dataset import load_images
 
     assert lowered.codes is not None and lowered.codes.shape == (len(load_images(data)), 16)  # one W per picture
