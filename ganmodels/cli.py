@@ -502,6 +502,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if rank == 0
         else None
     )
+    recon_options = [
+        f"--{dest.replace('_', '-')}"
+        for dest in ("g_recon_batch", "g_recon_code_lr", "g_recon_adv")
+        if getattr(args, dest) is not None
+    ]
+    if recon_options and state.config.g_recon_weight <= 0:
+        print(f"error: {', '.join(recon_options)} tune --g-recon: give a --g-recon weight too", file=sys.stderr)
+        return 2
     if args.g_recon_init:
         if state.config.g_recon_weight <= 0:
             print("error: --g-recon-init starts the codes of --g-recon: give a --g-recon weight too", file=sys.stderr)

@@ -378,6 +378,8 @@ def test_dataset_build_and_train_and_export(tmp_path, capsys):
     assert "exported.safetensors has no encoder to start the codes from" in capsys.readouterr().err
     assert main([*fresh[:-2], "--g-recon-init", str(with_encoder)]) == 2
     assert "give a --g-recon weight too" in capsys.readouterr().err
+    assert main([*fresh[:-2], "--g-recon-batch", "8", "--g-recon-adv", "1"]) == 2
+    assert "--g-recon-batch, --g-recon-adv tune --g-recon: give a --g-recon weight too" in capsys.readouterr().err
     assert main([*fresh, "--g-recon-init", str(with_encoder), "--g-recon-code-lr", "0.005"]) == 0
     assert "codes of G's rebuilding start from the encoder of with-encoder.safetensors" in capsys.readouterr().out
     guessed = encoder_codes(load_encoder(load_model(with_encoder)), ImageDataset.from_path(data))
