@@ -529,11 +529,8 @@ def train_step(
             ws_rec = state.codes[rows][:, None].expand(-1, G.num_ws, -1)  # [B', num_ws, w_dim]
             rebuilt = G.synthesis(ws_rec, noise_mode="const")  # [B', 3, R, R]
             if judge_rebuild:
-                rec_c = (
-                    one_hot_c(G, rebuild_labels.to(device))
-                    if G.c_dim > 0
-                    else torch.zeros([len(rows), 0], device=device)
-                )  # [B', c_dim]
+                rec_labels = torch.zeros(len(rows), dtype=torch.long) if rebuild_labels is None else rebuild_labels
+                rec_c = one_hot_c(G, rec_labels)  # [B', c_dim] ([B', 0] for an unconditional G)
                 rec_logits, _ = _d_logits(D, rebuilt, rec_c, aug, rng, cl)
         error = pyramid_l1(rebuilt.float(), targets.float())
         loss_g = loss_g + cfg.g_recon_weight * error
