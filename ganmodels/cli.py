@@ -100,9 +100,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from ganmodels.anchors import DEFAULT_PSI, anchored_ws, load_anchors, seed_to_anchor
     from ganmodels.device import choose_device
     from ganmodels.generate import make_grid, parse_seeds, seeds_to_ws, synthesize, to_uint8
     from ganmodels.importers import load_any
+    from ganmodels.modelfile import GanModel
 
     _check_output(args.out, suffixes=IMAGE_OUT, what="a picture")
     device = choose_device(args.device)
@@ -119,11 +121,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
             )
             return 2
         classes = [args.class_index]
+    bank = load_anchors(model) if args.anchors and isinstance(model, GanModel) else None
+    if bank is not None and classes is not None:  # only the anchors of that class
+        members = (bank.labels == classes[0]).nonzero().flatten().tolist()
+        if not members:
+            print(f"note: no anchors in class {classes[0]}; plain samples", file=sys.stderr)
+            bank = None
+    psi = args.truncation if args.truncation is not None else (DEFAULT_PSI if bank is not None else 0.7)
     images = []
     for seed in _tqdm(iterable=seeds, desc="sampling", unit="img", disable=args.quiet):
-        ws = seeds_to_ws(
-            model.G, [seed], truncation_psi=args.truncation, truncation_cutoff=args.cutoff, classes=classes
-        )
+        if bank is not None:  # around a training picture's latent
+            pick = None if classes is None else [members[seed_to_anchor(seed, model.G, len(members))]]
+            ws, _ = anchored_ws(model.G, bank, [seed], truncation_psi=psi, anchors=pick)
+        else:
+            ws = seeds_to_ws(model.G, [seed], truncation_psi=psi, truncation_cutoff=args.cutoff, classes=classes)
         images.append(to_uint8(synthesize(model.G, ws, noise_mode=args.noise_mode)))
     grid = make_grid(np.concatenate(images), cols=args.cols, pad=args.pad)
     out = Path(args.out)
@@ -623,6 +634,72 @@ def cmd_export(args: argparse.Namespace) -> int:
         dtype=torch.float16 if args.fp16 else None,
     )
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {ckpt.name}, {card['kimg']} kimg")
+    return 0
+
+
+def cmd_anchors(args: argparse.Namespace) -> int:
+    from types import SimpleNamespace
+
+    from ganmodels.anchors import AnchorBank, fit_anchors, generator_fingerprint
+    from ganmodels.components import resave_with
+    from ganmodels.dataset import load_images, load_labels
+    from ganmodels.training import checkpoint_labels, data_fingerprint, load_checkpoint
+
+    _check_output(args.out, suffixes=(".safetensors",), what="a model file")
+    _native_model(args.model or str(_default_model()), "anchors (it writes the anchors into a model file)")
+    model, _ = _load(args)
+    G = model.G
+    images = load_images(args.data)  # [N, R, R, 3] uint8
+    if images.shape[1] != G.img_resolution:
+        raise ValueError(f"{args.data} holds {images.shape[1]} px pictures; {model.name} draws {G.img_resolution} px")
+    labels = load_labels(args.data)
+    if labels is None and args.init_snapshot:  # the labels the run trained with, kept in its snapshots
+        labels = checkpoint_labels(args.init_snapshot)
+    if G.c_dim > 0 and (labels is None or len(labels) != len(images)):
+        raise ValueError(
+            f"{model.name} is conditional: the data needs its class labels (see 'dataset cluster'), or give the "
+            "run's --init-snapshot, which keeps them"
+        )
+    about = {"generator": generator_fingerprint(G), "data": data_fingerprint(SimpleNamespace(images=images))}
+    partial = Path(args.out).with_name(Path(args.out).name + ".partial")
+    bank = None
+    if partial.exists():
+        bank, found = AnchorBank.load(partial)
+        if {k: found.get(k) for k in about} != about:
+            raise ValueError(f"{partial} belongs to another model or data; delete it to start again")
+        print(f"resumed {partial}: {int(bank.fitted.sum())} of {len(bank)} anchors fitted", file=sys.stderr)
+    else:
+        bank = AnchorBank.start(G, labels if labels is not None else np.zeros(len(images)), rows=args.rows)
+        if args.init_snapshot:  # a --g-recon run's codes of these pictures: a much better start than class means
+            state = load_checkpoint(args.init_snapshot)
+            if state.codes is None or state.codes_data not in ("", about["data"]):
+                raise ValueError(f"{args.init_snapshot} has no --g-recon codes of these pictures")
+            if tuple(state.codes.shape) != (len(images), G.w_dim):
+                raise ValueError(f"{args.init_snapshot}: codes of shape {list(state.codes.shape)} for these pictures")
+            bank.ws[:] = state.codes.detach().float()[:, None]
+    steps = fit_anchors(G, images, bank, steps=args.steps, lr=args.lr, batch=args.batch)
+    bar = _tqdm(total=len(bank), initial=int(bank.fitted.sum()), desc="anchors", unit="img", disable=args.quiet)
+    last_save = time.monotonic()
+    with _StopBetweenSteps() as stop:
+        for s in steps:
+            bar.update(s.done - bar.n)
+            bar.set_postfix(psnr=f"{s.psnr:.2f}", refresh=False)
+            if time.monotonic() - last_save > 60 * args.snap_minutes:
+                bank.save(partial, about=about)
+                last_save = time.monotonic()
+            if stop.requested:
+                break
+    bar.close()
+    if not bool(bank.fitted.all()):
+        bank.save(partial, about=about)
+        print(f"stopped with {int(bank.fitted.sum())} of {len(bank)} anchors; continue with the same command")
+        return 0
+    card = dict(model.card)
+    card["anchors"] = {"count": len(bank), "rows": bank.rows, "mean_psnr_db": round(float(bank.psnr.mean()), 2)}
+    out = resave_with(model, args.out, add={"anchors": bank.to_component()}, card=card, quantize=["anchors"])
+    partial.unlink(missing_ok=True)
+    mean = card["anchors"]["mean_psnr_db"]
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {len(bank)} anchors drawing their pictures at {mean} dB")
     return 0
 
 
@@ -1245,8 +1322,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="render a grid of samples from seeds")
     s.add_argument("model", nargs="?", help="model file (default: the shipped model)")
     s.add_argument("--seeds", default="0-15", help="e.g. 0-15 or 1,5,9")
-    s.add_argument("--truncation", type=float, default=0.7, help="truncation psi")
-    s.add_argument("--cutoff", type=int, default=None, help="truncate only the first N ws")
+    s.add_argument(
+        "--truncation",
+        type=float,
+        default=None,
+        help="truncation psi: how far from the centre (an anchor, else the mean w) towards the seed's own latent "
+        "(default: 0.15 around anchors, 0.7 otherwise)",
+    )
+    s.add_argument("--cutoff", type=int, default=None, help="truncate only the first N ws (plain samples)")
+    s.add_argument(
+        "--anchors",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw each sample around one of the model's anchors (training pictures' latents) when it has them",
+    )
     s.add_argument(
         "--class",
         dest="class_index",
@@ -1549,6 +1638,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=None, help="output model file (default: overwrite the input)")
     s.set_defaults(func=cmd_train_inpainter)
+
+    s = sub.add_parser(
+        "anchors",
+        help="fit the latents of the model's training pictures, so that samples are drawn around them",
+    )
+    s.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    s.add_argument("--data", required=True, help="the model's training set (.npz or folder, with its labels)")
+    s.add_argument("--out", required=True, help="the model file to write (the model with its anchors)")
+    s.add_argument("--rows", type=_positive_int, default=5, help="distinct latent rows per anchor (W+ in groups)")
+    s.add_argument("--steps", type=_positive_int, default=150, help="optimisation steps per picture")
+    s.add_argument("--lr", type=float, default=0.02)
+    s.add_argument("--batch", type=_positive_int, default=32)
+    s.add_argument(
+        "--init-snapshot",
+        default=None,
+        help="a --g-recon training snapshot of this model: start every anchor at its picture's learned code",
+    )
+    s.add_argument("--snap-minutes", type=float, default=10.0, help="keep progress in OUT.partial this often")
+    s.set_defaults(func=cmd_anchors)
 
     s = sub.add_parser("train-encoder", help="train the model's e4e-style encoder on its own samples")
     s.add_argument("model", nargs="?")
