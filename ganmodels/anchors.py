@@ -251,21 +251,19 @@ def anchored_ws(
     return centres.lerp(ws, truncation_psi), picks
 
 
-def load_anchors(model: Any) -> AnchorBank | None:
-    """The anchor bank of a loaded model (``GanModel``; None when its file has none). Raises ``ModelFileError`` when
-    the bank is broken or does not fit the model's generator."""
+def read_anchors(path: Any, G: Generator) -> AnchorBank:
+    """The anchor bank a model file carries for its generator ``G``. Raises ``ModelFileError`` when the file has
+    none, or when it is broken or does not fit ``G``."""
     from ganmodels.modelfile import ModelFileError, load_component
 
-    if model.path is None or COMPONENT not in model.components:
-        return None
-    kind, config, tensors = load_component(model.path, COMPONENT)
+    kind, config, tensors = load_component(path, COMPONENT)
     if kind != COMPONENT:
-        raise ModelFileError(f"the model's {COMPONENT!r} component is a {kind!r}, not an anchor bank")
+        raise ModelFileError(f"the {COMPONENT!r} component is a {kind!r}, not an anchor bank")
     try:
         bank = AnchorBank.from_component(config, tensors)
     except ValueError as e:
-        raise ModelFileError(f"the model's anchors are damaged: {e}") from None
-    problem = bank.check(model.G)
+        raise ModelFileError(f"they are damaged: {e}") from None
+    problem = bank.check(G)
     if problem is not None:
-        raise ModelFileError(f"the model's anchors do not fit its generator: {problem}")
+        raise ModelFileError(f"they do not fit the generator: {problem}")
     return bank

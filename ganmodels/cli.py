@@ -100,11 +100,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from ganmodels.anchors import DEFAULT_PSI, anchored_ws, load_anchors, seed_to_anchor
+    from ganmodels.anchors import DEFAULT_PSI, anchored_ws, seed_to_anchor
     from ganmodels.device import choose_device
     from ganmodels.generate import make_grid, parse_seeds, seeds_to_ws, synthesize, to_uint8
     from ganmodels.importers import load_any
-    from ganmodels.modelfile import GanModel
 
     _check_output(args.out, suffixes=IMAGE_OUT, what="a picture")
     device = choose_device(args.device)
@@ -121,7 +120,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             )
             return 2
         classes = [args.class_index]
-    bank = load_anchors(model) if args.anchors and isinstance(model, GanModel) else None
+    bank = model.anchors if args.anchors else None
     if bank is not None and classes is not None:  # only the anchors of that class
         members = (bank.labels == classes[0]).nonzero().flatten().tolist()
         if not members:

@@ -67,6 +67,7 @@ class GanModel:
     components: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     path: Path | None = None
     notes: list[str] = dataclasses.field(default_factory=list)  # what was left out on loading, for the user
+    anchors: Any = None  # ganmodels.anchors.AnchorBank: latents of training pictures to draw samples around
 
     @property
     def name(self) -> str:
@@ -289,6 +290,14 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanMo
             notes.append(f"direction {name!r} left out: it {problem}")
             continue
         directions[name] = d
+    anchors = None
+    if "anchors" in meta["components"]:
+        from ganmodels.anchors import read_anchors
+
+        try:
+            anchors = read_anchors(path, G)
+        except ModelFileError as e:  # the model is fine without them: plain samples
+            notes.append(f"anchors left out: {e}")
     return GanModel(
         G=G,
         config=config,
@@ -297,4 +306,5 @@ def load_model(path: str | Path, *, device: torch.device | str = "cpu") -> GanMo
         components=meta["components"],
         path=path,
         notes=notes,
+        anchors=anchors,
     )

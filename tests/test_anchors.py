@@ -10,7 +10,7 @@ from ganmodels.anchors import (
     AnchorBank,
     anchored_ws,
     fit_anchors,
-    load_anchors,
+    read_anchors,
     row_index,
     seed_to_anchor,
 )
@@ -89,13 +89,13 @@ def test_bank_travels_in_the_model_file_as_int8_and_bad_banks_are_refused(tmp_pa
     G, cfg = tiny_generator()
     path = save_model(tmp_path / "m.safetensors", G, config=cfg)
     model = load_model(path)
-    assert load_anchors(model) is None
+    assert model.anchors is None
     bank = AnchorBank.start(G, [0] * 5, rows=3)
     bank.ws += torch.randn(bank.ws.shape, generator=torch.Generator().manual_seed(1))
     bank.fitted[:4] = True  # the unfitted one stays behind
     bank.psnr[:4] = torch.tensor([20.0, 21.0, 22.0, 23.0])
     out = resave_with(model, tmp_path / "a.safetensors", add={"anchors": bank.to_component()}, quantize=["anchors"])
-    again = load_anchors(load_model(out))
+    again = load_model(out).anchors
     assert again is not None and len(again) == 4 and again.rows == 3
     assert torch.equal(again.labels, torch.full([4], -1))
     scale = bank.ws[:4].abs().amax([1, 2], keepdim=True) / 127  # int8 per anchor
@@ -106,14 +106,17 @@ def test_bank_travels_in_the_model_file_as_int8_and_bad_banks_are_refused(tmp_pa
     other = AnchorBank.start(wide, [0, 0], rows=2)
     other.fitted[:] = True
     bad = resave_with(model, tmp_path / "bad.safetensors", add={"anchors": other.to_component()})
+    loaded = load_model(bad)  # the model itself is fine: it loads, without them, and says why
+    assert loaded.anchors is None and any("anchors left out" in n and "do not fit" in n for n in loaded.notes)
     with pytest.raises(ModelFileError, match="do not fit"):
-        load_anchors(load_model(bad))
+        read_anchors(bad, model.G)
     nan = AnchorBank.start(G, [0, 0], rows=2)
     nan.fitted[:] = True
     nan.ws[0, 0, 0] = float("nan")
     broken = resave_with(model, tmp_path / "nan.safetensors", add={"anchors": nan.to_component()})
+    assert load_model(broken).anchors is None
     with pytest.raises(ModelFileError, match="damaged"):
-        load_anchors(load_model(broken))
+        read_anchors(broken, model.G)
 
 
 def test_cli_fits_stops_resumes_and_samples_around_anchors(tmp_path, tiny_model_file, capsys):
@@ -149,7 +152,7 @@ def test_cli_fits_stops_resumes_and_samples_around_anchors(tmp_path, tiny_model_
     assert main(args) == 0
     assert out.exists() and not partial.exists()
     model = load_model(out)
-    anchors = load_anchors(model)
+    anchors = model.anchors
     assert anchors is not None and len(anchors) == 5 and model.card["anchors"]["count"] == 5
     drawn = synthesize(model.G, anchors.full_ws(range(5), model.G.num_ws))
     target = torch.from_numpy(pictures).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -207,7 +210,7 @@ def test_sample_in_a_class_draws_around_that_class_anchors(tmp_path):
     assert main(["sample", str(path), "--seeds", "3-5", "--class", "1", "--out", str(grid), "--cols", "3"]) == 0
     members = [1, 3, 4]
     picks = [members[seed_to_anchor(s, model.G, 3)] for s in (3, 4, 5)]
-    ws, _ = anchored_ws(model.G, load_anchors(model), [3, 4, 5], anchors=picks)
+    ws, _ = anchored_ws(model.G, model.anchors, [3, 4, 5], anchors=picks)
     expected = synthesize(model.G, ws).clamp(-1, 1)
     got = torch.from_numpy(np.asarray(Image.open(grid)).copy()).reshape(16, 3, 16, 3).permute(1, 3, 0, 2)
     assert float((got.float() / 127.5 - 1 - expected).abs().max()) <= 1.5 / 127.5
