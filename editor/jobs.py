@@ -35,6 +35,7 @@ import torch
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from editor.raster import Rect, place_rgb, to_display
+from ganmodels.anchors import pick_anchor
 from ganmodels.device import lazy_torch_imports
 from ganmodels.fastrender import Builder, CompileState, FastSynthesis, SubprocessBuilder
 from ganmodels.generate import seed_to_class, seeds_to_ws, synthesize, to_float01, truncation_centre
@@ -82,8 +83,9 @@ class RenderRequest:
 
 @dataclasses.dataclass(frozen=True)
 class GenerateRequest:
-    """A new sample from a seed: maps the seed (psi = 1), truncates towards its class's mean w (or ``w_avg``) and
-    renders."""
+    """A new sample from a seed: maps the seed (psi = 1), truncates towards a centre and renders. The centre is the
+    latent of the anchor the seed draws when the model has anchors and ``anchors`` is on (``ganmodels.anchors``:
+    samples near the training pictures), else its class's mean w (or ``w_avg``)."""
 
     model_key: str
     seed: int
@@ -91,6 +93,7 @@ class GenerateRequest:
     noise_mode: str = "const"
     placement: Placement | None = None
     class_index: int | None = None  # conditional models: the class to draw (None: the seed's own)
+    anchors: bool = True  # around one of the model's anchors, when it has them
     kind = "generate"
 
 
@@ -139,6 +142,7 @@ class GenerateResult:
     display: np.ndarray | None  # uint8 [H, W, 4] premultiplied canvas image of ``pixels``
     seconds: float
     class_index: int | None = None  # the class drawn (conditional models)
+    anchor: int | None = None  # the anchor drawn around (models with anchors)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -402,19 +406,28 @@ class _Executor:
 
     def _generate(self, req: GenerateRequest) -> GenerateResult:
         t0 = time.perf_counter()
-        G = self.models.get(req.model_key).G
+        model = self.models.get(req.model_key)
+        G, bank = model.G, model.anchors if req.anchors else None
+        anchor = None if bank is None else pick_anchor(req.seed, G, bank, class_index=req.class_index)
         class_index = None
-        if G.c_dim > 0:
+        if G.c_dim > 0 and anchor is not None:
+            class_index = int(bank.labels[anchor])
+        elif G.c_dim > 0:
             class_index = seed_to_class(req.seed, G) if req.class_index is None else int(req.class_index)
         classes = None if class_index is None else [class_index]
         base = seeds_to_ws(G, [req.seed], classes=classes)  # [1, num_ws, w_dim], psi = 1
-        centre = truncation_centre(G, class_index)  # [w_dim]: the class's mean w for a conditional G
+        if anchor is not None:
+            centre = bank.full_ws([anchor], G.num_ws).to(base.device)  # [1, num_ws, w_dim]: the anchor's latent
+        else:
+            centre = truncation_centre(G, class_index)  # [w_dim]: the class's mean w for a conditional G
         ws = centre.lerp(base, req.truncation_psi) if req.truncation_psi != 1 else base
         image = to_float01(synthesize(G, ws, noise_mode=req.noise_mode))[0]
         pixels, display = _placed(image, req.placement)
         base_np = base[0].detach().float().cpu().numpy()
         seconds = time.perf_counter() - t0
-        return GenerateResult(req.seed, req.truncation_psi, base_np, image, pixels, display, seconds, class_index)
+        return GenerateResult(
+            req.seed, req.truncation_psi, base_np, image, pixels, display, seconds, class_index, anchor
+        )
 
     def _run_generator(self, item: _Item) -> None:
         req: GeneratorJobRequest = item.request

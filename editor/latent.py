@@ -92,6 +92,7 @@ class GanState:
     pti_weights: str | None = None  # key of pivotal-tuning weights (set by the invert flow), None = base model
     noise_mode: str = "const"
     class_index: int | None = None  # the class a conditional model drew the seed in
+    anchor: int | None = None  # the model's anchor the sample was drawn around (its truncation centre)
     mix: LatentMix | None = None  # another layer's latent blended in
 
     def __post_init__(self) -> None:
@@ -118,6 +119,7 @@ class GanState:
             self.model_key == other.model_key
             and self.pti_weights == other.pti_weights
             and self.truncation == other.truncation
+            and (self.anchor == other.anchor or self.truncation == 1)
             and self.noise_mode == other.noise_mode
             and dict(self.strengths) == dict(other.strengths)
             and np.array_equal(self.ws, other.ws)
@@ -131,6 +133,7 @@ class GanState:
             "model_path": self.model_path,
             "seed": self.seed,
             "class": self.class_index,
+            "anchor": self.anchor,
             "truncation": self.truncation,
             "directions": dict(self.strengths),
             "placement": list(self.placement),

@@ -44,7 +44,6 @@ from editor.controllers.editor import (
     DEFAULT_INPAINT_TUNE_STEPS,
     DEFAULT_PTI_STEPS,
     DEFAULT_SIZE,
-    DEFAULT_TRUNCATION,
     EditorController,
 )
 from editor.controllers.jobs import JobsController
@@ -1104,8 +1103,14 @@ class MainWindow(QMainWindow):
     def choose_sample(self) -> None:
         """Generate > New Sample from Seed: ask for seed and truncation."""
         active = self.doc.active_layer
-        truncation = active.gan.truncation if active is not None and active.gan is not None else DEFAULT_TRUNCATION
         model = self.editor.session.model
+        truncation = self.editor.session.default_truncation()
+        if (
+            active is not None
+            and active.gan is not None
+            and (active.gan.anchor is None) == (model is None or model.anchors is None)
+        ):
+            truncation = active.gan.truncation  # (the active sample's, when it was drawn the same way)
         fractions = class_probs(model.G).tolist() if model is not None and model.G.c_dim > 0 else []
         dialog = SampleDialog(
             self.editor.random_seed(), truncation, self.editor.random_seed, self, class_fractions=fractions
@@ -1121,7 +1126,7 @@ class MainWindow(QMainWindow):
 
     def random_sample(self) -> None:
         """A GAN layer from a random seed."""
-        self.editor.generate(None, DEFAULT_TRUNCATION)
+        self.editor.generate(None)
 
     def choose_pti_invert(self) -> None:
         """Generate > Invert with Pivotal Tuning: ask for the number of tuning steps, then invert and tune."""

@@ -216,6 +216,7 @@ def _gan_state(
         placement=Rect(*gan.get("placement", [0, 0, *size])),
         seed=gan.get("seed"),
         class_index=int(gan["class"]) if isinstance(gan.get("class"), int) else None,
+        anchor=int(gan["anchor"]) if isinstance(gan.get("anchor"), int) else None,
         truncation=float(gan.get("truncation", 1.0)),
         strengths={str(k): float(v) for k, v in dict(gan.get("directions", {})).items()},
         noise_mode=str(gan.get("noise_mode", "const")),

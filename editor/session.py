@@ -16,6 +16,8 @@ from ganmodels.generate import truncation_centre
 from ganmodels.importers import load_any
 from ganmodels.modelfile import GanModel
 
+DEFAULT_TRUNCATION = 0.7  # truncation psi of a new sample of a model without anchors
+
 
 class ModelSession(QObject):
     """Holds the current model. Each load gets a new key, so requests made for an older model never render
@@ -92,11 +94,21 @@ class ModelSession(QObject):
             self._registry.remove(old_key)
         self.model_changed.emit()
 
-    def truncation_centre(self, class_index: int | None = None) -> torch.Tensor:
-        """What truncation pulls a layer's latent towards, [w_dim] on the CPU: the mean w of the class a
-        conditional model drew the layer's seed in, else the model's mean w (see ``generate.truncation_centre``)."""
+    def truncation_centre(self, class_index: int | None = None, anchor: int | None = None) -> torch.Tensor:
+        """What truncation pulls a layer's latent towards, on the CPU: the latent [num_ws, w_dim] of the anchor the
+        layer's sample was drawn around (when the model has it), else [w_dim] the mean w of the class a conditional
+        model drew the layer's seed in, else the model's mean w (see ``generate.truncation_centre``)."""
         assert self.model is not None
+        bank = self.model.anchors
+        if anchor is not None and bank is not None and 0 <= anchor < len(bank):
+            return bank.full_ws([anchor], self.model.G.num_ws)[0].float().cpu()
         return truncation_centre(self.model.G, class_index).detach().float().cpu()
+
+    def default_truncation(self) -> float:
+        """Truncation psi of a new sample: near its anchor for a model with anchors, else 0.7."""
+        from ganmodels.anchors import DEFAULT_PSI
+
+        return DEFAULT_PSI if self.model is not None and self.model.anchors is not None else DEFAULT_TRUNCATION
 
     def card_info(self) -> dict[str, str]:
         """What the Model panel shows: label -> text."""

@@ -222,6 +222,15 @@ def seed_to_anchor(seed: int, G: Generator, count: int) -> int:
     return int(rs.randint(count))
 
 
+def pick_anchor(seed: int, G: Generator, bank: AnchorBank, *, class_index: int | None = None) -> int | None:
+    """The anchor a seed draws (:func:`seed_to_anchor`), among the anchors of ``class_index`` when given (None when
+    that class has none)."""
+    if class_index is None:
+        return seed_to_anchor(seed, G, len(bank))
+    members = (bank.labels == class_index).nonzero().flatten().tolist()
+    return members[seed_to_anchor(seed, G, len(members))] if members else None
+
+
 @torch.no_grad()
 def anchored_ws(
     G: Generator,

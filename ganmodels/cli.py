@@ -100,7 +100,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from ganmodels.anchors import DEFAULT_PSI, anchored_ws, seed_to_anchor
+    from ganmodels.anchors import DEFAULT_PSI, anchored_ws, pick_anchor
     from ganmodels.device import choose_device
     from ganmodels.generate import make_grid, parse_seeds, seeds_to_ws, synthesize, to_uint8
     from ganmodels.importers import load_any
@@ -121,17 +121,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
             return 2
         classes = [args.class_index]
     bank = model.anchors if args.anchors else None
-    if bank is not None and classes is not None:  # only the anchors of that class
-        members = (bank.labels == classes[0]).nonzero().flatten().tolist()
-        if not members:
-            print(f"note: no anchors in class {classes[0]}; plain samples", file=sys.stderr)
-            bank = None
+    if bank is not None and classes is not None and pick_anchor(0, model.G, bank, class_index=classes[0]) is None:
+        print(f"note: no anchors in class {classes[0]}; plain samples", file=sys.stderr)
+        bank = None
     psi = args.truncation if args.truncation is not None else (DEFAULT_PSI if bank is not None else 0.7)
     images = []
     for seed in _tqdm(iterable=seeds, desc="sampling", unit="img", disable=args.quiet):
         if bank is not None:  # around a training picture's latent
-            pick = None if classes is None else [members[seed_to_anchor(seed, model.G, len(members))]]
-            ws, _ = anchored_ws(model.G, bank, [seed], truncation_psi=psi, anchors=pick)
+            pick = pick_anchor(seed, model.G, bank, class_index=None if classes is None else classes[0])
+            ws, _ = anchored_ws(model.G, bank, [seed], truncation_psi=psi, anchors=[pick])
         else:
             ws = seeds_to_ws(model.G, [seed], truncation_psi=psi, truncation_cutoff=args.cutoff, classes=classes)
         images.append(to_uint8(synthesize(model.G, ws, noise_mode=args.noise_mode)))

@@ -1569,3 +1569,69 @@ def test_pivotal_tuning_dialog_explains_remembers_its_steps_and_cancels(make_win
     assert asked[-1] == {"pti_steps": 40} and not window.findChildren(PivotalTuningDialog)  # each one deleted
     window.settings.q.setValue("invert/pti_steps", "lots")  # a damaged setting falls back to the default
     assert window.settings.pti_steps(100) == 100
+
+
+@pytest.fixture
+def anchored_model_file(tmp_path):
+    """A tiny model conditional on 2 classes with 6 anchors (3 of each class) far from its class means."""
+    from ganmodels.anchors import AnchorBank
+    from ganmodels.components import resave_with
+    from ganmodels.modelfile import load_model, save_model
+
+    G, cfg = tiny_generator(c_dim=2)
+    plain = load_model(save_model(tmp_path / "plain.safetensors", G, config=cfg, card={"name": "anchored"}))
+    bank = AnchorBank.start(G, [0, 1, 0, 1, 1, 0], rows=2)
+    bank.ws += 1.5 * torch.randn(bank.ws.shape, generator=torch.Generator().manual_seed(4))
+    bank.fitted[:] = True
+    return resave_with(plain, tmp_path / "anchored.safetensors", add={"anchors": bank.to_component()})
+
+
+def test_samples_of_a_model_with_anchors_are_drawn_around_them(make_window, anchored_model_file, tmp_path):
+    """New Sample draws around the anchor its seed picks (as ``ganmodels sample``), at the anchors' default
+    truncation; the truncation slider pulls towards that anchor; a new seed picks its own anchor; the project
+    keeps the anchor."""
+    from ganmodels.anchors import DEFAULT_PSI, anchored_ws, pick_anchor
+
+    window = make_window(model=anchored_model_file)
+    model = window.session.model
+    bank = model.anchors
+    assert bank is not None and len(bank) == 6
+    window.editor.new_document(16, 16)
+    window.random_sample()
+    layer = window.doc.active_layer
+    seed = layer.gan.seed
+    assert layer.gan.truncation == pytest.approx(DEFAULT_PSI)
+    assert layer.gan.anchor == pick_anchor(seed, model.G, bank)
+    assert layer.gan.class_index == int(bank.labels[layer.gan.anchor])
+
+    def picture(seed, psi, anchor=None):
+        return to_float01(
+            synthesize(model.G, anchored_ws(model.G, bank, [seed], truncation_psi=psi, anchors=anchor)[0])
+        )[0]
+
+    np.testing.assert_allclose(layer.pixels[..., :3], picture(seed, DEFAULT_PSI), atol=1e-6)
+    layer_id = layer.id
+    drag_slider(window.latent_panel.truncation.slider, [50])  # psi 0.5, towards the same anchor
+    np.testing.assert_allclose(window.doc.layer(layer_id).pixels[..., :3], picture(seed, 0.5), atol=1e-5)
+    plain = to_float01(
+        synthesize(model.G, seeds_to_ws(model.G, [seed], classes=[layer.gan.class_index], truncation_psi=0.5))
+    )[0]
+    assert not np.allclose(plain, picture(seed, 0.5), atol=1e-3)
+    other = next(s for s in range(1, 100) if pick_anchor(s, model.G, bank) != layer.gan.anchor)
+    window.latent_panel.seed.setValue(other)
+    moved = window.doc.layer(layer_id)
+    assert moved.gan.seed == other and moved.gan.anchor == pick_anchor(other, model.G, bank)
+    np.testing.assert_allclose(moved.pixels[..., :3], picture(other, 0.5), atol=1e-5)
+    window.doc.undo_stack.undo()
+    assert window.doc.layer(layer_id).gan.anchor == layer.gan.anchor
+
+    window.editor.generate(7, 0.0, 1)  # class 1 chosen: one of that class's anchors, its own picture at psi 0
+    chosen = window.doc.active_layer
+    assert chosen.gan.anchor in (1, 3, 4) and chosen.gan.class_index == 1
+    np.testing.assert_allclose(chosen.pixels[..., :3], picture(7, 0.0, [chosen.gan.anchor]), atol=1e-6)
+
+    path = tmp_path / "a.ora"
+    assert window.editor.save_project(path)
+    window.editor.new_document(16, 16)
+    assert window.editor.open_project(path)
+    assert [la.gan.anchor for la in window.doc.layers if la.kind == "gan"] == [layer.gan.anchor, chosen.gan.anchor]

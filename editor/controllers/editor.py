@@ -51,7 +51,6 @@ from ganmodels.inpainting import method_label
 from ganmodels.modelfile import GanModel, ModelFileError
 
 DEFAULT_SIZE = 512
-DEFAULT_TRUNCATION = 0.7
 DEFAULT_INVERT_STEPS = 200
 DEFAULT_PTI_STEPS = 100
 DEFAULT_INPAINT_TUNE_STEPS = 50  # gan-inversion + PTI: +0.3 dB on the 64 px bench for twice the time
@@ -383,11 +382,13 @@ class EditorController(QObject):
         return True
 
     def generate(
-        self, seed: int | None = None, truncation: float = DEFAULT_TRUNCATION, class_index: int | None = None
+        self, seed: int | None = None, truncation: float | None = None, class_index: int | None = None
     ) -> Job | None:
         """Queue a new sample; it is added as a GAN layer (on top, centred square) when it is ready.
 
-        ``class_index`` picks the class of a conditional model (None: the one the seed draws)."""
+        ``truncation`` None: the model's default (``ModelSession.default_truncation``: near the anchor the seed
+        draws for a model with anchors). ``class_index`` picks the class of a conditional model (None: the one the
+        seed draws)."""
         if not self.session.loaded:
             self.error.emit("No model", "Open a model first (File > Open model).")
             return None
@@ -398,6 +399,8 @@ class EditorController(QObject):
             if not 0 <= class_index < classes:
                 self.error.emit("No such class", f"The model has {classes} classes; {class_index} is not one of them.")
                 return None
+        if truncation is None:
+            truncation = self.session.default_truncation()
         request = GenerateRequest(
             self.session.key, seed, float(truncation), placement=placement, class_index=class_index
         )
@@ -597,6 +600,7 @@ class EditorController(QObject):
             truncation=result.truncation_psi,
             noise_mode=request.noise_mode,
             class_index=result.class_index,
+            anchor=result.anchor,
         )
         self.doc.model_path = model.path
         name = sample_name(result.seed, result.class_index)

@@ -20,6 +20,7 @@ from editor.latent import GanState, LatentMix, sample_name, state_effective_ws
 from editor.panels.latent import MIX_PART_LABELS, DirectionInfo, LatentPanel
 from editor.qtimage import display_cache
 from editor.session import ModelSession
+from ganmodels.anchors import pick_anchor
 from ganmodels.directions import effect_ends
 from ganmodels.generate import seed_to_class, seeds_to_ws
 
@@ -168,7 +169,7 @@ class LatentController(QObject):
     def _rendered_ws(self, layer: Layer) -> np.ndarray:
         """The latent a GAN layer of the loaded model renders: [num_ws, w_dim]."""
         assert layer.gan is not None and self.session.model is not None
-        centre = self.session.truncation_centre(layer.gan.class_index)
+        centre = self.session.truncation_centre(layer.gan.class_index, layer.gan.anchor)
         return state_effective_ws(layer.gan, centre=centre, directions=self.session.model.directions)
 
     def _on_model_changed(self) -> None:
@@ -226,15 +227,24 @@ class LatentController(QObject):
         if layer is None or layer.gan is None or layer.gan.seed is None or layer.gan.seed == seed:
             return
         assert self.session.model is not None
-        G, old = self.session.model.G, layer.gan
-        cls = old.class_index
-        if G.c_dim > 0 and cls is not None and cls >= 0:
+        G, old, bank = self.session.model.G, layer.gan, self.session.model.anchors
+        cls, anchor = old.class_index, old.anchor
+        if anchor is not None and bank is not None and 0 <= anchor < len(bank):
+            if anchor == pick_anchor(old.seed, G, bank):  # the seed's own anchor: the new seed's (as New Sample)
+                anchor = pick_anchor(seed, G, bank)
+            elif G.c_dim > 0 and anchor == pick_anchor(old.seed, G, bank, class_index=cls):  # one of a chosen class
+                anchor = pick_anchor(seed, G, bank, class_index=cls)
+            cls = int(bank.labels[anchor]) if G.c_dim > 0 else None
+            base = seeds_to_ws(G, [seed], classes=None if cls is None else [cls])[0].cpu().numpy()
+        elif G.c_dim > 0 and cls is not None and cls >= 0:
             cls = seed_to_class(seed, G) if cls == seed_to_class(old.seed, G) else cls
             base = seeds_to_ws(G, [seed], classes=[cls])[0].cpu().numpy()  # [num_ws, w_dim]
         else:
             base = seeds_to_ws(G, [seed])[0].cpu().numpy()
         rename = sample_name(seed, cls) if layer.name == sample_name(old.seed, old.class_index) else None
-        self._single(lambda s: s.replace(ws=base, seed=int(seed), class_index=cls), f"Seed {seed}", rename=rename)
+        self._single(
+            lambda s: s.replace(ws=base, seed=int(seed), class_index=cls, anchor=anchor), f"Seed {seed}", rename=rename
+        )
 
     def set_mix_source(self, layer_id: str) -> None:
         """Blend in another GAN layer's rendered latent ("" removes the mix); keeps the part and amount chosen."""
@@ -334,7 +344,7 @@ class LatentController(QObject):
             self._abandon_gesture()
             return
         try:
-            centre = self.session.truncation_centre(g.target.class_index)
+            centre = self.session.truncation_centre(g.target.class_index, g.target.anchor)
             ws = state_effective_ws(g.target, centre=centre, directions=model.directions)
         except (RuntimeError, ValueError, IndexError) as e:  # (a latent that does not fit the model: never stuck)
             self._abandon_gesture()
