@@ -7,9 +7,10 @@ letter is which source) is written to a separate file, so that the reviewer sees
     python scripts/blind_grids.py MODEL_OR_SNAPSHOT ... --data fluent-emoji-3d-64.npz --out DIR --key KEY.json
 
 A model is anything ``ganmodels`` opens (a model file, an NVIDIA pickle) or a training snapshot (a run's
-``snapshot-*.safetensors`` or a compact one; its G_ema draws). The reviewer scores each tile 2 (a nameable emoji),
-1 (an emoji-like thing of a nameable kind) or 0 (a blob); counts compare only within one reviewer's pass over one
-set of grids.
+``snapshot-*.safetensors`` or a compact one; its G_ema draws). A model file with anchors draws its samples around
+them (``ganmodels.anchors``, truncation ``--anchor-psi``), as ``ganmodels sample`` and the editor do. The reviewer
+scores each tile 2 (a nameable emoji), 1 (an emoji-like thing of a nameable kind) or 0 (a blob); counts compare only
+within one reviewer's pass over one set of grids.
 """
 
 from __future__ import annotations
@@ -24,19 +25,22 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from ganmodels.anchors import DEFAULT_PSI, AnchorBank, anchored_ws
 from ganmodels.dataset import load_images
 from ganmodels.generate import make_grid, parse_seeds, seeds_to_ws, synthesize, to_uint8
 from ganmodels.importers import load_any
 from ganmodels.training import load_checkpoint
 
 
-def load_generator(path: str) -> torch.nn.Module:
-    """The generator of a model file or (G_ema of) a training snapshot, eval mode on the CPU."""
+def load_generator(path: str) -> tuple[torch.nn.Module, AnchorBank | None]:
+    """The generator of a model file (with its anchors, if any) or (G_ema of) a training snapshot, eval mode on the
+    CPU."""
     if path.endswith(".safetensors"):
         with safe_open(path, framework="pt") as f:
             if (f.metadata() or {}).get("format") == "gan-editor-train/1":
-                return load_checkpoint(path).G_ema.eval().requires_grad_(False)
-    return load_any(path).G
+                return load_checkpoint(path).G_ema.eval().requires_grad_(False), None
+    model = load_any(path)
+    return model.G, model.anchors
 
 
 def grid_image(images: np.ndarray, *, scale: int = 2) -> Image.Image:
@@ -53,6 +57,7 @@ def main() -> None:
     ap.add_argument("--key", required=True, help="JSON file for the key (keep it out of the reviewer's folder)")
     ap.add_argument("--seeds", default="700-763", help="64 seeds")
     ap.add_argument("--psi", type=float, default=0.7, help="truncation")
+    ap.add_argument("--anchor-psi", type=float, default=DEFAULT_PSI, help="truncation around anchors")
     ap.add_argument("--shuffle-seed", type=int, default=None, help="order of the grids (default: random)")
     args = ap.parse_args()
     seeds = parse_seeds(args.seeds)
@@ -66,8 +71,11 @@ def main() -> None:
     torch.set_grad_enabled(False)
     sources: list[tuple[str, np.ndarray]] = []
     for path in args.models:
-        G = load_generator(path)
-        ws = seeds_to_ws(G, seeds, truncation_psi=args.psi)  # [64, num_ws, w_dim]
+        G, bank = load_generator(path)
+        if bank is not None:
+            ws, _ = anchored_ws(G, bank, seeds, truncation_psi=args.anchor_psi)  # [64, num_ws, w_dim]
+        else:
+            ws = seeds_to_ws(G, seeds, truncation_psi=args.psi)  # [64, num_ws, w_dim]
         sources.append((path, to_uint8(synthesize(G, ws))))  # [64, R, R, 3]
     reals = load_images(args.data)  # [N, R, R, 3] uint8
     sizes = {images.shape[1:3] for _, images in sources} | {reals.shape[1:3]}
@@ -83,7 +91,8 @@ def main() -> None:
         grid_image(images).save(out / f"grid-{letter}.png")
         mapping[letter] = name
     key.parent.mkdir(parents=True, exist_ok=True)
-    key.write_text(json.dumps({"seeds": args.seeds, "psi": args.psi, "grids": mapping}, indent=2) + "\n")
+    about = {"seeds": args.seeds, "psi": args.psi, "anchor_psi": args.anchor_psi, "grids": mapping}
+    key.write_text(json.dumps(about, indent=2) + "\n")
     print(f"wrote {len(mapping)} grids to {out}, key in {key}")
 
 
