@@ -87,22 +87,54 @@ class AnchorBank:
         """The anchors ``index`` as G's latents: [len(index), num_ws, w_dim]."""
         return self.ws[torch.as_tensor(index, dtype=torch.long)][:, row_index(num_ws, self.rows)]
 
-    def to_component(self) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
+    def to_component(self, *, rank: int | None = None) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
         """(kind, config, tensors) for ``save_model(components={"anchors": ...}, quantize=["anchors"])``; only
-        fitted anchors travel."""
+        fitted anchors travel.
+
+        ``rank`` K stores each anchor as the mean of its rows ``mean`` [N, w_dim] plus the rows' offsets from it
+        in the K leading principal directions of all anchors' offsets (``coef`` [N, K] x ``basis`` [K, rows * w_dim]):
+        much smaller than every row for a big bank (the offsets are small and alike); None stores every row.
+        """
         keep = self.fitted
-        config = {"rows": self.rows, "count": int(keep.sum()), "mean_psnr_db": round(float(self.psnr[keep].mean()), 2)}
-        tensors = {"ws": self.ws[keep].contiguous(), "labels": self.labels[keep].clone(), "psnr": self.psnr[keep]}
+        ws = self.ws[keep].float()  # [N, rows, w_dim]
+        config: dict[str, Any] = {
+            "rows": self.rows,
+            "count": int(keep.sum()),
+            "mean_psnr_db": round(float(self.psnr[keep].mean()), 2),
+        }
+        tensors = {"labels": self.labels[keep].clone(), "psnr": self.psnr[keep].clone()}
+        if rank is None:
+            tensors["ws"] = ws.contiguous()
+        else:
+            mean = ws.mean(1)  # [N, w_dim]
+            offsets = (ws - mean[:, None]).flatten(1)  # [N, rows * w_dim]
+            k = max(1, min(rank, *offsets.shape))
+            _, _, vh = torch.linalg.svd(offsets, full_matrices=False)  # (uncentred: offsets average about 0)
+            basis = vh[:k].contiguous()  # [K, rows * w_dim], orthonormal rows
+            tensors.update(mean=mean.contiguous(), coef=(offsets @ basis.T).contiguous(), basis=basis)
+            config["rank"] = k
         return COMPONENT, config, tensors
 
     @classmethod
     def from_component(cls, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> AnchorBank:
         """A bank from a model file's ``anchors`` component (all fitted). Raises ValueError when it is malformed."""
         try:
-            ws, labels = tensors["ws"].float(), tensors["labels"].long()
+            labels = tensors["labels"].long()
+            if "ws" in tensors:
+                ws = tensors["ws"].float()
+            else:  # mean + low-rank offsets
+                rows = int(config["rows"])
+                mean, coef, basis = (tensors[k].float() for k in ("mean", "coef", "basis"))
+                if coef.ndim != 2 or basis.shape != (coef.shape[1], rows * mean.shape[-1]) or len(coef) != len(mean):
+                    raise ValueError(f"mean {list(mean.shape)}, coef {list(coef.shape)}, basis {list(basis.shape)}")
+                ws = mean[:, None] + (coef @ basis).view(len(mean), rows, -1)  # [N, rows, w_dim]
         except KeyError as e:
-            raise ValueError(f"the anchors have no {e.args[0]!r} tensor") from None
+            raise ValueError(f"the anchors have no {e.args[0]!r}") from None
+        except (TypeError, RuntimeError) as e:
+            raise ValueError(f"the anchors' tensors do not fit together ({e})") from None
         psnr_db = tensors["psnr"].float() if "psnr" in tensors else torch.full([len(ws)], math.nan)
+        if ws.ndim != 3 or len(labels) != len(ws) or len(psnr_db) != len(ws):
+            raise ValueError(f"latents {list(ws.shape)} for {len(labels)} labels")
         if not torch.isfinite(ws).all():
             raise ValueError("the anchors' latents are not all finite")
         return cls(ws=ws, labels=labels, fitted=torch.ones(len(ws), dtype=torch.bool), psnr=psnr_db)
@@ -201,6 +233,31 @@ def fit_anchors(
         bank.ws[rows] = ws.detach().cpu()
         bank.fitted[rows] = True
         yield AnchorFitStep(done=int(bank.fitted.sum()), total=len(bank), psnr=float(bank.psnr[rows].mean()))
+
+
+@torch.no_grad()
+def bank_psnr(G: Generator, bank: AnchorBank, images: np.ndarray, *, batch: int = 64) -> torch.Tensor:
+    """How closely each anchor draws its picture (uint8 [N, R, R, 3]): PSNR in dB, float32 [N]."""
+    out = []
+    for i in range(0, len(bank), batch):
+        rows = torch.arange(i, min(i + batch, len(bank)))
+        target = torch.from_numpy(images[i : i + batch]).permute(0, 3, 1, 2).float() / 127.5 - 1  # [B, 3, R, R]
+        drawn = G.synthesis(bank.full_ws(rows, G.num_ws).to(next(G.parameters()).device), noise_mode="const")
+        out.append(psnr(drawn.float().cpu(), target))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def as_stored(component: tuple[str, dict[str, Any], dict[str, torch.Tensor]]) -> AnchorBank:
+    """The bank a model file gives back for ``component`` saved with int8 storage (what ``save_model`` does to its
+    floating-point tensors of 2 or more dimensions), to measure what ships."""
+    from ganmodels.modelfile import dequantize_rows, quantize_rows
+
+    _, config, tensors = component
+    stored = {
+        k: dequantize_rows(*quantize_rows(v)) if v.is_floating_point() and v.ndim >= 2 else v
+        for k, v in tensors.items()
+    }
+    return AnchorBank.from_component(config, stored)
 
 
 def generator_fingerprint(G: Generator) -> str:

@@ -637,7 +637,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_anchors(args: argparse.Namespace) -> int:
     from types import SimpleNamespace
 
-    from ganmodels.anchors import AnchorBank, fit_anchors, generator_fingerprint
+    from ganmodels.anchors import AnchorBank, as_stored, bank_psnr, fit_anchors, generator_fingerprint
     from ganmodels.components import resave_with
     from ganmodels.dataset import load_images, load_labels
     from ganmodels.training import checkpoint_labels, data_fingerprint, load_checkpoint
@@ -691,9 +691,18 @@ def cmd_anchors(args: argparse.Namespace) -> int:
         bank.save(partial, about=about)
         print(f"stopped with {int(bank.fitted.sum())} of {len(bank)} anchors; continue with the same command")
         return 0
+    component = bank.to_component(rank=args.rank)
+    stored = float(bank_psnr(G, as_stored(component), images).mean())  # what the file gives back (int8, rank)
     card = dict(model.card)
-    card["anchors"] = {"count": len(bank), "rows": bank.rows, "mean_psnr_db": round(float(bank.psnr.mean()), 2)}
-    out = resave_with(model, args.out, add={"anchors": bank.to_component()}, card=card, quantize=["anchors"])
+    card["anchors"] = {
+        "count": len(bank),
+        "rows": bank.rows,
+        "rank": args.rank,
+        "steps": args.steps,
+        "fitted_psnr_db": round(float(bank.psnr.mean()), 2),
+        "mean_psnr_db": round(stored, 2),
+    }
+    out = resave_with(model, args.out, add={"anchors": component}, card=card, quantize=["anchors"])
     partial.unlink(missing_ok=True)
     mean = card["anchors"]["mean_psnr_db"]
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {len(bank)} anchors drawing their pictures at {mean} dB")
@@ -1653,6 +1662,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a --g-recon training snapshot of this model: start every anchor at its picture's learned code",
     )
     s.add_argument("--snap-minutes", type=float, default=10.0, help="keep progress in OUT.partial this often")
+    s.add_argument(
+        "--rank",
+        type=_positive_int,
+        default=None,
+        help="store each anchor as its mean row plus its rows' offsets in this many principal directions "
+        "(smaller files for big banks; default: every row)",
+    )
     s.set_defaults(func=cmd_anchors)
 
     s = sub.add_parser("train-encoder", help="train the model's e4e-style encoder on its own samples")
