@@ -3,6 +3,10 @@ group, measure SWD / FID on D features against the training set, write the card,
 card markdown.
 
     python scripts/make_default_model.py RUN_DIR DATA.npz [--out resources/models/fluent-emoji-64.safetensors]
+
+RUN_DIR may also be one snapshot file of a run. ``--anchors-from`` carries the anchors (``ganmodels anchors``) of
+a model file with the same generator weights over; samples of the grid are then drawn around them, and the card
+records the metrics of such samples as well.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganmodels.anchors import DEFAULT_PSI, anchored_ws, generator_fingerprint
 from ganmodels.components import discriminator_component, resave_with
 from ganmodels.dataset import load_images, load_labels
 from ganmodels.directions import describe_directions, layer_groups, sefa
@@ -52,10 +57,16 @@ def main() -> None:
         help="also carry that file's encoder over, as the starting point for fine-tuning it to the new generator "
         "(ganmodels train-encoder NEW_MODEL --data DATA ...); for a generator that continues the old one's training",
     )
+    ap.add_argument(
+        "--anchors-from",
+        default=None,
+        help="a model file of the same generator (e.g. 'ganmodels export SNAPSHOT --fp16' + 'ganmodels anchors') "
+        "whose anchors the new model carries",
+    )
     ap.add_argument("--docs", default=str(ROOT / "docs"), help="where the sample grid and MODEL_CARD.md go")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    ckpt = latest_checkpoint(args.run)
+    ckpt = Path(args.run) if Path(args.run).is_file() else latest_checkpoint(args.run)
     state = load_checkpoint(ckpt)
     G = state.G_ema.eval()
     kimg = round(state.total_kimg, 1)  # including the runs it was initialised from
@@ -105,7 +116,7 @@ def main() -> None:
         "features is not comparable with Inception FID; diversity_ratio: how different two generated pictures of one "
         "class are, relative to two of the data's (1 = as varied as the data)",
     }
-    options = Path(args.run) / "training_options.json"
+    options = ckpt.parent / "training_options.json"
     balance = json.loads(options.read_text()).get("balance", 0.0) if options.exists() else 0.0
     if balance:  # ganmodels train --balance: emoji drawn in several skin tones weigh less
         card["sampling"] = (
@@ -163,14 +174,47 @@ def main() -> None:
         )
         model = load_model(base)
         out = resave_with(model, args.out, directions=directions, dtype=torch.float16, quantize=quantize)
+    model = load_model(out)
+    sample_note = "Samples (seeds 0-31, truncation 0.7)"
+    if args.anchors_from:
+        source = load_model(args.anchors_from)
+        if source.anchors is None:
+            raise SystemExit(f"{args.anchors_from} has no anchors")
+        if generator_fingerprint(source.G) != generator_fingerprint(model.G):
+            raise SystemExit(f"{args.anchors_from} has other generator weights than {ckpt.name} (stored in fp16)")
+        card["anchors"] = source.card.get("anchors", {})
+        chosen_anchors = rng.choice(len(source.anchors), min(len(fakes), len(source.anchors)), replace=False)
+        ws, _ = anchored_ws(model.G, source.anchors, list(range(len(chosen_anchors))), anchors=chosen_anchors.tolist())
+        anchored = to_uint8(synthesize(model.G, ws, batch_size=50))
+        m = {k: round(v, 2) for k, v in swd(reals, anchored, generator=torch.Generator().manual_seed(0)).items()}
+        m["FID_own_D_features"] = round(
+            fid_from_features(compute_features(feats, reals), compute_features(feats, anchored)), 2
+        )
+        card["metrics_anchored"] = m
+        card["anchored_sampling"] = (
+            f"samples are drawn around anchors: the latents of the {len(source.anchors)} training pictures, fitted "
+            "with the generator fixed (ganmodels anchors); a seed picks one and its latent is "
+            f"anchor.lerp(mapping(z, c), {DEFAULT_PSI}) by default; metrics_anchored: {len(anchored)} such "
+            "samples (distinct anchors)"
+        )
+        model.card = card
+        out = resave_with(
+            model,
+            args.out,
+            add={"anchors": load_component(args.anchors_from, "anchors")},
+            quantize=["anchors", *quantize],
+        )
+        model = load_model(out)
+        sample_note = f"Samples (seeds 0-31, around their anchors, truncation {DEFAULT_PSI})"
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {ckpt.name}: {kimg} kimg, {hours} h, {metrics}")
 
-    model = load_model(out)
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    grid = make_grid(
-        to_uint8(synthesize(model.G, seeds_to_ws(model.G, list(range(32)), truncation_psi=0.7))), cols=8, pad=2
-    )
+    if model.anchors is not None:
+        ws, _ = anchored_ws(model.G, model.anchors, list(range(32)))
+    else:
+        ws = seeds_to_ws(model.G, list(range(32)), truncation_psi=0.7)
+    grid = make_grid(to_uint8(synthesize(model.G, ws)), cols=8, pad=2)
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(docs / "samples.png")
     (docs / "MODEL_CARD.md").write_text(
         "# Default model: "
@@ -180,7 +224,7 @@ def main() -> None:
         + "\n\n"
         + "\n".join(f"- **{k}**: {v}" for k, v in card.items() if k not in ("name", "description"))
         + f"\n- **directions**: {', '.join(directions)} (SeFa, closed form)\n\n"
-        + "Samples (seeds 0-31, truncation 0.7):\n\n![samples](samples.png)\n"
+        + f"{sample_note}:\n\n![samples](samples.png)\n"
     )
     print(json.dumps(card, indent=2))
 
