@@ -28,7 +28,8 @@ from ganmodels.networks import Generator, one_hot_c
 
 COMPONENT = "anchors"  # the model-file component name (and kind) of a bank
 BANK_FORMAT = "gan-editor-anchors/1"  # a bank being fitted (AnchorBank.save)
-DEFAULT_PSI = 0.15  # truncation towards the anchor for anchored samples: its picture, varied a little
+DEFAULT_PSI = 0.05  # truncation towards the anchor for anchored samples: its picture, varied a little (fitted
+# W+ anchors lie off the mapping's outputs: at 0.15 much of the picture is already lost)
 
 
 def row_index(num_ws: int, rows: int) -> torch.Tensor:
@@ -294,7 +295,7 @@ def anchored_ws(
     bank: AnchorBank,
     seeds: Sequence[int],
     *,
-    truncation_psi: float = 0.15,
+    truncation_psi: float = DEFAULT_PSI,
     anchors: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, list[int]]:
     """Seeds' latents around anchors: ([N, num_ws, w_dim], the anchor of each). Each seed draws an anchor

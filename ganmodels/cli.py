@@ -1333,7 +1333,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="truncation psi: how far from the centre (an anchor, else the mean w) towards the seed's own latent "
-        "(default: 0.15 around anchors, 0.7 otherwise)",
+        "(default: 0.05 around anchors, 0.7 otherwise)",
     )
     s.add_argument("--cutoff", type=int, default=None, help="truncate only the first N ws (plain samples)")
     s.add_argument(
