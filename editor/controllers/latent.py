@@ -127,6 +127,8 @@ class LatentController(QObject):
         self._layer_id = layer.id
         g = layer.gan
         seed = f" · seed {g.seed}" if g.seed is not None else ""
+        if g.anchor is not None:  # (truncation pulls towards that training picture's latent)
+            seed += f" · near training picture {g.anchor}"
         model = self.session.model
         missing = [n for n, v in g.strengths.items() if v and model is not None and n not in model.directions]
         note = (
