@@ -124,6 +124,7 @@ class ModelSession(QObject):
             "Trained": _trained(card),
             "Latent": f"{m.num_ws} x {m.w_dim} (W+)",
             "Directions": str(len(m.directions)) if m.directions else "none",
+            "Samples": _sampling(m),
             "Device": self.device_text,
             "File": str(m.path) if m.path else "",
         }
@@ -141,6 +142,16 @@ class ModelSession(QObject):
         card = self.model.card if self.model is not None else {}
         notes = {"Name": "description", "Trained": "kimg_note", "Metrics": "metrics_note", "Training data": "classes"}
         return {label: str(card[key]) for label, key in notes.items() if card.get(key)}
+
+
+def _sampling(m: GanModel) -> str:
+    """How New Sample draws: "around 3390 training pictures (23.9 dB)" for a model with anchors, else "from the
+    mean w" (or "from their class's mean w" for a conditional model)."""
+    if m.anchors is not None:
+        db = float(m.anchors.psnr.nanmean()) if len(m.anchors) else float("nan")
+        fidelity = f" ({db:.1f} dB)" if db == db else ""
+        return f"around {len(m.anchors)} training pictures{fidelity}"
+    return "from their class's mean w" if m.G.c_dim > 0 else "from the mean w"
 
 
 def _trained(card: dict) -> str:

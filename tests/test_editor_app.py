@@ -1604,6 +1604,7 @@ def test_samples_of_a_model_with_anchors_are_drawn_around_them(make_window, anch
     assert layer.gan.anchor == pick_anchor(seed, model.G, bank)
     assert layer.gan.class_index == int(bank.labels[layer.gan.anchor])
     assert f"near training picture {layer.gan.anchor}" in window.latent_panel.title.text()
+    assert window.session.card_info()["Samples"] == "around 6 training pictures"  # (no fit: no PSNR to show)
 
     def picture(seed, psi, anchor=None):
         return to_float01(
