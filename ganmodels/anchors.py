@@ -84,6 +84,11 @@ class AnchorBank:
     def __len__(self) -> int:
         return len(self.ws)
 
+    def subset(self, index: torch.Tensor | Sequence[int]) -> AnchorBank:
+        """The anchors ``index`` (in that order) as a bank of their own."""
+        i = torch.as_tensor(index, dtype=torch.long)
+        return AnchorBank(ws=self.ws[i], labels=self.labels[i], fitted=self.fitted[i], psnr=self.psnr[i])
+
     def full_ws(self, index: torch.Tensor | Sequence[int], num_ws: int) -> torch.Tensor:
         """The anchors ``index`` as G's latents: [len(index), num_ws, w_dim]."""
         return self.ws[torch.as_tensor(index, dtype=torch.long)][:, row_index(num_ws, self.rows)]

@@ -637,9 +637,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_anchors(args: argparse.Namespace) -> int:
     from types import SimpleNamespace
 
+    import torch
+
     from ganmodels.anchors import AnchorBank, as_stored, bank_psnr, fit_anchors, generator_fingerprint
     from ganmodels.components import resave_with
-    from ganmodels.dataset import load_images, load_labels
+    from ganmodels.dataset import load_images, load_labels, load_names, one_per_concept
     from ganmodels.training import checkpoint_labels, data_fingerprint, load_checkpoint
 
     _check_output(args.out, suffixes=(".safetensors",), what="a model file")
@@ -665,6 +667,14 @@ def cmd_anchors(args: argparse.Namespace) -> int:
         if {k: found.get(k) for k in about} != about:
             raise ValueError(f"{partial} belongs to another model or data; delete it to start again")
         print(f"resumed {partial}: {int(bank.fitted.sum())} of {len(bank)} anchors fitted", file=sys.stderr)
+    elif (
+        model.anchors is not None
+        and len(model.anchors) == len(images)
+        and dict(model.card.get("anchors") or {}).get("data") == about["data"]
+        and (G.c_dim == 0 or torch.equal(model.anchors.labels, torch.as_tensor(labels, dtype=torch.long)))
+    ):  # the model carries anchors of all these pictures already: store them again (e.g. --compact)
+        bank = model.anchors
+        print(f"{model.name} has anchors of all {len(bank)} pictures: storing them again", file=sys.stderr)
     else:
         bank = AnchorBank.start(G, labels if labels is not None else np.zeros(len(images)), rows=args.rows)
         if args.init_snapshot:  # a --g-recon run's codes of these pictures: a much better start than class means
@@ -691,21 +701,33 @@ def cmd_anchors(args: argparse.Namespace) -> int:
         bank.save(partial, about=about)
         print(f"stopped with {int(bank.fitted.sum())} of {len(bank)} anchors; continue with the same command")
         return 0
-    component = bank.to_component(compact=args.compact)
-    stored = float(bank_psnr(G, as_stored(component), images).mean())  # what the file gives back (int8 / 4 bits)
+    keep = np.arange(len(bank))
+    if args.one_per_concept:
+        names = load_names(args.data)
+        if names is None:
+            raise ValueError(f"{args.data} does not record its pictures' file names (--one-per-concept needs them)")
+        keep = one_per_concept(names)
+    shipped = bank.subset(keep)
+    component = shipped.to_component(compact=args.compact)
+    stored = float(bank_psnr(G, as_stored(component), images[keep]).mean())  # what the file gives back
     card = dict(model.card)
     card["anchors"] = {
-        "count": len(bank),
+        "count": len(shipped),
+        "pictures": len(bank),
+        "selection": "one per emoji (skin tones and presentations merged)" if args.one_per_concept else "all",
+        "data": about["data"],  # (SHA-256 of the pictures: the anchors are theirs, by index)
         "rows": bank.rows,
         "storage": "mean row int8 + 4-bit offsets" if args.compact else "int8 rows",
         "steps": args.steps,
-        "fitted_psnr_db": round(float(bank.psnr.mean()), 2),
+        "fitted_psnr_db": round(float(shipped.psnr.mean()), 2),
         "mean_psnr_db": round(stored, 2),
     }
     out = resave_with(model, args.out, add={"anchors": component}, card=card, quantize=["anchors"])
     partial.unlink(missing_ok=True)
     mean = card["anchors"]["mean_psnr_db"]
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {len(bank)} anchors drawing their pictures at {mean} dB")
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {len(shipped)} anchors drawing their pictures at {mean} dB"
+    )
     return 0
 
 
@@ -1667,6 +1689,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="store each anchor as its mean row (int8) plus its rows' offsets from it in 4 bits: about 0.7 of the "
         "size of int8 rows, for a model that must stay small",
+    )
+    s.add_argument(
+        "--one-per-concept",
+        action="store_true",
+        help="store one anchor per emoji: its plain variant, not each skin tone / presentation (by file name)",
     )
     s.set_defaults(func=cmd_anchors)
 

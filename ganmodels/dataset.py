@@ -567,6 +567,18 @@ def _is_code_point(token: str) -> bool:
     return 4 <= len(token) <= 6 and all(c in "0123456789abcdef" for c in token)
 
 
+def one_per_concept(names: Sequence[str]) -> np.ndarray:
+    """Indices (int64, ascending) of one picture per emoji (:func:`concept_keys`): its plain variant (no skin tone or
+    presentation code point in the file name) when there is one, else the first."""
+    chosen: dict[str, tuple[bool, int]] = {}  # key -> (is a variant, index)
+    for i, (name, key) in enumerate(zip(names, concept_keys(names))):
+        stem = Path(str(name).replace("\\", "/").lower()).stem.removeprefix("emoji_u")
+        variant = any(p in _VARIANT_CODE_POINTS for p in stem.replace("_", "-").split("-"))
+        if key not in chosen or (chosen[key][0] and not variant):
+            chosen[key] = (variant, i)
+    return np.array(sorted(i for _, i in chosen.values()), dtype=np.int64)
+
+
 def group_sizes(keys: Sequence[str]) -> np.ndarray:
     """For each picture, how many pictures share its key (e.g. of :func:`concept_keys`): int64 [N]."""
     _, inverse, counts = np.unique(np.asarray(list(keys), dtype=str), return_inverse=True, return_counts=True)

@@ -120,7 +120,7 @@ def test_bank_travels_in_the_model_file_as_int8_and_bad_banks_are_refused(tmp_pa
         read_anchors(broken, model.G)
 
 
-def test_cli_fits_stops_resumes_and_samples_around_anchors(tmp_path, tiny_model_file, capsys):
+def test_cli_fits_stops_resumes_and_samples_around_anchors(tmp_path, tiny_model_file, capsys, monkeypatch):
     from ganmodels.dataset import save_labels
 
     G = load_model(tiny_model_file).G
@@ -161,6 +161,24 @@ def test_cli_fits_stops_resumes_and_samples_around_anchors(tmp_path, tiny_model_
     before = float(psnr(synthesize(model.G, start), target).mean())
     assert float(psnr(drawn, target).mean()) > before + 3
     assert abs(float(psnr(drawn, target).mean()) - model.card["anchors"]["mean_psnr_db"]) < 0.006  # what ships
+    # stored again from the model's own anchors (no fitting): compact, one per emoji (by the data's file names)
+    named = tmp_path / "named.npz"
+    names = ["1f44b.webp", "1f44b-1f3fd.webp", "2764-fe0f.webp", "1f600.webp", "1f44d-1f3fb.webp"]
+    np.savez(named, images=pictures, names=np.array(names))
+    again = tmp_path / "again.safetensors"
+    import ganmodels.anchors as anchors_module
+
+    fitted = []
+    monkeypatch.setattr(
+        anchors_module, "fit_anchors", lambda G, images, bank, **k: fitted.append(int((~bank.fitted).sum())) or iter(())
+    )
+    args = ["anchors", str(out), "--data", str(named), "--out", str(again), "--compact", "--one-per-concept"]
+    assert main([*args, "--quiet"]) == 0
+    assert fitted == [0]  # nothing left to fit: the model's own anchors of these pictures (same content)
+    kept = load_model(again)
+    assert len(kept.anchors) == 4 and kept.card["anchors"]["pictures"] == 5  # 1f44b once, its plain variant
+    assert torch.equal(kept.anchors.psnr.float(), anchors.psnr[[0, 2, 3, 4]].float())
+    assert float((kept.anchors.ws - anchors.ws[[0, 2, 3, 4]]).abs().max()) < 0.2  # (4-bit offsets)
     # samples: around the anchors by default, plain with --no-anchors
     grid_a, grid_p = tmp_path / "a.png", tmp_path / "p.png"
     assert main(["sample", str(out), "--seeds", "0-3", "--out", str(grid_a), "--cols", "4", "--quiet"]) == 0

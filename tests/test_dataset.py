@@ -583,3 +583,12 @@ def test_load_names_of_npz_and_folder_datasets(tmp_path: Path) -> None:
     np.savez(tmp_path / "odd.npz", images=np.zeros((2, 8, 8, 3), np.uint8), names=np.array(["a"]))
     with pytest.raises(DatasetError, match="names"):
         load_names(tmp_path / "odd.npz")
+
+
+def test_one_per_concept_keeps_the_plain_variant_of_each_emoji():
+    from ganmodels.dataset import one_per_concept
+
+    names = ["1f44b-1f3fd.webp", "1f44b.webp", "2764-fe0f.webp", "a/x.png", "b/x.png", "1f44b-1f3fb.webp", "x.png"]
+    # 1f44b: its plain file (1), not the skin tones; 2764 has only a presentation variant; folders never merge
+    assert one_per_concept(names).tolist() == [1, 2, 3, 4, 6]
+    assert one_per_concept(["emoji_u1f44b_1f3fd.png", "emoji_u1f44b.png"]).tolist() == [1]
