@@ -644,11 +644,18 @@ def cmd_anchors(args: argparse.Namespace) -> int:
     from ganmodels.dataset import load_images, load_labels, load_names, one_per_concept
     from ganmodels.training import checkpoint_labels, data_fingerprint, load_checkpoint
 
-    _check_output(args.out, suffixes=(".safetensors",), what="a model file")
-    _native_model(args.model or str(_default_model()), "anchors (it writes the anchors into a model file)")
+    source = args.model or str(_default_model())
+    _check_output(args.out, suffixes=(".safetensors",), what="a model file", inputs=[source])
+    _native_model(source, "anchors (it writes the anchors into a model file)")
     model, _ = _load(args)
     G = model.G
     images = load_images(args.data)  # [N, R, R, 3] uint8
+    keep = np.arange(len(images))  # the anchors the file gets
+    if args.one_per_concept:
+        names = load_names(args.data)
+        if names is None:
+            raise ValueError(f"{args.data} does not record its pictures' file names (--one-per-concept needs them)")
+        keep = one_per_concept(names)
     if images.shape[1] != G.img_resolution:
         raise ValueError(f"{args.data} holds {images.shape[1]} px pictures; {model.name} draws {G.img_resolution} px")
     labels = load_labels(args.data)
@@ -697,16 +704,10 @@ def cmd_anchors(args: argparse.Namespace) -> int:
             if stop.requested:
                 break
     bar.close()
+    bank.save(partial, about=about)  # (kept until the model file is written)
     if not bool(bank.fitted.all()):
-        bank.save(partial, about=about)
         print(f"stopped with {int(bank.fitted.sum())} of {len(bank)} anchors; continue with the same command")
         return 0
-    keep = np.arange(len(bank))
-    if args.one_per_concept:
-        names = load_names(args.data)
-        if names is None:
-            raise ValueError(f"{args.data} does not record its pictures' file names (--one-per-concept needs them)")
-        keep = one_per_concept(names)
     shipped = bank.subset(keep)
     component = shipped.to_component(compact=args.compact)
     stored = float(bank_psnr(G, as_stored(component), images[keep]).mean())  # what the file gives back
