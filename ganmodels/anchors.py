@@ -9,7 +9,7 @@ Anchored sampling (instance-conditioned like IC-GAN, Casanova et al. 2021; multi
 An anchor is a W+ latent with ``rows`` distinct rows (each shared by neighbouring ws, :func:`row_index`), fitted to
 its picture with the generator fixed (:func:`fit_anchors`, a generator of progress that can stop between batches
 and resume: the bank records which anchors are fitted). A bank travels in a model file as its ``anchors``
-component (:meth:`AnchorBank.to_component`, int8 per anchor).
+component (:meth:`AnchorBank.to_component`: int8 rows, or each anchor's mean row plus 4-bit row offsets).
 """
 
 from __future__ import annotations
