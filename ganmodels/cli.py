@@ -658,15 +658,22 @@ def cmd_anchors(args: argparse.Namespace) -> int:
         keep = one_per_concept(names)
     if images.shape[1] != G.img_resolution:
         raise ValueError(f"{args.data} holds {images.shape[1]} px pictures; {model.name} draws {G.img_resolution} px")
+    about = {"generator": generator_fingerprint(G), "data": data_fingerprint(SimpleNamespace(images=images))}
+    carried = (  # the model carries anchors of all these pictures already
+        model.anchors is not None
+        and len(model.anchors) == len(images)
+        and dict(model.card.get("anchors") or {}).get("data") == about["data"]
+    )
     labels = load_labels(args.data)
     if labels is None and args.init_snapshot:  # the labels the run trained with, kept in its snapshots
         labels = checkpoint_labels(args.init_snapshot)
+    if labels is None and carried:  # ... and their labels
+        labels = model.anchors.labels.numpy()
     if G.c_dim > 0 and (labels is None or len(labels) != len(images)):
         raise ValueError(
             f"{model.name} is conditional: the data needs its class labels (see 'dataset cluster'), or give the "
             "run's --init-snapshot, which keeps them"
         )
-    about = {"generator": generator_fingerprint(G), "data": data_fingerprint(SimpleNamespace(images=images))}
     partial = Path(args.out).with_name(Path(args.out).name + ".partial")
     bank = None
     if partial.exists():
@@ -674,12 +681,9 @@ def cmd_anchors(args: argparse.Namespace) -> int:
         if {k: found.get(k) for k in about} != about:
             raise ValueError(f"{partial} belongs to another model or data; delete it to start again")
         print(f"resumed {partial}: {int(bank.fitted.sum())} of {len(bank)} anchors fitted", file=sys.stderr)
-    elif (
-        model.anchors is not None
-        and len(model.anchors) == len(images)
-        and dict(model.card.get("anchors") or {}).get("data") == about["data"]
-        and (G.c_dim == 0 or torch.equal(model.anchors.labels, torch.as_tensor(labels, dtype=torch.long)))
-    ):  # the model carries anchors of all these pictures already: store them again (e.g. --compact)
+    elif carried and (
+        G.c_dim == 0 or torch.equal(model.anchors.labels, torch.as_tensor(labels, dtype=torch.long))
+    ):  # store them again (e.g. --compact)
         bank = model.anchors
         print(f"{model.name} has anchors of all {len(bank)} pictures: storing them again", file=sys.stderr)
     else:

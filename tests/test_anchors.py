@@ -202,6 +202,18 @@ def test_cli_fits_stops_resumes_and_samples_around_anchors(tmp_path, tiny_model_
     bank.save(out2.with_name(out2.name + ".partial"), about={"generator": "x", "data": "y"})
     assert main(["anchors", str(cond_file), "--data", str(data), "--out", str(out2), "--quiet"]) == 2
     assert "another model" in capsys.readouterr().err
+    # a conditional model's own anchors are stored again with their labels from data that has none
+    out2.with_name(out2.name + ".partial").unlink()
+    monkeypatch.undo()  # fit for real
+    args = ["anchors", str(cond_file), "--data", str(data), "--out", str(out2), "--steps", "2", "--rows", "2"]
+    assert main([*args, "--quiet"]) == 0
+    monkeypatch.setattr(
+        anchors_module, "fit_anchors", lambda G, images, bank, **k: fitted.append(int((~bank.fitted).sum())) or iter(())
+    )
+    again2 = tmp_path / "c2.safetensors"
+    assert main(["anchors", str(out2), "--data", str(named), "--out", str(again2), "--compact", "--quiet"]) == 0
+    assert fitted == [0, 0]
+    assert load_model(again2).anchors.labels.tolist() == [0, 1, 0, 1, 1]
 
 
 def test_start_uses_class_means_and_checks_rows():
