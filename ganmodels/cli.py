@@ -1151,6 +1151,7 @@ def cmd_train_inpainter(args: argparse.Namespace) -> int:
 def cmd_train_encoder(args: argparse.Namespace) -> int:
     import torch
 
+    from ganmodels.anchors import generator_fingerprint
     from ganmodels.components import load_encoder, load_perceptual, resave_with
     from ganmodels.encoder import ENCODER_KIND, EncoderTrainer, EncoderTrainOptions, new_encoder
 
@@ -1225,6 +1226,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
         "psnr_samples_db": round(s.psnr, 2)
         if s is not None
         else dict(card.get("encoder") or {}).get("psnr_samples_db"),
+        "generator": generator_fingerprint(model.G),  # the generator it was trained for
     }
     out = resave_with(
         model,

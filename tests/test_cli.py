@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ganmodels.anchors import generator_fingerprint
 from ganmodels.cli import main
 from ganmodels.directions import load_directions
 from ganmodels.generate import parse_seeds
@@ -193,6 +194,7 @@ def test_invert_edit_directions_and_encoder_commands(tmp_path, tiny_model_file, 
     assert "resumed" in capsys.readouterr().out
     m = load_model(enc)
     assert m.card["encoder"]["steps"] == 3
+    assert m.card["encoder"]["generator"] == generator_fingerprint(m.G)  # the generator it was trained for
     assert m.components["encoder"]["kind"] == "e4e-lite" and set(m.directions) == set(load_model(with_dirs).directions)
     assert m.components["encoder"]["storage"] == "int8-rows"  # the default; --no-int8 keeps the model's precision
     # a new run starting from that model's encoder: the card counts the steps it had already had
