@@ -155,7 +155,10 @@ class SampleDialog(QDialog):
     """Seed and truncation of a new GAN sample, and the class for a conditional model.
 
     ``class_fractions``: for a conditional model, how often each class occurs in its training data (one per
-    class); the dialog then offers "From the seed" or one of the classes.
+    class); the dialog then offers "From the seed" or one of the classes. ``anchors``: how many training pictures'
+    latents the model carries (``ganmodels.anchors``); the dialog then offers to draw near one of them
+    (``near_anchor``, the default) or a plain sample; switching sets the truncation to that way's default
+    (``truncations``: (near, plain)).
     """
 
     def __init__(
@@ -166,6 +169,9 @@ class SampleDialog(QDialog):
         parent: QWidget | None = None,
         *,
         class_fractions: Sequence[float] = (),
+        anchors: int = 0,
+        near_anchor: bool = True,
+        truncations: tuple[float, float] = (0.05, 0.7),
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("New sample from seed")
@@ -195,6 +201,17 @@ class SampleDialog(QDialog):
                 self.class_box.addItem(f"Class {k} ({100 * fraction:.1f} % of the training data)", k)
             self.class_box.setToolTip("The model draws one of the classes it was trained on; the seed picks one")
             form.addRow("Class", self.class_box)
+        self.near_box: QCheckBox | None = None
+        if anchors:
+            self.near_box = QCheckBox(f"Near one of {anchors} training pictures")
+            self.near_box.setChecked(near_anchor)
+            self.near_box.setToolTip(
+                "On: the sample is drawn close to the latent of a training picture the seed picks (recognisable "
+                "subjects; truncation pulls towards that picture). Off: a free sample of the generator (more "
+                "varied, less often recognisable)."
+            )
+            self.near_box.toggled.connect(lambda on: self.truncation.setValue(truncations[0 if on else 1]))
+            form.addRow("Draw", self.near_box)
         form.addRow("Truncation", self.truncation)
         form.addRow(buttons)
 
@@ -207,10 +224,11 @@ class SampleDialog(QDialog):
             self.class_box.setItemIcon(k + 1, QIcon(QPixmap.fromImage(rgb_to_qimage(img))))
         self.class_box.setIconSize(QSize(32, 32))
 
-    def values(self) -> tuple[int, float, int | None]:
-        """(seed, truncation, class index or None for the seed's own class)."""
+    def values(self) -> tuple[int, float, int | None, bool]:
+        """(seed, truncation, class index or None for the seed's own class, near a training picture)."""
         class_index = self.class_box.currentData() if self.class_box is not None else None
-        return self.seed.value(), self.truncation.value(), class_index
+        near = self.near_box.isChecked() if self.near_box is not None else True
+        return self.seed.value(), self.truncation.value(), class_index, near
 
 
 def ask_recovery(parent: QWidget | None, rec: RecoveryFile) -> RecoveryChoice:

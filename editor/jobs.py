@@ -84,8 +84,9 @@ class RenderRequest:
 @dataclasses.dataclass(frozen=True)
 class GenerateRequest:
     """A new sample from a seed: maps the seed (psi = 1), truncates towards a centre and renders. The centre is the
-    latent of the anchor the seed draws when the model has anchors (``ganmodels.anchors``: samples near the training
-    pictures; truncation 1 gives the plain sample), else its class's mean w (or ``w_avg``)."""
+    latent of the anchor the seed draws when the model has anchors and ``near_anchor`` (``ganmodels.anchors``:
+    samples near the training pictures; truncation 1 gives the plain sample), else its class's mean w (or
+    ``w_avg``)."""
 
     model_key: str
     seed: int
@@ -93,6 +94,7 @@ class GenerateRequest:
     noise_mode: str = "const"
     placement: Placement | None = None
     class_index: int | None = None  # conditional models: the class to draw (None: the seed's own)
+    near_anchor: bool = True  # models with anchors: around the anchor the seed picks (False: a plain sample)
     kind = "generate"
 
 
@@ -407,7 +409,9 @@ class _Executor:
         t0 = time.perf_counter()
         model = self.models.get(req.model_key)
         G, bank = model.G, model.anchors
-        anchor = None if bank is None else pick_anchor(req.seed, G, bank, class_index=req.class_index)
+        anchor = None
+        if bank is not None and req.near_anchor:
+            anchor = pick_anchor(req.seed, G, bank, class_index=req.class_index)
         class_index = None
         if G.c_dim > 0 and anchor is not None:
             class_index = int(bank.labels[anchor])

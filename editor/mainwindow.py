@@ -1103,26 +1103,31 @@ class MainWindow(QMainWindow):
     def choose_sample(self) -> None:
         """Generate > New Sample from Seed: ask for seed and truncation."""
         active = self.doc.active_layer
-        model = self.editor.session.model
-        truncation = self.editor.session.default_truncation()
-        if (
-            active is not None
-            and active.gan is not None
-            and (active.gan.anchor is None) == (model is None or model.anchors is None)
-        ):
-            truncation = active.gan.truncation  # (the active sample's, when it was drawn the same way)
+        session = self.editor.session
+        model = session.model
+        anchors = len(model.anchors) if model is not None and model.anchors is not None else 0
+        near, truncation = True, session.default_truncation()
+        if active is not None and active.gan is not None and (active.gan.anchor is None or anchors):
+            near, truncation = active.gan.anchor is not None, active.gan.truncation  # (as the active sample was)
         fractions = class_probs(model.G).tolist() if model is not None and model.G.c_dim > 0 else []
         dialog = SampleDialog(
-            self.editor.random_seed(), truncation, self.editor.random_seed, self, class_fractions=fractions
+            self.editor.random_seed(),
+            truncation,
+            self.editor.random_seed,
+            self,
+            class_fractions=fractions,
+            anchors=anchors,
+            near_anchor=near,
+            truncations=(session.default_truncation(), session.default_truncation(near_anchor=False)),
         )
         try:
             if fractions:
                 self.editor.class_previews(dialog.set_class_previews)
-            accepted, (seed, truncation, class_index) = dialog.exec(), dialog.values()
+            accepted, (seed, truncation, class_index, near) = dialog.exec(), dialog.values()
         finally:
             dialog.deleteLater()
         if accepted:
-            self.editor.generate(seed, truncation, class_index)
+            self.editor.generate(seed, truncation, class_index, near_anchor=near)
 
     def random_sample(self) -> None:
         """A GAN layer from a random seed."""

@@ -104,11 +104,13 @@ class ModelSession(QObject):
             return bank.full_ws([anchor], self.model.G.num_ws)[0].float().cpu()
         return truncation_centre(self.model.G, class_index).detach().float().cpu()
 
-    def default_truncation(self) -> float:
-        """Truncation psi of a new sample: near its anchor for a model with anchors, else 0.7."""
+    def default_truncation(self, *, near_anchor: bool = True) -> float:
+        """Truncation psi of a new sample: near its anchor for a model with anchors (unless not ``near_anchor``),
+        else 0.7."""
         from ganmodels.anchors import DEFAULT_PSI
 
-        return DEFAULT_PSI if self.model is not None and self.model.anchors is not None else DEFAULT_TRUNCATION
+        anchored = near_anchor and self.model is not None and self.model.anchors is not None
+        return DEFAULT_PSI if anchored else DEFAULT_TRUNCATION
 
     def card_info(self) -> dict[str, str]:
         """What the Model panel shows: label -> text."""

@@ -1073,7 +1073,8 @@ def test_sample_dialog_of_an_unconditional_model_has_no_class_box(qtbot):
 
     dialog = SampleDialog(4, 0.7, lambda: 9)
     qtbot.addWidget(dialog)
-    assert dialog.class_box is None and dialog.values() == (4, pytest.approx(0.7), None)
+    assert dialog.class_box is None and dialog.near_box is None  # (no anchors either)
+    assert dialog.values() == (4, pytest.approx(0.7), None, True)
 
 
 def test_space_over_the_canvas_pans_even_when_a_panel_has_the_focus(qtbot, make_window):
@@ -1586,11 +1587,13 @@ def anchored_model_file(tmp_path):
     return resave_with(plain, tmp_path / "anchored.safetensors", add={"anchors": bank.to_component()})
 
 
-def test_samples_of_a_model_with_anchors_are_drawn_around_them(make_window, anchored_model_file, tmp_path):
+def test_samples_of_a_model_with_anchors_are_drawn_around_them(make_window, anchored_model_file, tmp_path, monkeypatch):
     """New Sample draws around the anchor its seed picks (as ``ganmodels sample``), at the anchors' default
     truncation; the truncation slider pulls towards that anchor; a new seed picks its own anchor; the project
-    keeps the anchor."""
+    keeps the anchor. The dialog can draw a plain sample instead."""
+    from editor.dialogs import SampleDialog
     from ganmodels.anchors import DEFAULT_PSI, anchored_ws, pick_anchor
+    from ganmodels.generate import seed_to_class
 
     window = make_window(model=anchored_model_file)
     model = window.session.model
@@ -1637,3 +1640,34 @@ def test_samples_of_a_model_with_anchors_are_drawn_around_them(make_window, anch
     window.editor.new_document(16, 16)
     assert window.editor.open_project(path)
     assert [la.gan.anchor for la in window.doc.layers if la.kind == "gan"] == [layer.gan.anchor, chosen.gan.anchor]
+
+    # New Sample: "near a training picture" by default; unticked, a plain sample at the plain default truncation
+    seen = {}
+
+    def untick(dialog):
+        seen["text"], seen["on"] = dialog.near_box.text(), dialog.near_box.isChecked()
+        seen["psi"] = dialog.truncation.value()
+        dialog.seed.setValue(11)
+        dialog.near_box.setChecked(False)
+        seen["plain psi"] = dialog.truncation.value()
+        return True
+
+    monkeypatch.setattr(SampleDialog, "exec", untick)
+    window.choose_sample()
+    assert seen == {"text": "Near one of 6 training pictures", "on": True, "psi": pytest.approx(0.0), "plain psi": 0.7}
+    plain = window.doc.active_layer
+    cls = seed_to_class(11, model.G)
+    assert plain.gan.anchor is None and plain.gan.truncation == pytest.approx(0.7) and plain.gan.class_index == cls
+    expected = to_float01(synthesize(model.G, seeds_to_ws(model.G, [11], classes=[cls], truncation_psi=0.7)))[0]
+    np.testing.assert_allclose(plain.pixels[..., :3], expected, atol=1e-6)
+    assert "near training picture" not in window.latent_panel.title.text()
+
+    def keep(dialog):  # the next one is drawn the way the active sample was
+        seen["again"] = dialog.near_box.isChecked(), dialog.truncation.value()
+        dialog.near_box.setChecked(True)
+        seen["near psi"] = dialog.truncation.value()
+        return False
+
+    monkeypatch.setattr(SampleDialog, "exec", keep)
+    window.choose_sample()
+    assert seen["again"] == (False, pytest.approx(0.7)) and seen["near psi"] == pytest.approx(DEFAULT_PSI)

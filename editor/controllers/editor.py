@@ -382,13 +382,19 @@ class EditorController(QObject):
         return True
 
     def generate(
-        self, seed: int | None = None, truncation: float | None = None, class_index: int | None = None
+        self,
+        seed: int | None = None,
+        truncation: float | None = None,
+        class_index: int | None = None,
+        *,
+        near_anchor: bool = True,
     ) -> Job | None:
         """Queue a new sample; it is added as a GAN layer (on top, centred square) when it is ready.
 
         ``truncation`` None: the model's default (``ModelSession.default_truncation``: near the anchor the seed
         draws for a model with anchors). ``class_index`` picks the class of a conditional model (None: the one the
-        seed draws)."""
+        seed draws). ``near_anchor`` False: a plain sample of a model with anchors, truncated towards the (class's)
+        mean w."""
         if not self.session.loaded:
             self.error.emit("No model", "Open a model first (File > Open model).")
             return None
@@ -400,9 +406,14 @@ class EditorController(QObject):
                 self.error.emit("No such class", f"The model has {classes} classes; {class_index} is not one of them.")
                 return None
         if truncation is None:
-            truncation = self.session.default_truncation()
+            truncation = self.session.default_truncation(near_anchor=near_anchor)
         request = GenerateRequest(
-            self.session.key, seed, float(truncation), placement=placement, class_index=class_index
+            self.session.key,
+            seed,
+            float(truncation),
+            placement=placement,
+            class_index=class_index,
+            near_anchor=near_anchor,
         )
         job = self.runner.submit(request, description=f"Sample, seed {seed}")
         if job.active:  # (a sync runner has already delivered it)
