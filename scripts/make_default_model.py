@@ -65,6 +65,11 @@ def main() -> None:
         "whose anchors the new model carries",
     )
     ap.add_argument("--docs", default=str(ROOT / "docs"), help="where the sample grid and MODEL_CARD.md go")
+    ap.add_argument(
+        "--human-review",
+        default=None,
+        help="what people said of the samples (scripts/blind_grids.py), written into the card as human_review",
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     ckpt = Path(args.run) if Path(args.run).is_file() else latest_checkpoint(args.run)
@@ -137,6 +142,8 @@ def main() -> None:
             f"{state.prior_kimg:.1f} kimg in the runs this one continues (ganmodels train --init-from; see "
             f"resources/training/README.md), then {state.cur_nimg / 1000:.1f} kimg in its own"
         )
+    if args.human_review:
+        card["human_review"] = args.human_review
     directions = {}
     for group, (a, stop) in layer_groups(G.num_ws).items():
         for i, d in enumerate(sefa(G, layers=(a, stop), k=4)):
