@@ -48,7 +48,7 @@ def main() -> int:
     window.show()
     assert window.open_model(args.model or str(default_model_path()))
     window.editor.new_document(512, 512)
-    window.editor.generate(seed=args.seed, truncation=0.7)
+    window.editor.generate(seed=args.seed)  # (at the model's default truncation)
     wait_until(lambda: len(window.doc.layers) == 2)
     sliders = window.latent_panel.sliders
     for name, value in list(zip(sliders, (1.5, -1.0), strict=False)):

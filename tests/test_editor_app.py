@@ -1608,6 +1608,8 @@ def test_samples_of_a_model_with_anchors_are_drawn_around_them(make_window, anch
     assert layer.gan.class_index == int(bank.labels[layer.gan.anchor])
     assert f"near training picture {layer.gan.anchor}" in window.latent_panel.title.text()
     assert window.session.card_info()["Samples"] == "around 6 training pictures"  # (no fit: no PSNR to show)
+    model.card["anchors"] = {"mean_psnr_db": 23.87}  # (what `ganmodels anchors` measures on the stored anchors)
+    assert window.session.card_info()["Samples"] == "around 6 training pictures (23.9 dB)"
 
     def picture(seed, psi, anchor=None):
         return to_float01(
