@@ -676,15 +676,24 @@ def cmd_anchors(args: argparse.Namespace) -> int:
         )
     partial = Path(args.out).with_name(Path(args.out).name + ".partial")
     bank = None
+    own = carried and (G.c_dim == 0 or torch.equal(model.anchors.labels, torch.as_tensor(labels, dtype=torch.long)))
+    steps_before, steps_now = 0, args.steps  # (the Adam steps the anchors had had, and those of this fit)
+    if args.more and not own:
+        raise ValueError(f"--more needs a model that carries anchors of all these pictures; {model.name} does not")
     if partial.exists():
         bank, found = AnchorBank.load(partial)
         if {k: found.get(k) for k in about} != about:
             raise ValueError(f"{partial} belongs to another model or data; delete it to start again")
+        steps_before = int(found.get("steps_before", "0"))
         print(f"resumed {partial}: {int(bank.fitted.sum())} of {len(bank)} anchors fitted", file=sys.stderr)
-    elif carried and (
-        G.c_dim == 0 or torch.equal(model.anchors.labels, torch.as_tensor(labels, dtype=torch.long))
-    ):  # store them again (e.g. --compact)
+    elif own and args.more:  # fit them further: those the file keeps
+        bank = model.anchors.subset(range(len(model.anchors)))  # (a copy)
+        bank.fitted[keep] = False
+        steps_before = int(dict(model.card.get("anchors") or {}).get("steps", 0))
+        print(f"fitting {len(keep)} of {model.name}'s anchors {args.steps} steps more", file=sys.stderr)
+    elif own:  # store them again (e.g. --compact)
         bank = model.anchors
+        steps_before, steps_now = int(dict(model.card.get("anchors") or {}).get("steps", 0)), 0
         print(f"{model.name} has anchors of all {len(bank)} pictures: storing them again", file=sys.stderr)
     else:
         bank = AnchorBank.start(G, labels if labels is not None else np.zeros(len(images)), rows=args.rows)
@@ -703,12 +712,12 @@ def cmd_anchors(args: argparse.Namespace) -> int:
             bar.update(s.done - bar.n)
             bar.set_postfix(psnr=f"{s.psnr:.2f}", refresh=False)
             if time.monotonic() - last_save > 60 * args.snap_minutes:
-                bank.save(partial, about=about)
+                bank.save(partial, about={**about, "steps_before": str(steps_before)})
                 last_save = time.monotonic()
             if stop.requested:
                 break
     bar.close()
-    bank.save(partial, about=about)  # (kept until the model file is written)
+    bank.save(partial, about={**about, "steps_before": str(steps_before)})  # (kept until the model is written)
     if not bool(bank.fitted.all()):
         print(f"stopped with {int(bank.fitted.sum())} of {len(bank)} anchors; continue with the same command")
         return 0
@@ -723,7 +732,7 @@ def cmd_anchors(args: argparse.Namespace) -> int:
         "data": about["data"],  # (SHA-256 of the pictures: the anchors are theirs, by index)
         "rows": bank.rows,
         "storage": "mean row int8 + 4-bit offsets" if args.compact else "int8 rows",
-        "steps": args.steps,
+        "steps": steps_before + steps_now,
         "fitted_psnr_db": round(float(shipped.psnr.mean()), 2),
         "mean_psnr_db": round(stored, 2),
     }
@@ -1701,6 +1710,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--one-per-concept",
         action="store_true",
         help="store one anchor per emoji: its plain variant, not each skin tone / presentation (by file name)",
+    )
+    s.add_argument(
+        "--more",
+        action="store_true",
+        help="fit the anchors MODEL carries (of all the data's pictures) --steps more, from where they are; with "
+        "--one-per-concept only those the file keeps",
     )
     s.set_defaults(func=cmd_anchors)
 

@@ -272,3 +272,30 @@ def test_compact_storage_rebuilds_the_anchors_and_is_smaller(tmp_path):
     assert float((loaded.ws - bank.ws).abs().max()) < float(step.max()) / 2 + 0.03  # (+ the int8 mean)
     with pytest.raises(ValueError, match="offsets"):
         AnchorBank.from_component({**config, "rows": 5}, tensors)
+
+
+def test_more_fits_the_kept_anchors_further_and_counts_the_steps(tmp_path, tiny_model_file, capsys):
+    G = load_model(tiny_model_file).G
+    pictures = ((_pictures(G, 5, seed=8) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()  # [5, 16, 16, 3]
+    data = tmp_path / "d.npz"
+    names = ["1f44b.webp", "1f44b-1f3fd.webp", "2764-fe0f.webp", "1f600.webp", "1f44d-1f3fb.webp"]
+    np.savez(data, images=pictures, names=np.array(names))
+    first, more = tmp_path / "first.safetensors", tmp_path / "more.safetensors"
+    common = ["--data", str(data), "--rows", "2", "--batch", "5", "--lr", "0.05", "--quiet"]
+    assert main(["anchors", str(tiny_model_file), "--out", str(first), "--steps", "10", *common]) == 0
+    assert main(["anchors", str(tiny_model_file), "--out", str(more), "--more", "--steps", "5", *common]) == 2
+    assert "--more needs a model that carries anchors" in capsys.readouterr().err
+    further = ["--more", "--one-per-concept", "--steps", "30"]
+    assert main(["anchors", str(first), "--out", str(more), *further, *common]) == 0
+    a, b = load_model(first), load_model(more)
+    kept = [0, 2, 3, 4]  # (1f44b-1f3fd is a skin tone of 1f44b)
+    assert a.card["anchors"]["steps"] == 10 and b.card["anchors"]["steps"] == 40 and len(b.anchors) == 4
+    target = torch.from_numpy(pictures[kept]).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    def drawn_psnr(model, index):
+        return float(psnr(synthesize(model.G, model.anchors.full_ws(index, model.G.num_ws)), target).mean())
+
+    assert drawn_psnr(b, range(4)) > drawn_psnr(a, kept) + 0.5  # fitted further from where they were
+    again = tmp_path / "again.safetensors"  # stored again without fitting: the steps they had
+    assert main(["anchors", str(first), "--out", str(again), "--compact", *common]) == 0
+    assert load_model(again).card["anchors"]["steps"] == 10
