@@ -150,10 +150,9 @@ def _sampling(m: GanModel) -> str:
     """How New Sample draws: "around 3390 training pictures (23.9 dB)" for a model with anchors, else "from the
     mean w" (or "from their class's mean w" for a conditional model)."""
     if m.anchors is not None:
-        stored = dict(m.card.get("anchors") or {}).get("mean_psnr_db")  # (as the file gives them back)
-        db = float(stored) if isinstance(stored, (int, float)) else float("nan")
-        if db != db and len(m.anchors):
-            db = float(m.anchors.psnr.nanmean())
+        db = dict(m.card.get("anchors") or {}).get("mean_psnr_db")  # (as the file gives them back)
+        if not isinstance(db, (int, float)):
+            db = float(m.anchors.psnr.nanmean()) if len(m.anchors) else float("nan")  # (as fitted)
         fidelity = f" ({db:.1f} dB)" if db == db else ""
         return f"around {len(m.anchors)} training pictures{fidelity}"
     return "from their class's mean w" if m.G.c_dim > 0 else "from the mean w"

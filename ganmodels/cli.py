@@ -678,6 +678,7 @@ def cmd_anchors(args: argparse.Namespace) -> int:
     bank = None
     own = carried and (G.c_dim == 0 or torch.equal(model.anchors.labels, torch.as_tensor(labels, dtype=torch.long)))
     steps_before, steps_now = 0, args.steps  # (the Adam steps the anchors had had, and those of this fit)
+    carried_steps = int(dict(model.card.get("anchors") or {}).get("steps", 0))  # (those of the model's anchors)
     if args.more and not own:
         raise ValueError(f"--more needs a model that carries anchors of all these pictures; {model.name} does not")
     if partial.exists():
@@ -689,11 +690,11 @@ def cmd_anchors(args: argparse.Namespace) -> int:
     elif own and args.more:  # fit them further: those the file keeps
         bank = model.anchors.subset(range(len(model.anchors)))  # (a copy)
         bank.fitted[keep] = False
-        steps_before = int(dict(model.card.get("anchors") or {}).get("steps", 0))
+        steps_before = carried_steps
         print(f"fitting {len(keep)} of {model.name}'s anchors {args.steps} steps more", file=sys.stderr)
     elif own:  # store them again (e.g. --compact)
         bank = model.anchors
-        steps_before, steps_now = int(dict(model.card.get("anchors") or {}).get("steps", 0)), 0
+        steps_before, steps_now = carried_steps, 0
         print(f"{model.name} has anchors of all {len(bank)} pictures: storing them again", file=sys.stderr)
     else:
         bank = AnchorBank.start(G, labels if labels is not None else np.zeros(len(images)), rows=args.rows)
